@@ -1,0 +1,56 @@
+"""The `neuralens` command: a thin layer over the Python API.
+
+Each capability registers its own subcommands (``register(subparsers)`` in its ``cli`` module); this file
+only wires them together and turns user errors into one-line messages with a non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from . import __version__
+from .errors import NeuralensError
+
+# Modules with a ``register(subparsers)`` function, in the order their commands appear in --help.
+COMMAND_MODULES = [
+    "neuralens.style.cli",
+]
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every capability's subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="neuralens",
+        description="Classic CNN applications on your own images: neural style transfer, faces, layer views.",
+    )
+    parser.add_argument("--version", action="version", version=f"neuralens {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: parse ``argv``, run the chosen command, return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except NeuralensError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

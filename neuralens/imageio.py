@@ -1,0 +1,137 @@
+"""Image input/output shared by every capability: load any common image safely, save atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import NeuralensError
+
+ImageLike = Union[str, os.PathLike, Image.Image]
+
+# Refuse images above this many pixels before decoding them (decompression bombs, accidental huge scans).
+MAX_PIXELS = 100_000_000
+
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
+                ".webp": "WEBP", ".bmp": "BMP"}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Return an 8-bit RGB copy of any PIL image: honours EXIF orientation, flattens alpha onto white,
+    and converts palette, greyscale, CMYK and 16/32-bit modes."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale the full range to 8 bits rather than clipping it.
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if array.max() > 255 else 255.0
+        array = np.clip(array / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(array, "L").convert("RGB")
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        lo, hi = float(array.min()), float(array.max())
+        array = (array - lo) / (hi - lo or 1.0) * 255.0
+        return Image.fromarray(array.astype(np.uint8), "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(source: ImageLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Load a path (or take a PIL image) and return it as 8-bit RGB, upright.
+
+    Raises NeuralensError with a one-line message for a missing, unreadable, truncated or non-image file,
+    or for an image of more than ``max_pixels`` pixels.
+    """
+    if isinstance(source, Image.Image):
+        if source.width * source.height > max_pixels:
+            raise NeuralensError(f"image of {source.width}x{source.height} px is over the limit of {max_pixels} px")
+        return to_rgb(source)
+    path = Path(source)
+    if not path.exists():
+        raise NeuralensError(f"{path}: no such file")
+    if path.is_dir():
+        raise NeuralensError(f"{path}: is a folder, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > max_pixels:
+                    raise NeuralensError(
+                        f"{path}: {image.width}x{image.height} px is over the limit of {max_pixels} px")
+                if image.width == 0 or image.height == 0:
+                    raise NeuralensError(f"{path}: image has no pixels")
+                image.load()  # decode now so truncation surfaces here, not later
+                return to_rgb(image)
+    except NeuralensError:
+        raise
+    except UnidentifiedImageError:
+        raise NeuralensError(f"{path}: not an image file (or an unsupported format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise NeuralensError(f"{path}: image is too large to open safely") from None
+    except PermissionError:
+        raise NeuralensError(f"{path}: permission denied") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise NeuralensError(f"{path}: unreadable or truncated image ({exc})") from None
+
+
+def resize_long_side(image: Image.Image, long_side: int) -> Image.Image:
+    """Return ``image`` scaled (Lanczos) so that its longer side is ``long_side`` pixels."""
+    if long_side <= 0:
+        raise NeuralensError(f"size must be a positive number of pixels, got {long_side}")
+    scale = long_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image if size == image.size else image.resize(size, Image.LANCZOS)
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float tensor of shape (1, 3, H, W) in [0, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
+
+
+def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
+    """Float tensor (1, 3, H, W) or (3, H, W) in [0, 1] -> RGB PIL image (values clipped)."""
+    if tensor.dim() == 4:
+        tensor = tensor[0]
+    array = tensor.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, "RGB")
+
+
+def check_output_path(path: Union[str, os.PathLike]) -> Path:
+    """Check that an image can be written at ``path`` (known extension, existing folder); return it as a Path."""
+    path = Path(path)
+    if path.suffix.lower() not in SAVE_FORMATS:
+        known = ", ".join(sorted(SAVE_FORMATS))
+        raise NeuralensError(f"{path}: unknown output format '{path.suffix}' (use one of {known})")
+    if path.exists() and path.is_dir():
+        raise NeuralensError(f"{path}: is a folder, not a file name")
+    return path
+
+
+def save_image(image: Image.Image, path: Union[str, os.PathLike]) -> Path:
+    """Write ``image`` to ``path`` atomically (temporary file in the same folder, then rename), so an
+    existing file is never left half-written. The format follows the extension. Returns the path."""
+    path = check_output_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = SAVE_FORMATS[path.suffix.lower()]
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format=fmt, **options)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
