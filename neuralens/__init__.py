@@ -7,5 +7,6 @@
 __version__ = "0.1.0"
 
 from .errors import NeuralensError  # noqa: E402
+from .style import StyleOptions, StyleTransfer, reconstruct, stylize  # noqa: E402
 
-__all__ = ["NeuralensError", "__version__"]
+__all__ = ["NeuralensError", "StyleOptions", "StyleTransfer", "reconstruct", "stylize", "__version__"]
