@@ -22,9 +22,16 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``neuralens stylize: error: ...``) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every capability's subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neuralens",
         description="Classic CNN applications on your own images: neural style transfer, faces, layer views.",
     )
@@ -46,10 +53,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return int(args.func(args) or 0)
     except NeuralensError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", EXIT_USER_ERROR)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        print("error: out of memory; try a smaller --size", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":
