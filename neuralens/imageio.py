@@ -5,7 +5,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -16,7 +16,8 @@ from .errors import NeuralensError
 ImageLike = Union[str, os.PathLike, Image.Image]
 
 # Refuse images above this many pixels before decoding them (decompression bombs, accidental huge scans).
-MAX_PIXELS = 100_000_000
+# NEURALENS_MAX_PIXELS overrides it.
+MAX_PIXELS = int(os.environ.get("NEURALENS_MAX_PIXELS", 100_000_000))
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
                 ".webp": "WEBP", ".bmp": "BMP"}
@@ -46,12 +47,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(source: ImageLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_image(source: ImageLike, max_pixels: Optional[int] = None) -> Image.Image:
     """Load a path (or take a PIL image) and return it as 8-bit RGB, upright.
 
     Raises NeuralensError with a one-line message for a missing, unreadable, truncated or non-image file,
-    or for an image of more than ``max_pixels`` pixels.
+    or for an image of more than ``max_pixels`` pixels (default: MAX_PIXELS).
     """
+    max_pixels = max_pixels or MAX_PIXELS
     if isinstance(source, Image.Image):
         if source.width * source.height > max_pixels:
             raise NeuralensError(f"image of {source.width}x{source.height} px is over the limit of {max_pixels} px")
