@@ -1,0 +1,399 @@
+"""`neuralens faces enroll | verify | compare | identify | list | rename | remove | evaluate | calibrate | train`.
+
+A thin layer over ``neuralens.faces``: parse, call the API, print. Exit status: 0 on success (and for
+verify/compare: same person), 1 when verify/compare say 'different people', 2 on a user error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import NeuralensError
+from ..imageio import check_output_path, save_image
+from . import api, metrics
+from .gallery import MAX_YAW, MIN_FACE, MIN_SHARPNESS, Gallery, annotate, default_gallery_path
+from .models import DETECTORS, Pipeline
+
+DIFFERENT = 1  # exit status of verify/compare for 'not the same person', like grep's 'no match'
+
+
+# --- shared options -----------------------------------------------------------------------------------
+def _gallery_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gallery", metavar="PATH",
+                        help="gallery file (default: $NEURALENS_GALLERY, else faces.sqlite3 in your data folder)")
+
+
+def _pipeline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detector", choices=DETECTORS, default=None,
+                        help="face detector: hog (default, fast) or cnn (finds more faces, much slower on a CPU)")
+    parser.add_argument("--jitter", type=int, default=None, metavar="N",
+                        help="encode N jittered copies of each face and average them (default 0)")
+    parser.add_argument("--upsample", type=int, default=1, metavar="N",
+                        help="upsample the photo N times before detection to find smaller faces (default 1)")
+
+
+def _face_choice(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--largest", action="store_true", help="use the largest face when there are several")
+    group.add_argument("--face", type=int, metavar="N", help="use face number N (1 = leftmost)")
+
+
+def _head_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--head", metavar="FILE", help="a head trained with `neuralens faces train`")
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _open(args, create: bool = False) -> Gallery:
+    return Gallery(args.gallery, create=create)
+
+
+def _existing_gallery(args) -> Optional[Gallery]:
+    """The gallery when its file exists (for its threshold and pipeline); None otherwise."""
+    path = Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
+    return Gallery(path, create=False) if path.exists() else None
+
+
+def _head(args):
+    if not getattr(args, "head", None):
+        return None
+    from .training import load_head  # noqa: PLC0415 -- imports torch, only needed with --head
+    return load_head(args.head)
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _progress(what: str) -> Optional[Callable[[int, int], None]]:
+    """A progress callback drawing a bar on a terminal; None when stderr is not one."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm  # noqa: PLC0415
+    bar = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=what, unit="image", leave=False)
+        bar["bar"].update(1)
+        if done == total:
+            bar["bar"].close()
+    return update
+
+
+def _verdict(result: api.Comparison) -> str:
+    return (f"same person: {'yes' if result.same else 'no'} (distance {result.distance:.3f}, threshold "
+            f"{result.threshold:.3f}, confidence {result.confidence:.2f})")
+
+
+# --- commands -----------------------------------------------------------------------------------------
+def cmd_enroll(args) -> int:
+    """Enrol a person from one or more photos."""
+    with _open(args, create=True) as gallery:
+        result = gallery.enroll(args.name, args.photos, largest=args.largest, face=args.face,
+                                detector=args.detector, jitter=args.jitter, upsample=args.upsample,
+                                min_face=args.min_face, min_sharpness=args.min_sharpness, max_yaw=args.max_yaw)
+        for warning in result.warnings:
+            _warn(warning)
+        if args.json:
+            _print_json({"name": result.name, "added": result.added, "skipped": result.skipped,
+                         "warnings": result.warnings, "gallery": str(gallery.path)})
+            return 0
+        skipped = f" ({len(result.skipped)} photo(s) already enrolled: {', '.join(result.skipped)})" if result.skipped else ""
+        print(f"enrolled {result.name}: {result.added} embedding(s) added{skipped} in {gallery.path}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    """Is the face in PHOTO the enrolled person NAME?"""
+    with _open(args) as gallery:
+        result = gallery.verify(args.photo, args.name, head=_head(args), largest=args.largest, face=args.face,
+                                detector=args.detector, jitter=args.jitter, upsample=args.upsample)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(f"{args.photo} as {result.details['name']}: {_verdict(result)}")
+    return 0 if result.same else DIFFERENT
+
+
+def cmd_compare(args) -> int:
+    """Do two photos show the same person?"""
+    gallery = _existing_gallery(args)
+    threshold, fit = (gallery.threshold, gallery.confidence_fit) if gallery else (api.DEFAULT_THRESHOLD, None)
+    pipeline = gallery.default_pipeline(args.detector, args.jitter) if gallery else \
+        Pipeline(detector=args.detector or "hog", jitter=args.jitter or 0)
+    if gallery:
+        gallery.close()
+    if args.threshold is not None:
+        threshold = args.threshold
+    result = api.compare(args.photo_a, args.photo_b, threshold=threshold, fit=fit, detector=pipeline.detector,
+                         jitter=pipeline.jitter, largest=args.largest, head=_head(args))
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(_verdict(result))
+    return 0 if result.same else DIFFERENT
+
+
+def cmd_identify(args) -> int:
+    """Who is in PHOTO?"""
+    if args.output:
+        check_output_path(args.output)
+    with _open(args) as gallery:
+        matches = gallery.identify(args.photo, head=_head(args), detector=args.detector, jitter=args.jitter,
+                                   upsample=args.upsample)
+    if not matches:
+        raise NeuralensError(f"{args.photo}: no face found")
+    if args.output:
+        save_image(annotate(args.photo, matches), args.output)
+    if args.json:
+        _print_json({"faces": [m.to_dict() for m in matches], "annotated": args.output})
+        return 0
+    for m in matches:
+        left, top, right, bottom = m.face.box
+        where = f"face {m.face.index} at ({left},{top})-({right},{bottom})"
+        if m.name:
+            print(f"{where}: {m.name} (distance {m.distance:.3f}, confidence {m.confidence:.2f})")
+        else:
+            print(f"{where}: unknown (nearest {m.nearest} at {m.distance:.3f} > threshold {m.threshold:.3f})")
+    if args.output:
+        print(f"annotated image written to {args.output}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    """Everyone enrolled."""
+    gallery = _existing_gallery(args)
+    people = gallery.persons() if gallery else []
+    path = gallery.path if gallery else (Path(args.gallery) if args.gallery else default_gallery_path())
+    if args.json:
+        _print_json({"gallery": str(path), "threshold": gallery.threshold if gallery else api.DEFAULT_THRESHOLD,
+                     "persons": [p.__dict__ for p in people]})
+    elif not people:
+        print(f"nobody enrolled yet in {path}")
+    else:
+        width = max(len(p.name) for p in people)
+        for p in people:
+            print(f"{p.name:<{width}}  {p.embeddings} embedding(s)  enrolled {p.created}")
+    if gallery:
+        gallery.close()
+    return 0
+
+
+def cmd_rename(args) -> int:
+    """Rename an enrolled person."""
+    with _open(args) as gallery:
+        old = gallery.canonical_name(args.old)
+        gallery.rename(args.old, args.new)
+    print(f"renamed {old} to {args.new.strip()}")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    """Remove a person for good."""
+    with _open(args) as gallery:
+        name = gallery.canonical_name(args.name)
+        count = gallery.remove(args.name)
+    print(f"removed {name} ({count} embedding(s)); the gallery file has been scrubbed of them")
+    return 0
+
+
+def _format_rate(value) -> str:
+    return "n/a (too few different-person pairs)" if value is None else f"{value:.4f}"
+
+
+def _print_metrics(report: dict, indent: str = "") -> None:
+    print(f"{indent}accuracy         {report['accuracy']:.4f} at threshold {report['threshold']:.4f}")
+    print(f"{indent}best threshold   {report['best_threshold']:.4f} (accuracy {report['best_accuracy']:.4f})")
+    print(f"{indent}ROC AUC          {report['roc_auc']:.4f}")
+    print(f"{indent}EER              {report['eer']:.4f}")
+    for far, tar in report["tar_at_far"].items():
+        print(f"{indent}TAR @ FAR={far:<6} {_format_rate(tar)}")
+
+
+def _evaluation_setup(args):
+    """Threshold and pipeline for evaluate/calibrate: the gallery's when it exists, else the defaults."""
+    gallery = _existing_gallery(args)
+    if gallery is None:
+        return None, api.DEFAULT_THRESHOLD, Pipeline(detector=args.detector or "hog", jitter=args.jitter or 0)
+    return gallery, gallery.threshold, gallery.default_pipeline(args.detector, args.jitter)
+
+
+def cmd_evaluate(args) -> int:
+    """Verification metrics on a labelled pair list."""
+    gallery, threshold, pipeline = _evaluation_setup(args)
+    if gallery:
+        gallery.close()
+    if args.threshold is not None:
+        threshold = args.threshold
+    report = metrics.evaluate_pairs(args.pairs, args.images, threshold=threshold, pipeline=pipeline,
+                                    head=_head(args), upsample=args.upsample, progress=_progress("encoding"))
+    report.pop("distances"), report.pop("same")
+    if args.json:
+        _print_json(report)
+        return 0
+    print(f"pairs            {report['pairs']} ({report['pairs_used']} used: {report['same_pairs']} same, "
+          f"{report['different_pairs']} different)")
+    print(f"images           {report['images']} ({report['no_face']} without a face)")
+    _print_metrics(report)
+    print(f"seconds/image    {report['seconds_per_image']:.3f}")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    """Choose and store the threshold and confidence fit."""
+    gallery, _, pipeline = _evaluation_setup(args)
+    if gallery:
+        gallery.close()
+    pairs = metrics.read_pairs(args.pairs, args.images)
+    found, _ = metrics.embed_images([p for pair in pairs for p in (pair.a, pair.b)], pipeline, args.upsample,
+                                    _progress("encoding"))
+    d, y = metrics.pair_distances(pairs, found)
+    if args.far is not None:
+        if not 0 < args.far < 1:
+            raise NeuralensError(f"--far must be between 0 and 1, got {args.far}")
+        threshold = metrics.threshold_for_far(d, y, args.far)
+        info = {"method": f"far {args.far:g}", "tar": float((d[y] <= threshold).mean()),
+                "far": float((d[~y] <= threshold).mean())}
+    else:
+        info = metrics.cross_validate_threshold(d, y, args.folds)
+        threshold = info["threshold"]
+        info = {"method": f"{args.folds}-fold cross-validation", **info}
+    fit = metrics.fit_logistic(d, y)
+    info.update({"pairs": int(len(d)), "no_face": sum(v is None for v in found.values()),
+                 "pairs_file": str(args.pairs)})
+    with _open(args, create=True) as store:
+        store.set_calibration(threshold, fit, info, pipeline.fingerprint())
+        path = store.path
+    if args.json:
+        _print_json({"threshold": threshold, "confidence": fit, "calibration": info, "gallery": str(path)})
+        return 0
+    if "accuracy" in info:
+        print(f"threshold {threshold:.4f} ({info['method']}: accuracy {info['accuracy']:.4f} "
+              f"± {info['accuracy_std']:.4f} on held-out folds)")
+    else:
+        print(f"threshold {threshold:.4f} (false-accept rate {info['far']:.2e}, true-accept rate {info['tar']:.4f})")
+    print(f"confidence P(same) = sigmoid({fit['intercept']:.3f} + {fit['slope']:.3f} * distance)")
+    print(f"stored in {path}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    """Train heads on a folder-per-person dataset."""
+    from . import training  # noqa: PLC0415 -- imports torch
+    gallery, _, pipeline = _evaluation_setup(args)
+    if gallery:
+        gallery.close()
+    report = training.train(args.dataset, args.output, split=args.split, test_fraction=args.test_fraction,
+                            use=args.use, steps=args.steps, margin=args.margin, seed=args.seed,
+                            pipeline=pipeline, upsample=args.upsample, progress=_progress("encoding"))
+    if args.json:
+        _print_json(report)
+        return 0
+    print(f"trained on {report['train_images']} photos of {report['train_people']} people, tested on "
+          f"{report['test_images']} held-out photos of {report['test_people']} people "
+          f"({report['no_face']} photo(s) without a face skipped)")
+    for key, title in (("before", "pretrained encoder (before)"), ("projection", "projection head (triplet loss)"),
+                       ("classifier", "classifier head (|f1-f2|, chi-square)")):
+        print(f"{title}:")
+        _print_metrics(report[key], indent="  ")
+    print(f"saved the {report['use']} head to {report['output']} (use it with --head)")
+    return 0
+
+
+# --- wiring -------------------------------------------------------------------------------------------
+def register(subparsers) -> None:
+    """Add `neuralens faces ...`."""
+    faces = subparsers.add_parser("faces", help="face verification and recognition",
+                                  description="Face verification (1:1) and identification (1:K) from one photo "
+                                              "per person. See docs/faces.md.")
+    faces.set_defaults(func=lambda args: (faces.print_help(), 2)[1])
+    sub = faces.add_subparsers(dest="faces_command", metavar="COMMAND")
+
+    p = sub.add_parser("enroll", help="add a person from one or more photos")
+    p.add_argument("name", help="the person's name")
+    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    _face_choice(p)
+    p.add_argument("--min-face", type=int, default=MIN_FACE, metavar="PX",
+                   help=f"smallest accepted face, in pixels (default {MIN_FACE})")
+    p.add_argument("--min-sharpness", type=float, default=MIN_SHARPNESS, metavar="X",
+                   help=f"least accepted sharpness (variance of the Laplacian; default {MIN_SHARPNESS:g})")
+    p.add_argument("--max-yaw", type=float, default=MAX_YAW, metavar="X",
+                   help=f"most accepted head turn (nose offset / eye distance; default {MAX_YAW:g})")
+    _pipeline_options(p), _gallery_option(p), _json_option(p)
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("verify", help="is the person in PHOTO the enrolled NAME? (exit 0 yes, 1 no)")
+    p.add_argument("photo", metavar="PHOTO")
+    p.add_argument("--as", dest="name", required=True, metavar="NAME", help="the enrolled person to check against")
+    _face_choice(p), _head_option(p), _pipeline_options(p), _gallery_option(p), _json_option(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("compare", help="do two photos show the same person? (exit 0 yes, 1 no)")
+    p.add_argument("photo_a", metavar="PHOTO_A")
+    p.add_argument("photo_b", metavar="PHOTO_B")
+    p.add_argument("--largest", action="store_true", help="use the largest face when there are several")
+    p.add_argument("--threshold", type=float, help="distance threshold (default: the gallery's, else 0.6)")
+    _head_option(p), _pipeline_options(p), _gallery_option(p), _json_option(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("identify", help="name every face in PHOTO")
+    p.add_argument("photo", metavar="PHOTO")
+    p.add_argument("-o", "--output", metavar="IMAGE", help="write a copy with boxes and names")
+    _head_option(p), _pipeline_options(p), _gallery_option(p), _json_option(p)
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser("list", help="list enrolled people")
+    _gallery_option(p), _json_option(p)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("rename", help="rename an enrolled person")
+    p.add_argument("old", metavar="NAME")
+    p.add_argument("new", metavar="NEW_NAME")
+    _gallery_option(p)
+    p.set_defaults(func=cmd_rename)
+
+    p = sub.add_parser("remove", help="delete a person and their embeddings for good")
+    p.add_argument("name", metavar="NAME")
+    _gallery_option(p)
+    p.set_defaults(func=cmd_remove)
+
+    for name, helptext, func in (("evaluate", "verification metrics on a labelled pair list", cmd_evaluate),
+                                 ("calibrate", "choose and store the threshold and confidence fit", cmd_calibrate)):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("pairs", metavar="PAIRS", help="CSV file_x,file_y,Decision (Yes/No) or LFW pairs.txt")
+        p.add_argument("--images", required=True, metavar="DIR", help="folder the pair list's images are in")
+        if name == "evaluate":
+            p.add_argument("--threshold", type=float, help="threshold to report accuracy at "
+                                                            "(default: the gallery's, else 0.6)")
+            _head_option(p)
+        else:
+            p.add_argument("--far", type=float, metavar="RATE",
+                           help="instead of the best accuracy, the threshold for this false-accept rate (e.g. 1e-3)")
+            p.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")
+        _pipeline_options(p), _gallery_option(p), _json_option(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("train", help="train a head on a folder-per-person dataset")
+    p.add_argument("dataset", metavar="DATASET_DIR", help="one sub-folder of photos per person")
+    p.add_argument("-o", "--output", default="face-head.json", metavar="FILE",
+                   help="where to save the head (default face-head.json)")
+    p.add_argument("--split", choices=("people", "images"), default="people",
+                   help="hold out whole people (default) or some photos of each person")
+    p.add_argument("--test-fraction", type=float, default=0.25, help="share held out for testing (default 0.25)")
+    p.add_argument("--use", choices=("best", "projection", "classifier"), default="best",
+                   help="which head the saved file applies (default: the better on the held-out pairs)")
+    p.add_argument("--steps", type=int, default=300, help="projection-head training steps (default 300)")
+    p.add_argument("--margin", type=float, default=0.2, help="triplet-loss margin (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    _pipeline_options(p), _gallery_option(p), _json_option(p)
+    p.set_defaults(func=cmd_train)
