@@ -1,0 +1,292 @@
+"""Tuning sweeps: stylize one photo with every combination of a few settings and compare them on one sheet.
+
+``--vary style-weight=1e3,1e4,1e5 --vary content-layers=relu2_2,relu4_2`` runs the 3 x 2 cartesian product;
+each tile of the sheet is captioned with its settings. Any StyleOptions field can be varied, named in its
+command-line spelling (dashes) or its Python spelling (underscores). Values are separated by commas; a value
+that is itself a list (a set of layers, style-blend weights) joins its parts with '+':
+``--vary style-layers=relu1_1+relu2_1,relu1_1+relu2_1+relu3_1``.
+"""
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import itertools
+import json
+import math
+import platform
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from PIL import Image
+
+from .. import __version__
+from ..errors import NeuralensError
+from ..imageio import ImageLike, check_output_path, save_image
+from ..style import StyleOptions, StyleResult, StyleTransfer
+from .sheets import SheetLayout, contact_sheet, sheet_layout
+
+# Fields a sweep never varies: they change how a run is shown, not what it computes.
+NOT_VARIABLE = {"progress"}
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+def option_fields() -> Dict[str, Any]:
+    """StyleOptions field name -> its type (resolved type hints; the default's type where a hint won't resolve)."""
+    try:
+        hints = typing.get_type_hints(StyleOptions)
+    except Exception:  # an unresolvable annotation: fall back on the defaults' types
+        hints = {}
+    defaults = StyleOptions()
+    return {f.name: hints.get(f.name, type(getattr(defaults, f.name))) for f in dataclasses.fields(StyleOptions)
+            if f.name not in NOT_VARIABLE}
+
+
+def field_name(name: str) -> str:
+    """The StyleOptions field for a command-line name ('style-weight' or 'style_weight'); NeuralensError if none."""
+    fields = option_fields()
+    key = name.strip().lstrip("-").replace("-", "_")
+    if key not in fields:
+        known = ", ".join(sorted(f.replace("_", "-") for f in fields))
+        raise NeuralensError(f"cannot vary '{name}': not a stylize option (choose from {known})")
+    return key
+
+
+def _is_list_type(hint: Any) -> bool:
+    """True for fields whose value is a list (layer specs, style-blend weights): their parts join with '+'.
+    Everything but a plain (optional) int, float, bool or str counts as a list."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is Union else [hint]
+    return not (len(args) == 1 and args[0] in (int, float, bool, str))
+
+
+def convert_value(name: str, text: str) -> Any:
+    """Parse one value of StyleOptions field ``name`` from its command-line text (commas separate the parts
+    of list values). 'none' gives None for optional fields. Raises NeuralensError for a value of the wrong
+    kind; ranges and layer names are checked later by StyleOptions.validate()."""
+    hint = option_fields()[name]
+    text = text.strip()
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if text.lower() in ("none", "null", ""):
+            return None
+        rest = [a for a in args if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else Union[tuple(rest)]
+    label = name.replace("_", "-")
+    try:
+        if hint is bool:
+            if text.lower() in TRUE_WORDS | FALSE_WORDS:
+                return text.lower() in TRUE_WORDS
+            raise ValueError
+        if hint is int:
+            number = float(text)  # accepts 1e3 as well as 1000
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if hint is float:
+            return float(text)
+        origin, inner = typing.get_origin(hint), typing.get_args(hint)
+        if origin in (list, tuple, collections.abc.Sequence) and inner and inner[0] in (int, float):
+            return [inner[0](part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(hint, "a list of numbers")
+        raise NeuralensError(f"{label}: expected {kind}, got '{text}'") from None
+    return text  # strings and layer specs ('relu1_1:0.5,relu2_1') are checked by validate()
+
+
+def parse_vary(spec: str) -> Tuple[str, List[str]]:
+    """Split 'style-weight=1e3,1e4' into (field name, value texts); '+' inside a value of a list field
+    (layers, weights) becomes ',' ('relu1_1+relu2_1' -> 'relu1_1,relu2_1')."""
+    name, sep, values = spec.partition("=")
+    if not sep or not name.strip():
+        raise NeuralensError(f"--vary '{spec}': expected NAME=VALUE,VALUE,... (e.g. style-weight=1e3,1e4)")
+    key = field_name(name)
+    texts = [v.strip() for v in values.split(",") if v.strip()]
+    if not texts:
+        raise NeuralensError(f"--vary {name.strip()}: no values given")
+    if _is_list_type(option_fields()[key]):
+        texts = [t.replace("+", ",") for t in texts]
+    return key, texts
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "+".join(_display(v) for v in value)
+    if isinstance(value, Mapping):
+        return "+".join(f"{k}:{_display(v)}" for k, v in value.items())
+    return str(value).replace(",", "+")
+
+
+def normalise_vary(vary: Union[Mapping[str, Sequence[Any]], Sequence[str]]) -> List[Tuple[str, List[Tuple[str, Any]]]]:
+    """The axes of a sweep as [(field, [(label text, value), ...]), ...], in the order given.
+
+    ``vary`` is either {'style-weight': [1e3, 1e4], ...} (values typed, or strings as on the command line) or
+    ['style-weight=1e3,1e4', ...]. Raises NeuralensError for an unknown field, a field given twice, no values
+    or a value of the wrong kind."""
+    if isinstance(vary, Mapping):
+        pairs = []
+        for name, values in vary.items():
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+                values = [values]
+            pairs.append((field_name(name), list(values)))
+    else:
+        pairs = [parse_vary(spec) for spec in vary]
+    if not pairs:
+        raise NeuralensError("nothing to vary: give at least one --vary NAME=VALUE,VALUE")
+    axes, seen = [], set()
+    for key, values in pairs:
+        if key in seen:
+            raise NeuralensError(f"--vary {key.replace('_', '-')} is given twice; list all its values in one --vary")
+        seen.add(key)
+        if not values:
+            raise NeuralensError(f"--vary {key.replace('_', '-')}: no values given")
+        entries = []
+        for value in values:
+            typed = convert_value(key, value) if isinstance(value, str) else value
+            entries.append((_display(value) if not isinstance(value, str) else value.replace(",", "+"), typed))
+        axes.append((key, entries))
+    return axes
+
+
+@dataclass
+class SweepRun:
+    """One combination of a sweep: its settings, caption, where its tile is on the sheet, and the result."""
+
+    index: int
+    settings: Dict[str, str]       # command-line name -> value as shown in the caption
+    values: Dict[str, Any]         # StyleOptions field -> value used
+    caption: str
+    result: StyleResult = field(repr=False)
+    box: Tuple[int, int, int, int] = (0, 0, 0, 0)  # the tile on the sheet (left, top, right, bottom)
+
+    @property
+    def image(self) -> Image.Image:
+        return self.result.image
+
+    def losses(self) -> Dict[str, float]:
+        """The content, style, tv and total loss of the last optimiser step (empty if no step ran)."""
+        if not self.result.history:
+            return {}
+        last = self.result.history[-1]
+        return {"content": last["content_loss"], "style": last["style_loss"], "tv": last["tv_loss"],
+                "total": last["loss"]}
+
+
+@dataclass
+class SweepResult:
+    """A finished (or interrupted) sweep: the sheet, its layout, the runs in order, and the base options."""
+
+    sheet: Image.Image
+    layout: SheetLayout
+    runs: List[SweepRun]
+    axes: List[Tuple[str, List[str]]]   # (field, value labels) per --vary, in order
+    options: StyleOptions
+    planned: int                        # number of combinations (more than len(runs) if interrupted)
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.runs) and self.runs[-1].result.stopped
+
+
+def grid_columns(axes: Sequence[Tuple[str, Sequence]], count: int) -> int:
+    """Columns of the sheet: the last varied setting's values along a row when two or more settings vary
+    (a table); for a single setting, one row of up to 6 tiles, else a near-square grid."""
+    if len(axes) >= 2:
+        return len(axes[-1][1])
+    return count if count <= 6 else math.ceil(math.sqrt(count))
+
+
+def sweep(content: ImageLike, style: Union[ImageLike, Sequence[ImageLike]],
+          vary: Union[Mapping[str, Sequence[Any]], Sequence[str]], options: Optional[StyleOptions] = None,
+          columns: Optional[int] = None, callback: Optional[Callable[[int, int, str], None]] = None,
+          **fixed) -> SweepResult:
+    """Stylize ``content`` with ``style`` once per combination (cartesian product) of the ``vary`` settings and
+    assemble a labelled contact sheet.
+
+    ``vary``: {'style-weight': [1e3, 1e4], 'content-layers': ['relu2_2', 'relu4_2']} or the command-line form
+    ['style-weight=1e3,1e4', 'content-layers=relu2_2,relu4_2']. ``options`` / ``fixed``: StyleOptions (or its
+    fields as keywords) applied to every run; varied fields override them. ``columns``: tiles per row
+    (default: ``grid_columns``). ``callback(index, total, caption)`` is called before each run.
+
+    Every combination is validated before the first run, so a bad value fails at once (NeuralensError).
+    Returns a SweepResult; stopping early (Ctrl-C) returns the sheet of the runs that finished."""
+    base = dataclasses.replace(options or StyleOptions(), **fixed)
+    axes = normalise_vary(vary)
+    combos = list(itertools.product(*[entries for _, entries in axes]))
+    planned = []
+    for combo in combos:
+        values = {key: typed for (key, _), (_, typed) in zip(axes, combo)}
+        settings = {key.replace("_", "-"): label for (key, _), (label, _) in zip(axes, combo)}
+        run_options = dataclasses.replace(base, **values)
+        try:
+            run_options.validate()
+        except NeuralensError as exc:
+            shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+            raise NeuralensError(f"{exc} (in the combination {shown})") from None
+        planned.append((settings, values, run_options))
+    runs: List[SweepRun] = []
+    for index, (settings, values, run_options) in enumerate(planned):
+        caption = "\n".join(f"{k}={v}" for k, v in settings.items())
+        if callback is not None:
+            callback(index, len(planned), caption.replace("\n", ", "))
+        # One StyleTransfer per combination: the VGG19 weights are cached, so this costs only the style targets.
+        result = StyleTransfer(style, run_options).run(content)
+        runs.append(SweepRun(index, settings, values, caption, result))
+        if result.stopped:
+            break
+    if not runs:
+        raise NeuralensError("the sweep produced no images")
+    cols = columns or grid_columns([(k, e) for k, e in axes], len(planned))
+    tile_size = (max(r.image.width for r in runs), max(r.image.height for r in runs))
+    captions = [r.caption for r in runs]
+    title = "sweep: " + " x ".join(f"{k.replace('_', '-')} ({len(e)})" for k, e in axes)
+    sheet = contact_sheet([r.image for r in runs], captions, columns=cols, title=title, tile_size=tile_size)
+    layout = sheet_layout(len(runs), tile_size, cols, captions, None, title)
+    for run, box in zip(runs, layout.tiles):
+        run.box = box
+    return SweepResult(sheet, layout, runs, [(k, [label for label, _ in e]) for k, e in axes], base, len(planned))
+
+
+def save_sweep(result: SweepResult, path: Union[str, Path], content: Any = None, style: Any = None) -> Path:
+    """Write the sheet to ``path``, each tile as ``<stem>-NN.png`` beside it, and ``<stem>.json`` with the
+    settings, final losses, timings and tile file names of every run. Returns the JSON's path."""
+    path = check_output_path(path)
+    save_image(result.sheet, path)
+    runs = []
+    for run in result.runs:
+        tile = path.with_name(f"{path.stem}-{run.index + 1:02d}.png")
+        save_image(run.image, tile)
+        runs.append({
+            "index": run.index,
+            "settings": run.settings,
+            "values": run.values,
+            "caption": run.caption,
+            "tile": tile.name,
+            "box": list(run.box),
+            "size": list(run.image.size),
+            "losses": run.losses(),
+            "steps": len(run.result.history),
+            "timings": run.result.timings,
+            "stopped": run.result.stopped,
+        })
+    report = {
+        "neuralens": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "content": str(content) if content is not None else None,
+        "style": [str(s) for s in style] if isinstance(style, (list, tuple)) else (str(style) if style else None),
+        "sheet": path.name,
+        "vary": {k.replace("_", "-"): labels for k, labels in result.axes},
+        "grid": {"columns": result.layout.columns, "rows": result.layout.rows,
+                 "tile_size": list(result.layout.tile_size), "sheet_size": list(result.layout.size)},
+        "planned": result.planned,
+        "options": {k: v for k, v in dataclasses.asdict(result.options).items() if k != "progress"},
+        "runs": runs,
+    }
+    json_path = path.with_suffix(".json")
+    json_path.write_text(json.dumps(report, indent=1, default=str))
+    return json_path
