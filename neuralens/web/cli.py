@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--gallery", default=None, help="faces gallery file (default: $NEURALENS_GALLERY or the user data folder)")
     p.add_argument("--jobs", type=int, default=1, help="style jobs running at once (default %(default)s)")
     p.add_argument("--queue", type=int, default=4, help="style jobs allowed to wait; more are refused (default %(default)s)")
+    p.add_argument("--preview-every", type=int, default=5, metavar="N",
+                   help="send an intermediate image every N loss evaluations (default %(default)s)")
     p.add_argument("--max-size", type=int, default=1024, help="largest output size a job may ask for (default %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=20, help="largest upload per file in MB (default %(default)s)")
     p.set_defaults(func=serve)
@@ -58,7 +60,7 @@ def serve(args: argparse.Namespace) -> int:
     # On loopback, only loopback Host headers are accepted (DNS-rebinding guard); elsewhere the token guards.
     hosts = LOOPBACK_NAMES + ("[::1]",) if is_loopback(args.host) else None
     config = WebConfig(token=token, device=args.device, gallery=args.gallery, workers=args.jobs,
-                       max_queue=args.queue, max_size=args.max_size,
+                       max_queue=args.queue, max_size=args.max_size, preview_every=args.preview_every,
                        max_upload_bytes=int(args.max_upload_mb * 1_000_000), allowed_hosts=hosts)
     app = create_app(config)
     server = _server_class()(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))

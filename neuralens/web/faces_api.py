@@ -53,7 +53,10 @@ def register(api: APIRouter, config) -> None:
     @api.delete("/faces/people/{name}", summary="Remove a person and all their embeddings")
     def remove(name: str = Path(..., description="the person's name (any case)")) -> dict:
         with lock, gallery() as g:
-            stored = g.canonical_name(name)
+            known = {p.name.casefold(): p.name for p in g.persons()}
+            stored = known.get(name.strip().casefold())
+            if stored is None:
+                raise HTTPException(404, f"no one called {name.strip()[:100]!r} is enrolled")
             count = g.remove(stored)
         return {"removed": stored, "embeddings": count}
 

@@ -1,0 +1,495 @@
+// The neuralens page: plain JavaScript over the JSON API (no build step, nothing loaded from elsewhere).
+// Every API call goes through api(), which adds the access token when the server asked for one; images
+// behind the API are fetched as blobs for the same reason (an <img src> cannot carry the token).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "neuralens-token";
+
+// ---- API plumbing -----------------------------------------------------------------------------------
+let tokenPrompt = null; // the pending "ask for the token" promise, shared by concurrent calls
+
+function authHeaders() {
+  const token = localStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
+function askToken(message) {
+  if (!tokenPrompt) {
+    tokenPrompt = new Promise((resolve) => {
+      const dialog = $("token-dialog");
+      $("token-message").textContent = message || "";
+      $("token-input").value = "";
+      dialog.addEventListener("close", function done() {
+        dialog.removeEventListener("close", done);
+        localStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
+        tokenPrompt = null;
+        resolve();
+      });
+      dialog.showModal();
+    });
+  }
+  return tokenPrompt;
+}
+
+// fetch() against the API; asks for the token on 401 and retries; throws Error(message) on any other error.
+async function api(path, options = {}, retried = false) {
+  const response = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+  if (response.status === 401 && !retried) {
+    const body = await response.json().catch(() => ({}));
+    const hadToken = Boolean(localStorage.getItem(TOKEN_KEY));
+    await askToken(hadToken ? body.error || "wrong access token" : "");
+    return api(path, options, true);
+  }
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    const error = new Error(body.error || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
+  }
+  return response;
+}
+const apiJSON = async (path, options) => (await api(path, options)).json();
+const apiBlobURL = async (path) => URL.createObjectURL(await (await api(path)).blob());
+
+function showNotice(text) {
+  const notice = $("notice");
+  notice.textContent = text;
+  notice.hidden = !text;
+}
+
+function say(id, text, kind = "") {
+  const el = $(id);
+  el.textContent = text;
+  el.className = "message " + kind;
+}
+
+const fmt = (x) => (x === null || x === undefined ? "—" : Math.abs(x) >= 1e4 || (Math.abs(x) < 1e-2 && x !== 0) ? x.toExponential(2) : x.toFixed(2));
+const secs = (s) => (s === null || s === undefined ? "—" : s >= 90 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` : `${s.toFixed(1)} s`);
+
+// ---- tabs -------------------------------------------------------------------------------------------
+function showTab(name) {
+  for (const tab of document.querySelectorAll(".tab")) {
+    const active = tab.dataset.tab === name;
+    tab.classList.toggle("active", active);
+    tab.setAttribute("aria-selected", String(active));
+  }
+  for (const panel of document.querySelectorAll(".tab-panel")) panel.hidden = panel.id !== "tab-" + name;
+  if (name === "faces") loadPeople();
+}
+
+// ---- style transfer: choosing inputs ----------------------------------------------------------------
+const chosen = { content: null, styles: [] }; // items: {file} or {sample}, plus url for the thumbnail
+let info = { samples: [], limits: {} };
+
+function setContent(item) {
+  chosen.content = item;
+  const thumb = $("content-thumb");
+  thumb.src = item.url;
+  thumb.hidden = false;
+  $("content-drop").classList.add("filled");
+  markSamples();
+}
+
+function addStyles(items) {
+  for (const item of items) {
+    if (item.sample && chosen.styles.some((s) => s.sample === item.sample)) continue;
+    chosen.styles.push(item);
+  }
+  renderStyles();
+}
+
+function renderStyles() {
+  const list = $("style-chosen");
+  list.replaceChildren();
+  chosen.styles.forEach((item, index) => {
+    const li = document.createElement("li");
+    const img = document.createElement("img");
+    img.src = item.url;
+    img.alt = item.sample || item.file.name;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.title = "remove this style";
+    remove.setAttribute("aria-label", "remove style " + (index + 1));
+    remove.textContent = "×";
+    remove.addEventListener("click", () => { chosen.styles.splice(index, 1); renderStyles(); });
+    li.append(img, remove);
+    list.append(li);
+  });
+  markSamples();
+}
+
+function markSamples() {
+  for (const el of document.querySelectorAll("#content-samples .sample")) el.classList.toggle("picked", chosen.content && chosen.content.sample === el.dataset.sample);
+  for (const el of document.querySelectorAll("#style-samples .sample")) el.classList.toggle("picked", chosen.styles.some((s) => s.sample === el.dataset.sample));
+}
+
+function renderSamples() {
+  for (const [boxId, pick] of [["content-samples", (s) => setContent(s)], ["style-samples", (s) => addStyles([s])]]) {
+    const box = $(boxId);
+    box.replaceChildren();
+    for (const sample of info.samples) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "sample";
+      button.dataset.sample = sample.name;
+      button.title = "use the sample " + sample.name;
+      const img = document.createElement("img");
+      img.src = sample.url;
+      img.alt = sample.name;
+      button.append(img);
+      button.addEventListener("click", () => pick({ sample: sample.name, url: sample.url }));
+      box.append(button);
+    }
+  }
+}
+
+const fileItem = (file) => ({ file, url: URL.createObjectURL(file) });
+const imagesOf = (files) => Array.from(files || []).filter((f) => f.type.startsWith("image/") || f.type === "");
+
+function wireDrop(zoneId, onFiles) {
+  const zone = $(zoneId);
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    onFiles(imagesOf(e.dataTransfer.files));
+  });
+}
+
+// ---- style transfer: settings -----------------------------------------------------------------------
+function styleWeight() { return Math.pow(10, Number($("style-strength").value)); }
+
+function showSettings() {
+  $("style-strength-value").textContent = "β = " + styleWeight().toExponential(1).replace("e+", "e");
+  $("size-value").textContent = $("size").value + " px";
+  $("iterations-value").textContent = $("iterations").value;
+  $("preserve-color-value").textContent = $("preserve-color").value;
+}
+
+// ---- style transfer: running a job ------------------------------------------------------------------
+let current = null; // {id, previewIteration, previewURL, done}
+
+async function stylize(event) {
+  event.preventDefault();
+  if (!chosen.content) return say("style-message", "Choose a content photo first (or pick a sample).", "error");
+  if (!chosen.styles.length) return say("style-message", "Choose at least one style image.", "error");
+  const form = new FormData();
+  if (chosen.content.file) form.append("content", chosen.content.file);
+  else form.append("content_sample", chosen.content.sample);
+  for (const s of chosen.styles) if (s.file) form.append("style", s.file);
+  for (const s of chosen.styles) if (s.sample) form.append("style_sample", s.sample);
+  form.append("size", $("size").value);
+  form.append("iterations", $("iterations").value);
+  form.append("style_weight", String(styleWeight()));
+  form.append("preserve_color", $("preserve-color").value);
+  $("stylize").disabled = true;
+  say("style-message", "Sending…");
+  try {
+    const job = await apiJSON("/api/jobs", { method: "POST", body: form });
+    current = { id: job.id, previewIteration: 0, previewURL: null, done: false };
+    $("download").hidden = true;
+    $("cancel").disabled = false;
+    say("style-message", job.queue_position > 1 ? `Queued (position ${job.queue_position}).` : "Started.");
+    showJob(job);
+    follow(job.id);
+  } catch (error) {
+    say("style-message", error.message, "error");
+    $("stylize").disabled = false;
+  }
+}
+
+// Follow a job's server-sent events. fetch() streaming rather than EventSource, because EventSource
+// cannot send the Authorization header. Falls back to polling if the stream breaks.
+async function follow(id) {
+  try {
+    const response = await api(`/api/jobs/${id}/events`);
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const event = /^event: (.*)$/m.exec(block);
+        const data = /^data: (.*)$/m.exec(block);
+        if (event && event[1] === "job" && data) await showJob(JSON.parse(data[1]));
+      }
+    }
+  } catch (error) {
+    if (current && current.id === id && !current.done) return poll(id);
+  }
+  if (current && current.id === id && !current.done) poll(id);
+}
+
+async function poll(id) {
+  while (current && current.id === id && !current.done) {
+    try { await showJob(await apiJSON(`/api/jobs/${id}`)); } catch (error) { say("style-message", error.message, "error"); return; }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function showJob(job) {
+  if (!current || job.id !== current.id) return;
+  const p = job.progress || {};
+  $("stat-status").textContent = job.status + (job.status === "queued" && job.queue_position ? ` (#${job.queue_position})` : "");
+  $("stat-iteration").textContent = p.iteration ? `${p.iteration} / ${p.total_iterations}` + (p.size ? ` at ${p.size[0]}×${p.size[1]}` : "") : "—";
+  $("stat-content").textContent = fmt(p.content_loss);
+  $("stat-style").textContent = fmt(p.style_loss);
+  $("stat-elapsed").textContent = secs(p.elapsed);
+  $("stat-eta").textContent = job.status === "running" ? secs(p.eta) : "—";
+  $("progress-bar").style.width = p.total_iterations ? `${(100 * p.iteration) / p.total_iterations}%` : "0%";
+  const finished = ["done", "failed", "cancelled"].includes(job.status);
+  if (finished && !current.done) {
+    current.done = true;
+    $("cancel").disabled = true;
+    $("stylize").disabled = false;
+    if (job.status === "failed") say("style-message", "Failed: " + job.error, "error");
+    else if (job.status === "cancelled") say("style-message", job.urls.result ? "Cancelled; the image reached so far is kept." : "Cancelled.");
+    else say("style-message", `Done in ${secs(p.elapsed)}.`, "ok");
+    if (job.urls.result) await showResult(job);
+    loadGallery();
+  } else if (job.urls.preview && job.preview_iteration !== current.previewIteration) {
+    current.previewIteration = job.preview_iteration;
+    await showImage(job.urls.preview, job.preview_iteration, false);
+  }
+}
+
+async function showImage(path, iteration, final) {
+  const url = await apiBlobURL(path);
+  const img = $("result");
+  const old = img.dataset.blob;
+  img.src = url;
+  img.dataset.blob = url;
+  img.dataset.iteration = String(iteration);
+  img.dataset.final = final ? "1" : "0";
+  img.hidden = false;
+  $("stage-empty").hidden = true;
+  if (old && old !== $("download").href) URL.revokeObjectURL(old);
+  return url;
+}
+
+async function showResult(job) {
+  const url = await showImage(job.urls.result, (job.progress || {}).iteration || 0, true);
+  const link = $("download");
+  link.href = url;
+  link.download = `neuralens-${job.id.slice(0, 8)}.png`;
+  link.hidden = false;
+}
+
+async function cancelJob() {
+  if (!current) return;
+  $("cancel").disabled = true;
+  try { await api(`/api/jobs/${current.id}/cancel`, { method: "POST" }); say("style-message", "Cancelling…"); }
+  catch (error) { say("style-message", error.message, "error"); }
+}
+
+// ---- the gallery of past results --------------------------------------------------------------------
+const galleryURLs = new Map(); // job id -> blob URL, so thumbnails are fetched once
+
+async function loadGallery() {
+  let jobs;
+  try { jobs = (await apiJSON("/api/jobs")).jobs; } catch (error) { return showNotice(error.message); }
+  const withResult = jobs.filter((j) => j.urls.result);
+  const list = $("gallery");
+  list.replaceChildren();
+  $("gallery-empty").hidden = withResult.length > 0;
+  for (const job of withResult) {
+    if (!galleryURLs.has(job.id)) galleryURLs.set(job.id, await apiBlobURL(job.urls.result));
+    const url = galleryURLs.get(job.id);
+    const li = document.createElement("li");
+    li.dataset.job = job.id;
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = "result " + job.id.slice(0, 8);
+    const caption = document.createElement("div");
+    caption.className = "caption";
+    const o = job.options;
+    const styles = (job.inputs.styles || []).join(" + ");
+    caption.textContent = `${job.inputs.content} × ${styles} · ${job.result_size.join("×")} · β ${o.style_weight.toExponential(0)}` + (job.status === "cancelled" ? " · stopped early" : "");
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    const download = document.createElement("a");
+    download.className = "button small";
+    download.href = url;
+    download.download = `neuralens-${job.id.slice(0, 8)}.png`;
+    download.textContent = "Download";
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "small";
+    remove.textContent = "Delete";
+    remove.addEventListener("click", async () => {
+      try { await api(`/api/jobs/${job.id}`, { method: "DELETE" }); } catch (error) { return showNotice(error.message); }
+      URL.revokeObjectURL(galleryURLs.get(job.id));
+      galleryURLs.delete(job.id);
+      loadGallery();
+    });
+    actions.append(download, remove);
+    li.append(img, caption, actions);
+    list.append(li);
+  }
+}
+
+// ---- faces ------------------------------------------------------------------------------------------
+async function loadPeople() {
+  let data;
+  try { data = await apiJSON("/api/faces/people"); } catch (error) { return say("enroll-message", error.message, "error"); }
+  const list = $("people");
+  list.replaceChildren();
+  $("people-empty").hidden = data.people.length > 0;
+  const select = $("verify-name");
+  select.replaceChildren();
+  for (const person of data.people) {
+    const li = document.createElement("li");
+    li.dataset.name = person.name;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = person.name;
+    const count = document.createElement("span");
+    count.className = "muted small";
+    count.textContent = `${person.embeddings} photo${person.embeddings === 1 ? "" : "s"}`;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "small";
+    remove.textContent = "Remove";
+    // Two clicks (no confirm() dialog): the first arms the button, the second removes.
+    remove.addEventListener("click", async () => {
+      if (!remove.classList.contains("armed")) { remove.classList.add("armed"); remove.textContent = "Really remove?"; return; }
+      try {
+        await api(`/api/faces/people/${encodeURIComponent(person.name)}`, { method: "DELETE" });
+        say("enroll-message", `Removed ${person.name}.`, "ok");
+      } catch (error) { say("enroll-message", error.message, "error"); }
+      loadPeople();
+    });
+    li.append(name, count, remove);
+    list.append(li);
+    const option = document.createElement("option");
+    option.value = option.textContent = person.name;
+    select.append(option);
+  }
+}
+
+async function enroll(event) {
+  event.preventDefault();
+  const form = new FormData();
+  const name = $("enroll-name").value.trim();
+  form.append("name", name);
+  for (const file of $("enroll-photo").files) form.append("photo", file);
+  $("enroll").disabled = true;
+  say("enroll-message", "Looking for the face…");
+  try {
+    const result = await apiJSON("/api/faces/people", { method: "POST", body: form });
+    let text = result.added ? `Enrolled ${result.name} (${result.added} photo${result.added === 1 ? "" : "s"}).` : `${result.name}: these photos were already enrolled.`;
+    if (result.warnings.length) text += " Warning: " + result.warnings.join("; ");
+    say("enroll-message", text, result.warnings.length ? "warn" : "ok");
+    $("enroll-form").reset();
+    await loadPeople();
+  } catch (error) {
+    say("enroll-message", error.message, "error");
+  } finally {
+    $("enroll").disabled = false;
+  }
+}
+
+async function identify(event) {
+  event.preventDefault();
+  const file = $("identify-photo").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("photo", file);
+  $("identify").disabled = true;
+  say("identify-message", "Searching…");
+  try {
+    const result = await apiJSON("/api/faces/identify", { method: "POST", body: form });
+    drawFaces(file, result);
+    const known = result.faces.filter((f) => f.name !== "unknown").length;
+    say("identify-message", result.faces.length ? `${result.faces.length} face(s), ${known} recognised.` : "No face found in this photo.", "ok");
+  } catch (error) {
+    say("identify-message", error.message, "error");
+  } finally {
+    $("identify").disabled = false;
+  }
+}
+
+// Boxes are drawn over the photo in percentages of its size, so they follow the image when it is scaled.
+function drawFaces(file, result) {
+  const frame = document.querySelector("#identify-figure .faces-frame");
+  for (const old of frame.querySelectorAll(".face-box")) old.remove();
+  const img = $("identify-image");
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(file);
+  const list = $("identify-list");
+  list.replaceChildren();
+  for (const face of result.faces) {
+    const [left, top, right, bottom] = face.box;
+    const box = document.createElement("div");
+    box.className = "face-box " + (face.name === "unknown" ? "unknown" : "known");
+    box.style.left = `${(100 * left) / result.width}%`;
+    box.style.top = `${(100 * top) / result.height}%`;
+    box.style.width = `${(100 * (right - left)) / result.width}%`;
+    box.style.height = `${(100 * (bottom - top)) / result.height}%`;
+    const label = document.createElement("span");
+    label.textContent = face.name;
+    box.append(label);
+    frame.append(box);
+    const li = document.createElement("li");
+    li.textContent = face.name === "unknown"
+      ? `Face ${face.index}: unknown (nearest ${face.nearest}, distance ${face.distance.toFixed(2)} > ${face.threshold.toFixed(2)})`
+      : `Face ${face.index}: ${face.name} (distance ${face.distance.toFixed(2)}, confidence ${(100 * face.confidence).toFixed(0)}%)`;
+    list.append(li);
+  }
+  $("identify-figure").hidden = false;
+}
+
+async function verify(event) {
+  event.preventDefault();
+  const file = $("verify-photo").files[0];
+  const name = $("verify-name").value;
+  if (!file || !name) return say("verify-message", "Enrol someone, then choose them and a photo.", "error");
+  const form = new FormData();
+  form.append("name", name);
+  form.append("photo", file);
+  say("verify-message", "Comparing…");
+  try {
+    const r = await apiJSON("/api/faces/verify", { method: "POST", body: form });
+    say("verify-message", `${r.same ? "Yes" : "No"}: distance ${r.distance.toFixed(2)} (threshold ${r.threshold.toFixed(2)}), confidence ${(100 * r.confidence).toFixed(0)}% that it is ${r.name}.`, r.same ? "ok" : "warn");
+  } catch (error) {
+    say("verify-message", error.message, "error");
+  }
+}
+
+// ---- start ------------------------------------------------------------------------------------------
+async function start() {
+  for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
+  for (const id of ["style-strength", "size", "iterations", "preserve-color"]) $(id).addEventListener("input", showSettings);
+  $("content-file").addEventListener("change", (e) => { const f = imagesOf(e.target.files)[0]; if (f) setContent(fileItem(f)); });
+  $("style-file").addEventListener("change", (e) => { addStyles(imagesOf(e.target.files).map(fileItem)); e.target.value = ""; });
+  wireDrop("content-drop", (files) => files[0] && setContent(fileItem(files[0])));
+  wireDrop("style-drop", (files) => addStyles(files.map(fileItem)));
+  $("style-form").addEventListener("submit", stylize);
+  $("cancel").addEventListener("click", cancelJob);
+  $("enroll-form").addEventListener("submit", enroll);
+  $("identify-form").addEventListener("submit", identify);
+  $("verify-form").addEventListener("submit", verify);
+  showSettings();
+  try {
+    info = await apiJSON("/api/info");
+  } catch (error) {
+    return showNotice("Cannot reach the server: " + error.message);
+  }
+  $("server-info").textContent = `v${info.version} · ${info.device}`;
+  $("size").max = String(info.limits.max_size);
+  $("iterations").max = String(Math.min(500, info.limits.max_iterations));
+  showSettings();
+  renderSamples();
+  loadGallery();
+  document.body.dataset.ready = "1";
+}
+
+start();

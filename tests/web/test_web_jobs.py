@@ -1,0 +1,111 @@
+"""Style jobs through the HTTP API, in process: submit, follow, download, cancel, the queue limit."""
+from __future__ import annotations
+
+import io
+import time
+
+from PIL import Image
+
+from web_helpers import read_events, wait_status
+
+TINY = {"size": "64", "iterations": "4"}
+# Long enough to still be running when the test acts on it; cancelled well before the end.
+LONG = {"size": "64", "iterations": "1000", "content_sample": "tubingen.jpg", "style_sample": "the_scream.jpg"}
+
+
+def test_submit_follow_progress_and_download(client, tiny_files):
+    response = client.post("/api/jobs", files=tiny_files, data=TINY)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] in ("queued", "running") and len(job["id"]) == 32
+
+    events = read_events(client, job["id"])
+    assert events[-1][0] == "end"
+    updates = [data for name, data in events if name == "job"]
+    assert updates[-1]["status"] == "done"
+    iterations = [u["progress"]["iteration"] for u in updates if u["progress"]]
+    assert iterations == sorted(iterations) and iterations[-1] == 4
+    final = updates[-1]
+    assert final["progress"]["total_iterations"] == 4 and final["progress"]["eta"] == 0
+    assert final["result_size"] == [64, 48] and final["urls"]["result"] == f"/api/jobs/{job['id']}/result"
+
+    preview = client.get(final["urls"]["preview"])
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"
+    result = client.get(final["urls"]["result"])
+    assert result.status_code == 200 and result.headers["content-type"] == "image/png"
+    assert "attachment" in result.headers["content-disposition"]
+    image = Image.open(io.BytesIO(result.content))
+    assert image.format == "PNG" and image.size == (64, 48)
+
+    # Kept in the list (the page's gallery) until deleted; then gone, files included.
+    listed = client.get("/api/jobs").json()["jobs"]
+    assert [j["id"] for j in listed] == [job["id"]]
+    folder = client.app.state.manager.get(job["id"]).folder
+    assert folder.is_dir()
+    assert client.delete(f"/api/jobs/{job['id']}").json() == {"deleted": job["id"]}
+    assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert client.get(final["urls"]["result"]).status_code == 404
+    assert not folder.exists()
+
+
+def test_samples_polling_and_previews(client):
+    """Bundled samples as inputs, two blended styles, progress by polling, a preview along the way."""
+    data = {**TINY, "iterations": "6", "content_sample": "chelsea.jpg", "preserve_color": "luminance",
+            "style_blend": "0.7,0.3"}
+    files = [("style_sample", (None, "starry_night.jpg")), ("style_sample", (None, "the_scream.jpg"))]
+    job = client.post("/api/jobs", data=data, files=files).json()
+    assert job["inputs"] == {"content": "chelsea.jpg", "styles": ["starry_night.jpg", "the_scream.jpg"]}
+    assert job["options"]["preserve_color"] == "luminance" and job["options"]["style_blend"] == [0.7, 0.3]
+    running = wait_status(client, job["id"], ("running", "done"), min_iteration=2)
+    assert running["urls"]["preview"] and running["preview_iteration"] >= 1
+    done = wait_status(client, job["id"])
+    assert done["status"] == "done" and max(done["result_size"]) == 64
+
+
+def test_cancel_a_running_job_keeps_the_image_so_far(client):
+    job = client.post("/api/jobs", data=LONG).json()
+    wait_status(client, job["id"], ("running",), min_iteration=2)
+    cancelled = client.post(f"/api/jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 200
+    final = wait_status(client, job["id"], timeout=30)
+    assert final["status"] == "cancelled" and final["stopped_early"] is True
+    assert final["progress"]["iteration"] < 1000
+    assert client.get(final["urls"]["result"]).status_code == 200  # the best image reached is kept
+    # Cancelling again is harmless.
+    assert client.post(f"/api/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
+
+
+def test_queue_limit_answers_429_and_frees_on_cancel(make_client):
+    client = make_client(max_queue=1)
+    running = client.post("/api/jobs", data=LONG).json()
+    wait_status(client, running["id"], ("running",))
+    waiting = client.post("/api/jobs", data=LONG)
+    assert waiting.status_code == 202 and waiting.json()["queue_position"] == 1
+
+    refused = client.post("/api/jobs", data=LONG)
+    assert refused.status_code == 429
+    assert "queue is full" in refused.json()["error"] and refused.headers["retry-after"]
+
+    # A waiting job is dropped at once when cancelled, which frees its place.
+    dropped = client.post(f"/api/jobs/{waiting.json()['id']}/cancel").json()
+    assert dropped["status"] == "cancelled" and dropped["urls"]["result"] is None
+    assert client.get(f"/api/jobs/{waiting.json()['id']}/result").status_code == 409
+    again = client.post("/api/jobs", data=LONG)
+    assert again.status_code == 202
+    for job_id in (running["id"], again.json()["id"]):
+        client.post(f"/api/jobs/{job_id}/cancel")
+    for job_id in (running["id"], again.json()["id"]):
+        assert wait_status(client, job_id, timeout=30)["status"] == "cancelled"
+
+
+def test_deleting_a_running_job_stops_it(client):
+    job = client.post("/api/jobs", data=LONG).json()
+    wait_status(client, job["id"], ("running",), min_iteration=1)
+    manager = client.app.state.manager
+    record = manager.get(job["id"])
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 200
+    assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+    deadline = time.monotonic() + 30  # the worker notices after the current step, then removes the folder
+    while not (record.finished and not record.folder.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert record.finished and not record.folder.exists()
