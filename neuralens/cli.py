@@ -16,6 +16,7 @@ from .errors import NeuralensError
 # Modules with a ``register(subparsers)`` function, in the order their commands appear in --help.
 COMMAND_MODULES = [
     "neuralens.style.cli",
+    "neuralens.visualize.cli",
     "neuralens.web.cli",
     "neuralens.faces.cli",
 ]

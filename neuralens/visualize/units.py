@@ -56,6 +56,7 @@ def find_images(paths: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]
     if isinstance(paths, (str, os.PathLike, Image.Image)):
         paths = [paths]
     found: List[ImageLike] = []
+    seen = set()  # a file named twice (or also inside a named folder) is used once
     for item in paths:
         if isinstance(item, Image.Image):
             found.append(item)
@@ -65,9 +66,12 @@ def find_images(paths: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]
             inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not inside:
                 raise NeuralensError(f"{path}: no images in this folder")
-            found.extend(inside)
+            found.extend(p for p in inside if p.resolve() not in seen)
+            seen.update(p.resolve() for p in inside)
         elif path.exists():
-            found.append(path)
+            if path.resolve() not in seen:
+                found.append(path)
+                seen.add(path.resolve())
         else:
             raise NeuralensError(f"{path}: no such file or folder")
     if not found:
