@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -14,7 +15,6 @@ import numpy as np
 from PIL import Image
 
 from ..errors import NeuralensError
-from ..imageio import ImageLike, load_image
 from . import models
 from .models import CHIP_PADDING, CHIP_SIZE, EMBEDDING_DIM, Pipeline
 
@@ -29,6 +29,9 @@ DEFAULT_CONFIDENCE = {"intercept": 9.0, "slope": -15.0}
 # HOG time grows with the pixel count, and a face of 40+ px at this scale is still found.
 DETECT_MAX_SIDE = 1024
 
+# The same as neuralens.imageio.ImageLike; that module is imported lazily because it pulls in torch,
+# which the face pipeline (dlib + numpy) does not need.
+ImageLike = Union[str, os.PathLike, Image.Image]
 Box = Tuple[int, int, int, int]  # left, top, right, bottom, in pixels of the original image
 
 
@@ -84,6 +87,7 @@ def to_array(image: Union[ImageLike, np.ndarray]) -> np.ndarray:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise NeuralensError(f"expected an HxWx3 uint8 RGB array, got {image.dtype} {image.shape}")
         return np.ascontiguousarray(image)
+    from ..imageio import load_image  # noqa: PLC0415 -- see ImageLike above
     return np.ascontiguousarray(np.asarray(load_image(image), dtype=np.uint8))
 
 

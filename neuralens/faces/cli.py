@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import NeuralensError
-from ..imageio import check_output_path, save_image
 from . import api, metrics
 from .gallery import MAX_YAW, MIN_FACE, MIN_SHARPNESS, Gallery, annotate, default_gallery_path
 from .models import DETECTORS, Pipeline
@@ -146,6 +145,7 @@ def cmd_compare(args) -> int:
 
 def cmd_identify(args) -> int:
     """Who is in PHOTO?"""
+    from ..imageio import check_output_path, save_image  # noqa: PLC0415 -- imports torch
     if args.output:
         check_output_path(args.output)
     with _open(args) as gallery:

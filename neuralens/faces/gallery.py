@@ -15,7 +15,9 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import random
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -24,9 +26,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import NeuralensError
-from ..imageio import ImageLike
 from . import api
-from .api import DEFAULT_CONFIDENCE, DEFAULT_THRESHOLD, Comparison, Face
+from .api import DEFAULT_CONFIDENCE, DEFAULT_THRESHOLD, Comparison, Face, ImageLike
 from .models import EMBEDDING_DIM, ENCODER_KEYS, Pipeline, fingerprint_differences
 
 GALLERY_ENV = "NEURALENS_GALLERY"
@@ -69,6 +70,14 @@ def default_gallery_path() -> Path:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _is_ours(format_value: str) -> bool:
+    """Whether a settings 'format' value names this gallery format."""
+    try:
+        return json.loads(format_value).get("name") == FORMAT
+    except (ValueError, AttributeError):
+        return False
 
 
 def _check_name(name: str) -> str:
@@ -172,21 +181,48 @@ class Gallery:
             raise NeuralensError(f"{self.path}: is a folder, not a gallery file")
         self._cache: Optional[Tuple[int, List[str], np.ndarray, np.ndarray]] = None
         self._writes = 0
-        try:
-            self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
-            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            # Deleted content is overwritten with zeros (privacy of removed people).
-            self._conn.execute("PRAGMA secure_delete = ON")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = FULL")
-            self._init_schema()
-        except sqlite3.DatabaseError as exc:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            raise NeuralensError(f"{self.path}: not a neuralens gallery ({exc})") from None
+        self._timeout = timeout
+        self._conn = self._retry_when_busy(self._connect)
 
     # --- plumbing -------------------------------------------------------------------------------------
+    def _retry_when_busy(self, action):
+        """Run ``action``, retrying while another process holds a lock that SQLite's busy handler does
+        not wait for (switching a new file to WAL, or two processes creating the schema at once)."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise NeuralensError(f"{self.path}: cannot use the gallery ({exc})") from None
+                if time.monotonic() > deadline:
+                    raise NeuralensError(f"{self.path}: the gallery stayed locked by another process for "
+                                         f"{self._timeout:g} s") from None
+                time.sleep(random.uniform(0.01, 0.1))
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open the file, set the pragmas and create or check the schema."""
+        conn = sqlite3.connect(str(self.path), timeout=self._timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            # Deleted content is overwritten with zeros (privacy of removed people).
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            self._conn = conn
+            self._init_schema()
+        except sqlite3.OperationalError:
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise NeuralensError(f"{self.path}: not a neuralens gallery ({exc})") from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     def _init_schema(self) -> None:
         """Create the tables on first use; check the format of an existing file."""
         with self._write() as conn:
@@ -198,7 +234,7 @@ class Gallery:
             if row is None:
                 conn.execute("INSERT INTO settings VALUES ('format', ?)",
                              (json.dumps({"name": FORMAT, "version": FORMAT_VERSION}),))
-            elif json.loads(row[0]).get("name") != FORMAT:
+            elif not _is_ours(row[0]):
                 raise NeuralensError(f"{self.path}: not a neuralens face gallery")
 
     @contextlib.contextmanager
@@ -206,7 +242,7 @@ class Gallery:
         """One write transaction, taken up front (BEGIN IMMEDIATE) so concurrent writers queue instead
         of failing halfway; rolled back on any error or interruption."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._retry_when_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield conn
         except BaseException:
