@@ -56,7 +56,7 @@ def decode_image(data: bytes, label: str, max_pixels: int) -> Image.Image:
     except UnidentifiedImageError:
         raise UploadError(f"{label}: not an image (supported: {', '.join(FORMATS)})", 415) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UploadError(f"{label}: image is too large to open safely", 413) from None
+        raise UploadError(f"{label}: image is far over the limit of {max_pixels} px", 413) from None
     except NeuralensError as exc:
         raise UploadError(f"{label}: {exc}", 415) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -166,7 +166,7 @@ function showSettings() {
   $("style-strength-value").textContent = "β = " + styleWeight().toExponential(1).replace("e+", "e");
   $("size-value").textContent = $("size").value + " px";
   $("iterations-value").textContent = $("iterations").value;
-  $("preserve-color-value").textContent = $("preserve-color").value;
+  $("preserve-color-value").textContent = { none: "off", luminance: "luminance", histogram: "histogram" }[$("preserve-color").value];
 }
 
 // ---- style transfer: running a job ------------------------------------------------------------------

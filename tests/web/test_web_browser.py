@@ -1,0 +1,192 @@
+"""The page in a real headless Chromium (Debian's package, driven by Playwright) against a real
+`neuralens serve` process: stylize with live previews and download; enrol and identify a face; the token.
+
+Screenshots go to test-artifacts/ (web-style.png, web-faces.png, web-token.png)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+from PIL import Image
+
+from web_helpers import DATA, png
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+
+
+def chromium_path() -> str:
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.skip("Chromium not found (install Debian's 'chromium' package; scripts/test-services.sh does it as root)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
+    executable = chromium_path()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def start_server(tmp_path: Path, *extra: str, env: dict = None) -> tuple:
+    """Run `neuralens serve --port 0` and return (process, base URL) once it prints its address."""
+    command = [sys.executable, "-m", "neuralens", "serve", "--port", "0", "--device", "cpu",
+               "--gallery", str(tmp_path / "gallery.sqlite3"), "--preview-every", "2", *extra]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                               env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + 90
+    seen: List[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        match = re.search(r"serving at (http://\S+/)", line)
+        if match:
+            return process, match.group(1)
+    process.kill()
+    raise AssertionError("the server did not start:\n" + "".join(seen))
+
+
+@pytest.fixture()
+def server(tmp_path) -> Iterator[str]:
+    process, url = start_server(tmp_path)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def new_page(browser, url: str):
+    """A page that records errors and every URL it loads (to prove nothing comes from elsewhere)."""
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.errors, page.requested = [], []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+    page.on("request", lambda request: page.requested.append(request.url))
+    page.on("response", lambda r: page.errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(url)
+    return page
+
+
+def set_range(page, selector: str, value: int) -> None:
+    page.eval_on_selector(selector, "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", str(value))
+
+
+def assert_only_own_requests(page, url: str) -> None:
+    foreign = [u for u in page.requested if not u.startswith((url, "blob:", "data:"))]
+    assert foreign == [], foreign
+
+
+def test_stylize_in_the_browser(browser, server, tmp_path, content_image, style_image):
+    ARTIFACTS.mkdir(exist_ok=True)
+    (tmp_path / "photo.png").write_bytes(png(content_image))
+    (tmp_path / "painting.png").write_bytes(png(style_image))
+    page = new_page(browser, server)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#content-samples .sample").count() == 4
+
+    page.set_input_files("#content-file", str(tmp_path / "photo.png"))
+    page.set_input_files("#style-file", str(tmp_path / "painting.png"))
+    assert page.locator("#style-chosen li").count() == 1
+    set_range(page, "#size", 64)
+    set_range(page, "#iterations", 6)
+    assert page.inner_text("#size-value") == "64 px" and page.inner_text("#iterations-value") == "6"
+    # Record every image the result element shows, to see the preview change while it optimises.
+    page.evaluate("""() => {
+        window.shown = [];
+        const img = document.getElementById('result');
+        new MutationObserver(() => window.shown.push([img.dataset.iteration, img.dataset.final]))
+            .observe(img, {attributes: true, attributeFilter: ['src']});
+    }""")
+    page.click("#stylize")
+    page.wait_for_selector("#result[data-final='1']", timeout=120_000)
+    shown = page.evaluate("window.shown")
+    previews = {iteration for iteration, final in shown if final == "0"}
+    assert len(previews) >= 2, shown          # the preview changed at least once before the end
+    assert shown[-1][1] == "1"                 # then the final image
+    assert page.inner_text("#stat-status") == "done"
+    assert page.inner_text("#stat-iteration").startswith("6 / 6")
+    assert "Done in" in page.inner_text("#style-message")
+
+    with page.expect_download() as download_info:
+        page.click("#download")
+    download = download_info.value
+    assert re.fullmatch(r"neuralens-[0-9a-f]{8}\.png", download.suggested_filename)
+    saved = tmp_path / "downloaded.png"
+    download.save_as(saved)
+    assert Image.open(saved).size == (64, 48)
+
+    page.wait_for_selector("#gallery li")
+    assert page.locator("#gallery li").count() == 1
+    # A bundled sample as a second style, then the page's screenshot.
+    page.click("#style-samples .sample[data-sample='starry_night.jpg']")
+    assert page.locator("#style-chosen li").count() == 2
+    page.screenshot(path=str(ARTIFACTS / "web-style.png"), full_page=True)
+    assert page.errors == []
+    assert_only_own_requests(page, server)
+
+
+def test_faces_in_the_browser(browser, server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = new_page(browser, server)
+    page.wait_for_selector("body[data-ready='1']")
+    page.click(".tab[data-tab='faces']")
+    page.wait_for_selector("#people-empty:not([hidden])")
+
+    page.fill("#enroll-name", "Barack Obama")
+    page.set_input_files("#enroll-photo", str(DATA / "obama.jpg"))
+    page.click("#enroll")
+    page.wait_for_selector("#people li[data-name='Barack Obama']")
+    assert "Enrolled Barack Obama" in page.inner_text("#enroll-message")
+    assert page.locator("#verify-name option").all_inner_texts() == ["Barack Obama"]
+
+    page.set_input_files("#identify-photo", str(DATA / "two_people.jpg"))
+    page.click("#identify")
+    page.wait_for_selector(".face-box.known")
+    assert page.locator(".face-box.known").all_inner_texts() == ["Barack Obama"]
+    assert page.locator(".face-box.unknown").count() == 1
+    assert "2 face(s), 1 recognised" in page.inner_text("#identify-message")
+    page.screenshot(path=str(ARTIFACTS / "web-faces.png"), full_page=True)
+
+    # Remove takes two clicks (no confirm() dialog).
+    remove = page.locator("#people li[data-name='Barack Obama'] button")
+    remove.click()
+    remove.click()
+    page.wait_for_selector("#people li", state="detached")
+    assert "Removed Barack Obama" in page.inner_text("#enroll-message")
+    assert page.errors == []
+    assert_only_own_requests(page, server)
+
+
+def test_the_page_asks_for_the_token_once(browser, tmp_path):
+    process, url = start_server(tmp_path, env={"NEURALENS_TOKEN": "browser-test-token"})
+    try:
+        page = new_page(browser, url)
+        page.wait_for_selector("#token-dialog[open]")
+        page.screenshot(path=str(ARTIFACTS / "web-token.png"))
+        page.fill("#token-input", "browser-test-token")
+        page.click("#token-form button[type=submit]")
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.locator("#content-samples .sample").count() == 4
+        page.reload()  # stored in the browser: not asked again
+        page.wait_for_selector("body[data-ready='1']")
+        assert not page.locator("#token-dialog[open]").count()
+        # Only the first call, before the token was given, was refused.
+        assert [e for e in page.errors if "401" not in e] == [], page.errors
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
