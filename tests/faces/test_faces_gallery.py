@@ -133,6 +133,8 @@ def test_an_error_inside_the_write_rolls_back(gallery):
 def test_a_process_killed_mid_enrolment_leaves_the_gallery_as_it_was(gallery):
     gallery.close()
     script = textwrap.dedent(f"""
+        import sys, types; pkg = types.ModuleType("neuralens"); pkg.__path__ = [{str(REPO / "neuralens")!r}]
+        sys.modules["neuralens"] = pkg  # skip the package __init__ (it imports torch: seconds per process)
         import os, numpy as np
         from neuralens.faces import Gallery
         from neuralens.faces.models import Pipeline
@@ -152,7 +154,9 @@ def test_a_process_killed_mid_enrolment_leaves_the_gallery_as_it_was(gallery):
 
 def test_two_processes_enrolling_at_once_lose_nothing(tmp_path):
     path = tmp_path / "busy.sqlite3"
-    script = textwrap.dedent("""
+    script = textwrap.dedent(f"""
+        import sys, types; pkg = types.ModuleType("neuralens"); pkg.__path__ = [{str(REPO / "neuralens")!r}]
+        sys.modules["neuralens"] = pkg  # skip the package __init__ (it imports torch: seconds per process)
         import pathlib, sys, time, numpy as np
         from neuralens.faces import Gallery
         from neuralens.faces.models import Pipeline
@@ -160,12 +164,12 @@ def test_two_processes_enrolling_at_once_lose_nothing(tmp_path):
         fingerprint = Pipeline().fingerprint()
         rng = np.random.default_rng(abs(hash(who)) % 1000)
         folder = pathlib.Path(path).parent
-        (folder / f"ready-{who}").touch()
+        (folder / f"ready-{{who}}").touch()
         while not (folder / "go").exists():  # start writing together, after the slow imports
             time.sleep(0.01)
         with Gallery(path) as g:
             for i in range(24):
-                g.add_embeddings(f"{who}{i % 4}", [rng.normal(size=128).astype(np.float32)], [f"{who}{i}"],
+                g.add_embeddings(f"{{who}}{{i % 4}}", [rng.normal(size=128).astype(np.float32)], [f"{{who}}{{i}}"],
                                  fingerprint)
     """)
     workers = [subprocess.Popen([sys.executable, "-c", script, who, str(path)], cwd=REPO,
