@@ -23,13 +23,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__, devices
 from ..errors import NeuralensError
 from . import faces_api, style_api
 from .jobs import JobManager, QueueFull, Runner, run_style_transfer
-from .security import BodyLimit, api_guard
+from .security import BodyLimit, HostGuard, api_guard
 from .uploads import UploadError
 
 log = logging.getLogger(__name__)
@@ -130,7 +129,7 @@ def create_app(config: Optional[WebConfig] = None, *, runner: Runner = run_style
     _install_error_handlers(app)
     if config.allowed_hosts:
         # Guards a localhost server against DNS rebinding (a foreign name resolving to 127.0.0.1).
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
+        app.add_middleware(HostGuard, allowed=config.allowed_hosts)
     app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)
 
     api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(config.token))])

@@ -58,15 +58,21 @@ def serve(args: argparse.Namespace) -> int:
     from .app import WebConfig, create_app  # noqa: PLC0415
 
     # On loopback, only loopback Host headers are accepted (DNS-rebinding guard); elsewhere the token guards.
-    hosts = LOOPBACK_NAMES + ("[::1]",) if is_loopback(args.host) else None
+    hosts = LOOPBACK_NAMES + (args.host,) if is_loopback(args.host) else None
     config = WebConfig(token=token, device=args.device, gallery=args.gallery, workers=args.jobs,
                        max_queue=args.queue, max_size=args.max_size, preview_every=args.preview_every,
                        max_upload_bytes=int(args.max_upload_mb * 1_000_000), allowed_hosts=hosts)
     app = create_app(config)
-    server = _server_class()(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
+    server = _server_class()(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                                                       # open progress streams must not hold up Ctrl-C
+                                                       timeout_graceful_shutdown=3))
     server.token_note = (f"access token: {token}" if args.token == "generate" else
                          "access token required (the page asks for it once)") if token else None
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal stop here
+        pass
+    print("stopped; the results of this session were deleted", flush=True)
     return 0
 
 

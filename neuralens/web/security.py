@@ -78,6 +78,37 @@ def api_guard(token: Optional[str]):
     return guard
 
 
+def host_of(header: str) -> str:
+    """The host part of a Host header: 'example.org:8000' -> 'example.org', '[::1]:8000' -> '::1'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostGuard:
+    """ASGI middleware: answer 400 (JSON) to requests whose Host header is not one of ``allowed``.
+
+    On a loopback server this defeats DNS rebinding: a page from evil.example whose name is made to resolve
+    to 127.0.0.1 still sends ``Host: evil.example``."""
+
+    def __init__(self, app, allowed):
+        self.app = app
+        self.allowed = {name.strip("[]").lower() for name in allowed}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if host_of(host) not in self.allowed:
+                body = b'{"error": "unexpected Host header: this server answers only to its own address"}'
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyTooLarge(Exception):
     """Raised from ``receive`` when a request body passes the limit."""
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Path, Request, UploadF
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from ..errors import NeuralensError
-from ..imageio import load_image
+from ..imageio import load_image, resize_long_side
 from ..style.transfer import StyleOptions
 from .jobs import FINISHED, Job, JobManager
 from .uploads import read_image
@@ -28,6 +28,11 @@ def parse_blend(text: Optional[str]) -> Optional[List[float]]:
         return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
     except ValueError:
         raise NeuralensError(f"style_blend must be numbers separated by commas, got {text[:60]!r}") from None
+
+
+def shrink(image, long_side: int):
+    """``image`` scaled down to ``long_side`` if it is larger (never up)."""
+    return resize_long_side(image, long_side) if max(image.size) > long_side else image
 
 
 def register(api: APIRouter, manager: JobManager, config) -> None:
@@ -94,6 +99,10 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
                          else pick_sample(content_sample, "content"))
         style_images = [read_image(f, f"style {i}", *limits) for i, f in enumerate(style, start=1)]
         style_images += [pick_sample(name, "style") for name in style_sample]
+        # Waiting jobs hold their inputs in memory: keep no more pixels than the run will use (the output
+        # size; styles are used at the output size too, since the API keeps style_scale at 1).
+        content_image = shrink(content_image, size)
+        style_images = [shrink(image, size) for image in style_images]
         labels = {"content": content_sample or "upload",
                   "styles": ["upload"] * len(style) + list(style_sample)}
         return describe(manager.submit(options, content_image, style_images, labels))

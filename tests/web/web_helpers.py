@@ -3,13 +3,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import TYPE_CHECKING, List
 
 from PIL import Image
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "web"
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "web"
 FINISHED = ("done", "failed", "cancelled")
 
 
@@ -47,3 +55,23 @@ def read_events(client: TestClient, job_id: str) -> List[tuple]:
             elif line.startswith("data: "):
                 events.append((name, json.loads(line[len("data: "):])))
     return events
+
+
+def start_server(tmp_path: Path, *extra: str, env: dict = None) -> tuple:
+    """Run `neuralens serve --port 0` and return (process, base URL) once it prints its address."""
+    command = [sys.executable, "-m", "neuralens", "serve", "--port", "0", "--device", "cpu",
+               "--gallery", str(tmp_path / "gallery.sqlite3"), "--preview-every", "2", *extra]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                               env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + 90
+    seen: List[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        match = re.search(r"serving at (http://\S+/)", line)
+        if match:
+            return process, match.group(1)
+    process.kill()
+    raise AssertionError("the server did not start:\n" + "".join(seen))

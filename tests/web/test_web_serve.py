@@ -1,0 +1,30 @@
+"""`neuralens serve` as a real process: it prints its address, serves page and API, guards its Host
+header and its token, stops cleanly on Ctrl-C and deletes its results folder when it stops."""
+from __future__ import annotations
+
+import signal
+
+import httpx
+
+from web_helpers import start_server
+
+
+def test_serve_runs_guards_and_cleans_up(tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process, url = start_server(tmp_path, env={"TMPDIR": str(temp), "NEURALENS_TOKEN": "serve-test-token"})
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        assert "<title>neuralens</title>" in httpx.get(url).text
+        assert httpx.get(url + "api/info").status_code == 401
+        info = httpx.get(url + "api/info", headers={"Authorization": "Bearer serve-test-token"})
+        assert info.status_code == 200 and info.json()["limits"]["preview_every"] == 2
+        rebound = httpx.get(url + "api/info", headers={"Host": "attacker.example"})
+        assert rebound.status_code == 400 and "Host" in rebound.json()["error"]
+        assert [p.name.startswith("neuralens-web-") for p in temp.iterdir()] == [True]
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        status = process.wait(timeout=30)
+    assert status == 0
+    assert "stopped" in process.stdout.read()
+    assert list(temp.iterdir()) == []  # results are kept only while the server runs
