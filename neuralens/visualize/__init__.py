@@ -17,7 +17,7 @@ from .receptive import ReceptiveField, check_unit, layer_units, receptive_field,
 from .reconstructions import (CONTENT_LAYERS, STYLE_LAYERS, Reconstruction, ReconstructionSheet, growing_sets,
                               reconstruction_sheet)
 from .sheets import SheetLayout, contact_sheet, sheet_layout
-from .sweep import SweepResult, SweepRun, normalise_vary, parse_vary, save_sweep, sweep
+from .sweeps import SweepResult, SweepRun, normalise_vary, parse_vary, save_sweep, sweep
 from .units import Patch, UnitPatches, find_images, top_patches, units_sheet
 
 __all__ = ["CONTENT_LAYERS", "MaximizeResult", "Patch", "ReceptiveField", "Reconstruction", "ReconstructionSheet",

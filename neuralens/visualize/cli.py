@@ -12,7 +12,7 @@ from ..style import StyleOptions
 from .maximize import maximize_unit
 from .receptive import receptive_field
 from .reconstructions import reconstruction_sheet
-from .sweep import convert_value, normalise_vary, option_fields, save_sweep, sweep
+from .sweeps import convert_value, normalise_vary, option_fields, save_sweep, sweep
 from .units import top_patches, units_sheet
 
 SWEEP_EXAMPLES = """examples:
@@ -223,6 +223,8 @@ def run_maximize(args) -> int:
     save_image(result.image, output)
     _say(args, f"wrote {output}: {args.layer} unit {args.unit} mean activation {result.start_activation:.4g} -> "
                f"{result.final_activation:.4g} ({result.seconds:.1f} s)")
+    if result.stopped:
+        raise Interrupted(f"stopped early after {len(result.history)} steps; wrote the image so far to {output}")
     return 0
 
 

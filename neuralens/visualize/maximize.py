@@ -32,16 +32,17 @@ class MaximizeResult:
     final_activation: float            # mean activation of the returned image (without jitter)
     history: List[float] = field(default_factory=list)  # the jittered image's activation at each step
     seconds: float = 0.0
+    stopped: bool = False              # True when Ctrl-C ended the ascent early (the image so far is returned)
 
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (1, 3, H, W) with reflection at the borders."""
+    """Separable Gaussian blur of (1, 3, H, W), borders extended (replicate works for any image size)."""
     radius = max(1, int(round(2 * sigma)))
     xs = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     kernel = torch.exp(-(xs ** 2) / (2 * sigma ** 2))
     kernel = kernel / kernel.sum()
     c = image.shape[1]
-    padded = F.pad(image, (radius, radius, radius, radius), mode="reflect")
+    padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")
     out = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
     return F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
@@ -62,7 +63,7 @@ def maximize_unit(layer: str, unit: int, size: int = 128, iterations: int = 200,
     Adam ascent steps of ``learning_rate`` (pixel units) on the mean activation. Before each step the image
     is shifted by up to ``jitter`` pixels (random roll); after it, L2 decay pulls it towards grey by the
     fraction ``decay`` (x <- 0.5 + (1 - decay)(x - 0.5), as in Yosinski et al. 2015), every ``blur_every``
-    steps it is blurred with ``blur_sigma`` (0 or None: never), and it is clamped to [0, 1]. ``callback(step, activation)`` is called after every step.
+    steps it is blurred with ``blur_sigma`` (0 or None: never), and it is clamped to [0, 1]. ``callback(step, activation)`` is called after every step; Ctrl-C stops early with the image so far.
 
     Returns a MaximizeResult (image, start and final activation, per-step history). Raises NeuralensError for
     an unknown layer, a unit out of range or a size too small to reach the layer."""
@@ -88,24 +89,28 @@ def maximize_unit(layer: str, unit: int, size: int = 128, iterations: int = 200,
     with torch.no_grad():
         start_activation = float(unit_activation(model, image, layer, unit))
     history: List[float] = []
-    for step in range(1, iterations + 1):
-        dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator)) if jitter else (0, 0)
-        shifted = torch.roll(image, shifts=(dy, dx), dims=(2, 3))
-        activation = unit_activation(model, shifted, layer, unit)
-        optimizer.zero_grad(set_to_none=True)
-        (-activation).backward()  # Adam minimises; we climb
-        optimizer.step()
-        with torch.no_grad():
-            # Decay is applied to the pixels directly, so its strength does not depend on the activation's scale.
-            if decay:
-                image.sub_(0.5).mul_(1 - decay).add_(0.5)
-            if blur_every and blur_sigma and step % blur_every == 0:
-                image.copy_(_blur(image, blur_sigma))
-            image.clamp_(0, 1)
-        history.append(float(activation.detach()))
-        if callback is not None:
-            callback(step, history[-1])
+    stopped = False
+    try:
+        for step in range(1, iterations + 1):
+            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator)) if jitter else (0, 0)
+            shifted = torch.roll(image, shifts=(dy, dx), dims=(2, 3))
+            activation = unit_activation(model, shifted, layer, unit)
+            optimizer.zero_grad(set_to_none=True)
+            (-activation).backward()  # Adam minimises; we climb
+            optimizer.step()
+            with torch.no_grad():
+                # Decay is applied to the pixels directly, so its strength does not depend on the activation's scale.
+                if decay:
+                    image.sub_(0.5).mul_(1 - decay).add_(0.5)
+                if blur_every and blur_sigma and step % blur_every == 0:
+                    image.copy_(_blur(image, blur_sigma))
+                image.clamp_(0, 1)
+            history.append(float(activation.detach()))
+            if callback is not None:
+                callback(step, history[-1])
+    except KeyboardInterrupt:
+        stopped = True
     with torch.no_grad():
         final_activation = float(unit_activation(model, image, layer, unit))
     return MaximizeResult(tensor_to_image(image.detach().cpu()), layer, unit, start_activation,
-                          final_activation, history, time.perf_counter() - started)
+                          final_activation, history, time.perf_counter() - started, stopped)

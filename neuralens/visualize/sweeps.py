@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -34,8 +35,10 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
 
+@functools.lru_cache(maxsize=1)
 def option_fields() -> Dict[str, Any]:
-    """StyleOptions field name -> its type (resolved type hints; the default's type where a hint won't resolve)."""
+    """StyleOptions field name -> its type (resolved type hints; the default's type where a hint won't resolve).
+    Read from the dataclass, so options added to StyleOptions later can be varied without changes here."""
     try:
         hints = typing.get_type_hints(StyleOptions)
     except Exception:  # an unresolvable annotation: fall back on the defaults' types
