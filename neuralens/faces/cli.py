@@ -126,11 +126,10 @@ def cmd_verify(args) -> int:
 
 def cmd_compare(args) -> int:
     """Do two photos show the same person?"""
-    gallery = _existing_gallery(args)
-    threshold, fit = (gallery.threshold, gallery.confidence_fit) if gallery else (api.DEFAULT_THRESHOLD, None)
-    pipeline = gallery.default_pipeline(args.detector, args.jitter) if gallery else \
-        Pipeline(detector=args.detector or "hog", jitter=args.jitter or 0)
-    if gallery:
+    gallery, threshold, pipeline = _evaluation_setup(args)
+    fit = None
+    if gallery is not None:
+        fit = gallery.confidence_fit
         gallery.close()
     if args.threshold is not None:
         threshold = args.threshold
@@ -173,10 +172,13 @@ def cmd_identify(args) -> int:
 def cmd_list(args) -> int:
     """Everyone enrolled."""
     gallery = _existing_gallery(args)
-    people = gallery.persons() if gallery else []
-    path = gallery.path if gallery else (Path(args.gallery) if args.gallery else default_gallery_path())
+    if gallery is None:
+        path, people, threshold = (Path(args.gallery) if args.gallery else default_gallery_path()), [], None
+    else:
+        path, people, threshold = gallery.path, gallery.persons(), gallery.threshold
+        gallery.close()
     if args.json:
-        _print_json({"gallery": str(path), "threshold": gallery.threshold if gallery else api.DEFAULT_THRESHOLD,
+        _print_json({"gallery": str(path), "threshold": threshold or api.DEFAULT_THRESHOLD,
                      "persons": [p.__dict__ for p in people]})
     elif not people:
         print(f"nobody enrolled yet in {path}")
@@ -184,8 +186,6 @@ def cmd_list(args) -> int:
         width = max(len(p.name) for p in people)
         for p in people:
             print(f"{p.name:<{width}}  {p.embeddings} embedding(s)  enrolled {p.created}")
-    if gallery:
-        gallery.close()
     return 0
 
 
@@ -231,7 +231,7 @@ def _evaluation_setup(args):
 def cmd_evaluate(args) -> int:
     """Verification metrics on a labelled pair list."""
     gallery, threshold, pipeline = _evaluation_setup(args)
-    if gallery:
+    if gallery is not None:
         gallery.close()
     if args.threshold is not None:
         threshold = args.threshold
@@ -252,7 +252,7 @@ def cmd_evaluate(args) -> int:
 def cmd_calibrate(args) -> int:
     """Choose and store the threshold and confidence fit."""
     gallery, _, pipeline = _evaluation_setup(args)
-    if gallery:
+    if gallery is not None:
         gallery.close()
     pairs = metrics.read_pairs(args.pairs, args.images)
     found, _ = metrics.embed_images([p for pair in pairs for p in (pair.a, pair.b)], pipeline, args.upsample,
@@ -291,7 +291,7 @@ def cmd_train(args) -> int:
     """Train heads on a folder-per-person dataset."""
     from . import training  # noqa: PLC0415 -- imports torch
     gallery, _, pipeline = _evaluation_setup(args)
-    if gallery:
+    if gallery is not None:
         gallery.close()
     report = training.train(args.dataset, args.output, split=args.split, test_fraction=args.test_fraction,
                             use=args.use, steps=args.steps, margin=args.margin, seed=args.seed,

@@ -386,11 +386,12 @@ class Gallery:
         vectors, hashes, sources, boxes = [], [], [], []
         for number, photo in enumerate(photos, start=1):
             label = str(photo) if isinstance(photo, (str, os.PathLike)) else f"photo {number}"
+            array = api.to_array(photo)  # first, so a missing or broken file gets load_image's message
             digest = image_sha256(photo)
             if digest in existing or digest in hashes:
                 result.skipped.append(label)
                 continue
-            chosen = api.select_face(api.encode(photo, pipeline=pipeline, upsample=upsample), label, largest, face)
+            chosen = api.select_face(api.encode(array, pipeline=pipeline, upsample=upsample), label, largest, face)
             check_quality(chosen, label, min_face, min_sharpness, max_yaw)
             vectors.append(chosen.embedding)
             hashes.append(digest)
