@@ -230,6 +230,29 @@ def distance(a: np.ndarray, b: np.ndarray) -> Union[float, np.ndarray]:
     return result
 
 
+def nearest(queries: np.ndarray, matrix: np.ndarray, matrix_norms: Optional[np.ndarray] = None,
+            chunk: int = 1 << 18) -> Tuple[np.ndarray, np.ndarray]:
+    """For each query embedding, the row of ``matrix`` nearest to it, in one vectorised pass: squared
+    distances |q|^2 + |g|^2 - 2 q.g from a single matrix product per block of rows. Takes (n, d) queries,
+    an (m, d) matrix and optionally its precomputed squared row norms (m,). Returns (indices (n,),
+    distances (n,)). Rows are processed ``chunk`` at a time so memory stays at n x chunk floats."""
+    queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    if matrix_norms is None:
+        matrix_norms = np.einsum("ij,ij->i", matrix, matrix)
+    best = np.zeros(len(queries), dtype=np.int64)
+    best_sq = np.full(len(queries), np.inf, dtype=np.float32)
+    for start in range(0, len(matrix), chunk):
+        block = matrix[start:start + chunk]
+        # |q|^2 is the same for every row, so it is left out of the argmin and added back at the end.
+        partial = matrix_norms[start:start + chunk][None, :] - 2.0 * (queries @ block.T)
+        index = np.argmin(partial, axis=1)
+        value = partial[np.arange(len(queries)), index]
+        better = value < best_sq
+        best[better], best_sq[better] = index[better] + start, value[better]
+    squared = best_sq + np.einsum("ij,ij->i", queries, queries)
+    return best, np.sqrt(np.maximum(squared, 0.0)).astype(np.float64)
+
+
 def confidence(dist: Union[float, np.ndarray], fit: Optional[dict] = None) -> Union[float, np.ndarray]:
     """Probability of 'same person' for a distance, from a logistic fit {'intercept', 'slope'}."""
     fit = fit or DEFAULT_CONFIDENCE

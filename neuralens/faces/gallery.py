@@ -180,6 +180,7 @@ class Gallery:
         elif self.path.is_dir():
             raise NeuralensError(f"{self.path}: is a folder, not a gallery file")
         self._cache: Optional[Tuple[int, List[str], np.ndarray, np.ndarray]] = None
+        self._norms: Optional[np.ndarray] = None
         self._writes = 0
         self._timeout = timeout
         self._conn = self._retry_when_busy(self._connect)
@@ -464,6 +465,7 @@ class Gallery:
         owners = np.fromiter((position[r[0]] for r in rows), dtype=np.int64, count=len(rows))
         names = [name for _, name in people]
         self._cache = (version, names, owners, matrix)
+        self._norms = np.einsum("ij,ij->i", matrix, matrix)  # squared row norms, reused by every search
         return names, owners, matrix
 
     def embeddings(self, name: Optional[str] = None) -> np.ndarray:
@@ -482,9 +484,13 @@ class Gallery:
         if matrix.shape[0] == 0:
             raise NeuralensError(f"gallery {self.path} is empty: enrol someone first (neuralens faces enroll)")
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        dists = head.distances(queries, matrix) if head is not None else api.distance(queries, matrix)
-        best = np.argmin(dists, axis=1)
-        return [names[owners[j]] for j in best], dists[np.arange(len(best)), best]
+        if head is None:
+            best, dists = api.nearest(queries, matrix, self._norms)
+        else:
+            all_dists = head.distances(queries, matrix)
+            best = np.argmin(all_dists, axis=1)
+            dists = all_dists[np.arange(len(best)), best]
+        return [names[owners[j]] for j in best], dists
 
     def _metric(self, head) -> Tuple[float, dict]:
         if head is None:

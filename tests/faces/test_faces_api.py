@@ -105,3 +105,14 @@ def test_confidence_is_the_logistic_fit():
     fit = {"intercept": 9.0, "slope": -15.0}
     assert faces.confidence(0.6, fit) == pytest.approx(0.5)
     assert faces.confidence(0.4, fit) == pytest.approx(1 / (1 + np.exp(-3.0)))
+
+
+def test_nearest_is_the_brute_force_argmin_in_any_chunking():
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(1000, 128)).astype(np.float32)
+    queries = rng.normal(size=(5, 128)).astype(np.float32)
+    brute = np.linalg.norm(queries[:, None, :] - matrix[None, :, :], axis=2)
+    for chunk in (1000, 333, 1):
+        index, dist = api.nearest(queries, matrix, chunk=chunk)
+        assert list(index) == list(brute.argmin(axis=1))
+        assert np.allclose(dist, brute.min(axis=1), atol=1e-4)
