@@ -57,6 +57,7 @@ class Job:
     progress: Dict[str, object] = field(default_factory=dict)
     error: Optional[str] = None
     preview: Optional[bytes] = None                            # PNG of the latest intermediate image
+                                                               # (None once finished: the result is)
     preview_iteration: int = 0
     result_size: Optional[List[int]] = None
     stopped_early: bool = False
@@ -84,7 +85,7 @@ class Job:
             "result_size": self.result_size,
             "preview_iteration": self.preview_iteration,
             "urls": {"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel",
-                     "preview": f"{base}/preview" if self.preview is not None else None,
+                     "preview": f"{base}/preview" if self.preview is not None or self.result_size else None,
                      "result": f"{base}/result" if self.result_size is not None else None},
         }
 
@@ -271,7 +272,7 @@ class JobManager:
             with self._changed:
                 job.result_size = list(image.size)
                 job.stopped_early = bool(getattr(result, "stopped", False))
-                job.preview = png_bytes(image)
+                job.preview = None  # from now on the preview is the result file (not kept twice in memory)
                 job.preview_iteration = int(job.progress.get("iteration", 0) or 0)
                 # A stopped run still has a usable image (the best one reached): it stays downloadable.
                 job.status = CANCELLED if job.cancel_requested.is_set() else DONE

@@ -145,8 +145,11 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
     @api.get("/jobs/{job_id}/preview", summary="The latest intermediate image (PNG)",
              response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def preview(job_id: str = JOB_ID) -> Response:
+        """The latest intermediate image; once the job has finished, its result."""
         job = find(job_id)
         data = job.preview
+        if data is None and job.result_size is not None:
+            return FileResponse(job.result_path, media_type="image/png", headers={"Cache-Control": "no-store"})
         if data is None:
             raise HTTPException(404, "no preview yet: the job has not made its first step")
         return Response(data, media_type="image/png",

@@ -50,7 +50,7 @@ def test_submit_follow_progress_and_download(client, tiny_files):
 
 def test_samples_polling_and_previews(client):
     """Bundled samples as inputs, two blended styles, progress by polling, a preview along the way."""
-    data = {**TINY, "iterations": "6", "content_sample": "chelsea.jpg", "preserve_color": "luminance",
+    data = {**TINY, "content_sample": "chelsea.jpg", "preserve_color": "luminance",
             "style_blend": "0.7,0.3"}
     files = [("style_sample", (None, "starry_night.jpg")), ("style_sample", (None, "the_scream.jpg"))]
     job = client.post("/api/jobs", data=data, files=files).json()

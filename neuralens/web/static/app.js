@@ -166,7 +166,6 @@ function showSettings() {
   $("style-strength-value").textContent = "β = " + styleWeight().toExponential(1).replace("e+", "e");
   $("size-value").textContent = $("size").value + " px";
   $("iterations-value").textContent = $("iterations").value;
-  $("preserve-color-value").textContent = { none: "off", luminance: "luminance", histogram: "histogram" }[$("preserve-color").value];
 }
 
 // ---- style transfer: running a job ------------------------------------------------------------------
@@ -290,12 +289,26 @@ async function cancelJob() {
   catch (error) { say("style-message", error.message, "error"); }
 }
 
+// After a reload, pick up a job of this server that is still running or waiting (newest first).
+function resumeUnfinished(jobs) {
+  if (current && !current.done) return;
+  const job = jobs.find((j) => j.status === "running" || j.status === "queued");
+  if (!job) return;
+  current = { id: job.id, previewIteration: 0, previewURL: null, done: false };
+  $("stylize").disabled = true;
+  $("cancel").disabled = false;
+  say("style-message", "Following a job that was already running.");
+  showJob(job);
+  follow(job.id);
+}
+
 // ---- the gallery of past results --------------------------------------------------------------------
 const galleryURLs = new Map(); // job id -> blob URL, so thumbnails are fetched once
 
 async function loadGallery() {
   let jobs;
   try { jobs = (await apiJSON("/api/jobs")).jobs; } catch (error) { return showNotice(error.message); }
+  resumeUnfinished(jobs);
   const withResult = jobs.filter((j) => j.urls.result);
   const list = $("gallery");
   list.replaceChildren();
@@ -467,7 +480,7 @@ async function verify(event) {
 // ---- start ------------------------------------------------------------------------------------------
 async function start() {
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
-  for (const id of ["style-strength", "size", "iterations", "preserve-color"]) $(id).addEventListener("input", showSettings);
+  for (const id of ["style-strength", "size", "iterations"]) $(id).addEventListener("input", showSettings);
   $("content-file").addEventListener("change", (e) => { const f = imagesOf(e.target.files)[0]; if (f) setContent(fileItem(f)); });
   $("style-file").addEventListener("change", (e) => { addStyles(imagesOf(e.target.files).map(fileItem)); e.target.value = ""; });
   wireDrop("content-drop", (files) => files[0] && setContent(fileItem(files[0])));
