@@ -281,6 +281,7 @@ def compare(a, b, threshold: float = DEFAULT_THRESHOLD, fit: Optional[dict] = No
     first = _one_embedding(a, "first image", pipeline, largest)
     second = _one_embedding(b, "second image", pipeline, largest)
     if head is not None:
+        head.check_pipeline(pipeline.fingerprint())
         dist = float(head.distances(first[None, :], second[None, :])[0, 0])
         threshold, fit = head.threshold, head.confidence
     else:

@@ -235,6 +235,9 @@ class Gallery:
             if row is None:
                 conn.execute("INSERT INTO settings VALUES ('format', ?)",
                              (json.dumps({"name": FORMAT, "version": FORMAT_VERSION}),))
+                # The defaults are written down too, so the file says which threshold and fit it uses.
+                conn.execute("INSERT INTO settings VALUES ('threshold', ?)", (json.dumps(DEFAULT_THRESHOLD),))
+                conn.execute("INSERT INTO settings VALUES ('confidence', ?)", (json.dumps(DEFAULT_CONFIDENCE),))
             elif not _is_ours(row[0]):
                 raise NeuralensError(f"{self.path}: not a neuralens face gallery")
 
@@ -340,6 +343,10 @@ class Gallery:
         row = self._conn.execute("SELECT name FROM persons WHERE id = ?", (self._person_id(name),)).fetchone()
         return str(row[0])
 
+    def __bool__(self) -> bool:
+        """Always true: an empty gallery is still a gallery (``if gallery:`` must not mean 'has people')."""
+        return True
+
     def __len__(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
 
@@ -408,7 +415,9 @@ class Gallery:
         names, owners, matrix = self._matrix()
         if not vectors or matrix.shape[0] == 0:
             return []
-        others = np.array([names[o].casefold() != name.casefold() for o in owners])
+        row = self._conn.execute("SELECT name FROM persons WHERE name = ?", (name,)).fetchone()
+        own = names.index(row[0]) if row else -1  # names are unique, so the stored spelling finds them
+        others = owners != own
         if not others.any():
             return []
         dists = api.distance(np.stack(vectors), matrix[others])
@@ -473,9 +482,7 @@ class Gallery:
         names, owners, matrix = self._matrix()
         if name is None:
             return matrix.copy()
-        self._person_id(name)
-        wanted = [i for i, n in enumerate(names) if n.casefold() == name.strip().casefold()]
-        return matrix[np.isin(owners, wanted)]
+        return matrix[owners == names.index(self.canonical_name(name))]
 
     def search(self, queries: np.ndarray, head=None) -> Tuple[List[str], np.ndarray]:
         """Nearest enrolled person for each query embedding, in one vectorised pass over all stored

@@ -304,6 +304,8 @@ def evaluate_pairs(pairs_file, images, threshold: float = api.DEFAULT_THRESHOLD,
     are left out of the metrics (and counted)."""
     pairs = read_pairs(pairs_file, images)
     pipeline = pipeline or Pipeline()
+    if head is not None:
+        head.check_pipeline(pipeline.fingerprint())
     embeddings, seconds = embed_images([p for pair in pairs for p in (pair.a, pair.b)], pipeline, upsample,
                                        progress)
     if head is not None:
