@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Deque, Dict, List, Optional
 
+import torch
 from PIL import Image
 
 from ..errors import NeuralensError
+from ..imageio import save_image
 from ..style.transfer import StyleOptions, StyleTransfer
 
 log = logging.getLogger(__name__)
@@ -268,17 +270,17 @@ class JobManager:
         try:
             result = self.runner(job, callback, job.cancel_requested.is_set)
             image = result.image
-            image.save(job.result_path, format="PNG")
+            save_image(image, job.result_path)
             with self._changed:
                 job.result_size = list(image.size)
                 job.stopped_early = bool(getattr(result, "stopped", False))
                 job.preview = None  # from now on the preview is the result file (not kept twice in memory)
                 job.preview_iteration = int(job.progress.get("iteration", 0) or 0)
                 # A stopped run still has a usable image (the best one reached): it stays downloadable.
-                job.status = CANCELLED if job.cancel_requested.is_set() else DONE
+                job.status = CANCELLED if job.stopped_early else DONE
         except NeuralensError as exc:
             self._fail(job, str(exc))
-        except MemoryError:
+        except (MemoryError, torch.cuda.OutOfMemoryError):
             self._fail(job, "out of memory; try a smaller size")
         except Exception as exc:  # noqa: BLE001 -- one bad job must not kill the worker thread
             log.exception("job %s failed", job.id)
@@ -291,6 +293,8 @@ class JobManager:
                 self._touch(job)
             if forgotten:
                 shutil.rmtree(job.folder, ignore_errors=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # give the next job (and other programs) the memory back
 
     def _fail(self, job: Job, message: str) -> None:
         with self._changed:

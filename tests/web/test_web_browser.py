@@ -135,6 +135,33 @@ def test_stylize_in_the_browser(browser, server, tmp_path, content_image, style_
     assert_only_own_requests(page, server)
 
 
+def test_reload_resumes_and_cancel_keeps_the_image(browser, server):
+    page = signed_in_page(browser, server)
+    page.click("#content-samples .sample[data-sample='chelsea.jpg']")
+    page.click("#style-samples .sample[data-sample='the_scream.jpg']")
+    set_range(page, "#size", 64)
+    set_range(page, "#iterations", 500)
+    page.click("#stylize")
+    page.wait_for_selector("#result[data-final='0']", timeout=60_000)  # the first preview
+
+    page.reload()  # the page finds the job still running and follows it again
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_selector("#cancel:not([disabled])")
+    assert "already running" in page.inner_text("#style-message")
+    page.wait_for_selector("#result[data-final='0']", timeout=60_000)
+    assert page.inner_text("#stat-status") == "running"
+
+    page.click("#cancel")
+    page.wait_for_selector("#result[data-final='1']", timeout=60_000)
+    assert page.inner_text("#stat-status") == "cancelled"
+    assert "the image reached so far is kept" in page.inner_text("#style-message")
+    assert page.is_visible("#download")
+    done, total = page.inner_text("#stat-iteration").split(" at ")[0].split(" / ")
+    assert int(done) < int(total)
+    assert page.locator("#stylize").is_enabled()
+    assert_no_errors(page)
+
+
 def test_faces_in_the_browser(browser, server):
     ARTIFACTS.mkdir(exist_ok=True)
     page = signed_in_page(browser, server)

@@ -35,6 +35,7 @@ def test_page_assets_load_nothing_external(client):
         assert not re.search(r"""(url\(|import\s|fetch\()\s*["']?(https?:)?//""", text), path.name
     assert client.get("/samples/tubingen.jpg").headers["content-type"] == "image/jpeg"
     assert client.get("/openapi.json").json()["info"]["title"] == "neuralens"
+    assert client.get("/docs").status_code == 200
 
 
 def test_bad_requests_get_clear_json_errors_and_the_server_keeps_serving(client, content_image):
@@ -96,6 +97,15 @@ def test_upload_limits_in_bytes_and_pixels(make_client, content_image):
     limit = client.app.state.config.max_request_bytes
     response = client.post("/api/jobs", content=b"x" * (limit + 1),
                            headers={"content-type": "multipart/form-data; boundary=zzz"})
+    assert "request too large" in error_of(response, 413)
+
+    def chunked():  # no Content-Length: the limit is counted on the stream as it arrives
+        yield b'--zzz\r\nContent-Disposition: form-data; name="content"; filename="a.png"\r\n\r\n'
+        for _ in range(limit // 50_000 + 2):
+            yield b"x" * 50_000
+
+    response = client.post("/api/jobs", content=chunked(), headers={"content-type": "multipart/form-data; boundary=zzz"})
+    assert response.request.headers["transfer-encoding"] == "chunked"
     assert "request too large" in error_of(response, 413)
     assert client.get("/api/info").status_code == 200
 
