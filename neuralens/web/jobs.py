@@ -23,14 +23,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Deque, Dict, List, Optional
+from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import torch
 from PIL import Image
 
 from ..errors import NeuralensError
 from ..imageio import save_image
-from ..style.transfer import StyleOptions, StyleTransfer
+from ..style.transfer import StyleOptions, StyleTransfer, scale_sizes
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,47 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def planned_scales(options: StyleOptions) -> List[Tuple[int, int]]:
+    """[(long side, loss evaluations), ...] coarse to fine, as ``StyleTransfer.run`` plans them."""
+    o = options
+    sizes = scale_sizes(o.size, o.scales, o.min_scale_size)
+    coarse = o.coarse_iterations if o.coarse_iterations is not None else 2 * o.iterations
+    plan = [(side, o.iterations if i == len(sizes) - 1 else coarse) for i, side in enumerate(sizes)]
+    return [(side, n) for side, n in plan if n > 0] or [(sizes[-1], o.iterations)]
+
+
+class TimeLeft:
+    """Estimates the time left of a run from the steps so far.
+
+    A step's cost grows with the pixels of its scale, so the measured rate is per pixel and the remaining
+    work counts the larger scales still to come; the first step is left out of the rate, since it also pays
+    one-off start-up costs (several seconds on a CPU) that would inflate every estimate."""
+
+    def __init__(self, options: StyleOptions):
+        self.plan = planned_scales(options)
+        self.first_elapsed: Optional[float] = None
+        self.work = 0.0                 # pixels processed since the first step
+        self.scale = -1
+        self.scale_start = 0            # iteration at which the current scale began
+
+    def update(self, step) -> Optional[float]:
+        """Seconds left after ``step`` (None until there is a rate to go by)."""
+        pixels = float(step.size[0] * step.size[1])
+        if step.scale != self.scale:
+            self.scale, self.scale_start = step.scale, step.iteration
+        if self.first_elapsed is None:
+            self.first_elapsed = step.elapsed
+            return None
+        self.work += pixels
+        rate = (step.elapsed - self.first_elapsed) / self.work
+        if sum(n for _, n in self.plan) != step.total_iterations or step.scale >= len(self.plan):
+            return rate * pixels * (step.total_iterations - step.iteration)  # plan unknown: plain rate
+        aspect = pixels / max(step.size) ** 2
+        left_here = max(0, self.plan[step.scale][1] - (step.iteration - self.scale_start + 1))
+        later = sum(n * side * side * aspect for side, n in self.plan[step.scale + 1:])
+        return rate * (left_here * pixels + later)
 
 
 Runner = Callable[[Job, Callable[[object], None], Callable[[], bool]], object]
@@ -249,15 +290,16 @@ class JobManager:
 
     def _run(self, job: Job) -> None:
         every = self.preview_every
+        time_left = TimeLeft(job.options)
 
         def callback(step) -> None:
             # Losses every step (cheap); an image only every few steps, since taking one costs a copy.
             total = max(step.total_iterations, step.iteration)
-            per_step = step.elapsed / max(1, step.iteration)
+            eta = time_left.update(step)
             progress = {"iteration": step.iteration, "total_iterations": total, "scale": step.scale,
                         "size": list(step.size), "content_loss": step.content_loss,
                         "style_loss": step.style_loss, "loss": step.loss, "elapsed": round(step.elapsed, 3),
-                        "eta": round(per_step * (total - step.iteration), 1)}
+                        "eta": None if eta is None else round(eta, 1)}
             preview = None
             if step.iteration == 1 or step.iteration % every == 0:
                 preview = png_bytes(step.image())

@@ -33,6 +33,7 @@ def chromium_path() -> str:
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
     executable = chromium_path()
+    ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         yield browser
@@ -88,7 +89,6 @@ def assert_only_own_requests(page, url: str) -> None:
 
 
 def test_stylize_in_the_browser(browser, server, tmp_path, content_image, style_image):
-    ARTIFACTS.mkdir(exist_ok=True)
     (tmp_path / "photo.png").write_bytes(png(content_image))
     (tmp_path / "painting.png").write_bytes(png(style_image))
     page = signed_in_page(browser, server)
@@ -143,6 +143,7 @@ def test_reload_resumes_and_cancel_keeps_the_image(browser, server):
     set_range(page, "#iterations", 500)
     page.click("#stylize")
     page.wait_for_selector("#result[data-final='0']", timeout=60_000)  # the first preview
+    page.screenshot(path=str(ARTIFACTS / "web-style-running.png"), full_page=True)
 
     page.reload()  # the page finds the job still running and follows it again
     page.wait_for_selector("body[data-ready='1']")
@@ -163,7 +164,6 @@ def test_reload_resumes_and_cancel_keeps_the_image(browser, server):
 
 
 def test_faces_in_the_browser(browser, server):
-    ARTIFACTS.mkdir(exist_ok=True)
     page = signed_in_page(browser, server)
     page.click(".tab[data-tab='faces']")
     page.wait_for_selector("#people-empty:not([hidden])")
@@ -194,7 +194,6 @@ def test_faces_in_the_browser(browser, server):
 
 
 def test_the_page_asks_for_the_token_once(browser, server):
-    ARTIFACTS.mkdir(exist_ok=True)
     page = new_page(browser, server)
     page.wait_for_selector("#token-dialog[open]")
     page.screenshot(path=str(ARTIFACTS / "web-token.png"))

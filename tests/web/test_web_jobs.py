@@ -109,3 +109,30 @@ def test_deleting_a_running_job_stops_it(client):
     while not (record.finished and not record.folder.exists()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert record.finished and not record.folder.exists()
+
+
+def test_time_left_counts_the_larger_scales_still_to_come():
+    from types import SimpleNamespace
+
+    from neuralens.style.transfer import StyleOptions
+    from neuralens.web.jobs import TimeLeft, planned_scales
+
+    options = StyleOptions(size=512, iterations=10)
+    plan = planned_scales(options)
+    assert plan == [(256, 20), (362, 20), (512, 10)]
+    total = sum(n for _, n in plan)
+    estimate = TimeLeft(options)
+    cost = 1e-5  # seconds per pixel, and a 5 s start-up paid by the first step
+    elapsed, iteration, estimates, truth = 5.0, 0, [], []
+    steps = [(scale, side) for scale, (side, n) in enumerate(plan) for _ in range(n)]
+    for scale, side in steps:
+        iteration += 1
+        size = (side, round(side * 0.75))  # a 4:3 landscape photo
+        elapsed += cost * size[0] * size[1]
+        estimates.append(estimate.update(SimpleNamespace(iteration=iteration, total_iterations=total, scale=scale,
+                                                         size=size, elapsed=elapsed)))
+        truth.append(sum(cost * s * round(s * 0.75) for _, s in steps[iteration:]))
+    assert estimates[0] is None  # no rate yet (and the start-up must not count)
+    for guess, real in zip(estimates[1:], truth[1:]):
+        assert abs(guess - real) <= 0.02 * real + 1e-6
+    assert estimates[-1] == 0

@@ -242,7 +242,7 @@ async function showJob(job) {
   $("stat-content").textContent = fmt(p.content_loss);
   $("stat-style").textContent = fmt(p.style_loss);
   $("stat-elapsed").textContent = secs(p.elapsed);
-  $("stat-eta").textContent = job.status === "running" ? secs(p.eta) : "—";
+  $("stat-eta").textContent = job.status !== "running" ? "—" : p.eta === null || p.eta === undefined ? "estimating…" : "about " + secs(p.eta);
   $("progress-bar").style.width = p.total_iterations ? `${(100 * p.iteration) / p.total_iterations}%` : "0%";
   const finished = ["done", "failed", "cancelled"].includes(job.status);
   if (finished && !current.done) {
