@@ -38,6 +38,25 @@ def test_batch_hard_loss_is_zero_without_triplets():
     assert float(training.batch_hard_triplet_loss(x, torch.tensor([0, 1]))) == 0.0
 
 
+def test_adam_steps_by_hand():
+    # With a constant gradient c, Adam's bias-corrected moments are m = c and v = c^2 at every step, so
+    # each step moves every parameter by lr * sign(c) (up to eps).
+    p = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    c = torch.tensor([3.0, -0.2, 1e-3])
+    optimiser = training.Adam([p], lr=0.1)
+    for _ in range(3):
+        optimiser.zero_grad()
+        (p * c).sum().backward()
+        optimiser.step()
+    assert torch.allclose(p.detach(), torch.tensor([0.5 - 0.3, -1.0 + 0.3, 2.0 - 0.3]), atol=1e-4)
+    # Weight decay adds wd * p to the gradient.
+    q = torch.tensor([-1.0], requires_grad=True)
+    decayed = training.Adam([q], lr=0.1, weight_decay=2.0)
+    (q * torch.tensor([-0.5])).sum().backward()  # g = -0.5 + 2 * (-1) = -2.5 -> q moves up by 0.1
+    decayed.step()
+    assert q.item() == pytest.approx(-0.9, abs=1e-5)
+
+
 def test_pair_features_are_abs_difference_and_chi_square():
     a = np.array([[1.0, -2.0]], np.float32)
     b = np.array([[3.0, -1.0]], np.float32)
