@@ -50,7 +50,9 @@ def register(api: APIRouter, config) -> None:
         return {"name": result.name, "added": result.added, "skipped": result.skipped,
                 "warnings": result.warnings}
 
-    @api.delete("/faces/people/{name}", summary="Remove a person and all their embeddings")
+    # ':path' so that a name with a '/' (sent as %2F, which is decoded before routing) still matches; the
+    # name is only ever a database key.
+    @api.delete("/faces/people/{name:path}", summary="Remove a person and all their embeddings")
     def remove(name: str = Path(..., description="the person's name (any case)")) -> dict:
         with lock, gallery() as g:
             known = {p.name.casefold(): p.name for p in g.persons()}

@@ -42,6 +42,10 @@ def test_faces_round_trip(client):
     other = client.post("/api/faces/verify", data={"name": "Joe Biden"}, files={"photo": upload("obama2.jpg")})
     assert other.json()["same"] is False
 
+    odd = client.post("/api/faces/people", data={"name": "AC/DC fan"}, files={"photo": upload("obama2.jpg")})
+    assert odd.status_code == 201 and "Barack Obama" in odd.json()["warnings"][0]  # a look-alike warning
+    assert client.delete("/api/faces/people/ac%2Fdc%20fan").json() == {"removed": "AC/DC fan", "embeddings": 1}
+
     removed = client.delete("/api/faces/people/barack%20obama")
     assert removed.status_code == 200 and removed.json() == {"removed": "Barack Obama", "embeddings": 1}
     assert [p["name"] for p in client.get("/api/faces/people").json()["people"]] == ["Joe Biden"]
