@@ -27,15 +27,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__, devices
 from ..errors import NeuralensError
 from . import faces_api, style_api
-from .jobs import JobManager, QueueFull, Runner, run_style_transfer
+from .jobs import JobManager, QueueFull
 from .security import BodyLimit, HostGuard, api_guard
+from .style_api import samples
 from .uploads import UploadError
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SAMPLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
 @dataclass
@@ -58,11 +57,6 @@ class WebConfig:
     @property
     def max_request_bytes(self) -> int:
         return self.max_upload_bytes * self.max_files + 1_000_000  # the files plus room for the form fields
-
-
-def samples() -> Dict[str, Path]:
-    """The bundled sample images by file name (the only names a request may use to pick one)."""
-    return {p.name: p for p in sorted(SAMPLES.iterdir()) if p.suffix.lower() in SAMPLE_SUFFIXES}
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -102,15 +96,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
 
-def create_app(config: Optional[WebConfig] = None, *, runner: Runner = run_style_transfer,
-               manager: Optional[JobManager] = None, **settings) -> FastAPI:
-    """Build the app. Takes a ``WebConfig`` and/or its fields as keywords (``token=..., max_queue=...``);
-    ``runner`` replaces the style-transfer call (for tests of the queue itself). The job worker starts
-    with the app and the results folder is deleted when it stops."""
+def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
+    """Build the app. Takes a ``WebConfig`` and/or its fields as keywords (``token=..., max_queue=...``).
+    The job worker starts with the app (its lifespan) and the results folder is deleted when it stops."""
     config = dataclasses.replace(config or WebConfig(), **settings)
     devices.pick_device(config.device)  # fail now, not on the first job, when the device is missing
-    manager = manager or JobManager(workers=config.workers, max_queue=config.max_queue,
-                                    preview_every=config.preview_every, runner=runner)
+    manager = JobManager(workers=config.workers, max_queue=config.max_queue, preview_every=config.preview_every)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -203,10 +203,7 @@ class JobManager:
         with self._changed:
             if self._closing:
                 raise NeuralensError("the server is shutting down")
-            if len(self._waiting) >= self.max_queue:
-                busy = sum(1 for j in self._jobs.values() if j.status == RUNNING)
-                raise QueueFull(f"the queue is full ({len(self._waiting)} job(s) waiting, {busy} running, "
-                                f"limit {self.max_queue}); wait for one to finish or cancel one, then retry")
+            self.ensure_room()
             job_id = uuid.uuid4().hex
             folder = self.root / job_id
             folder.mkdir()
@@ -215,6 +212,14 @@ class JobManager:
             self._waiting.append(job)
             self._touch(job)
         return job
+
+    def ensure_room(self) -> None:
+        """Raise QueueFull when ``max_queue`` jobs are already waiting."""
+        with self._changed:
+            if len(self._waiting) >= self.max_queue:
+                busy = sum(1 for j in self._jobs.values() if j.status == RUNNING)
+                raise QueueFull(f"the queue is full ({len(self._waiting)} job(s) waiting, {busy} running, "
+                                f"limit {self.max_queue}); wait for one to finish or cancel one, then retry")
 
     def get(self, job_id: str) -> Optional[Job]:
         """The job with this id, or None."""

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import List, Literal, Optional
+from pathlib import Path as FilePath
+from typing import Dict, List, Literal, Optional
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -14,10 +15,17 @@ from ..style.transfer import StyleOptions
 from .jobs import FINISHED, Job, JobManager
 from .uploads import read_image
 
+SAMPLES = FilePath(__file__).resolve().parent.parent / "samples"
+SAMPLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 JOB_ID = Path(pattern=r"^[0-9a-f]{32}$", description="a job id as returned by POST /api/jobs")
 # How often the event stream looks for news, and how long it stays quiet before a keep-alive comment.
 POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 15.0
+
+
+def samples() -> Dict[str, FilePath]:
+    """The bundled sample images by file name (the only names a request may use to pick one)."""
+    return {p.name: p for p in sorted(SAMPLES.iterdir()) if p.suffix.lower() in SAMPLE_SUFFIXES}
 
 
 def parse_blend(text: Optional[str]) -> Optional[List[float]]:
@@ -37,8 +45,6 @@ def shrink(image, long_side: int):
 
 def register(api: APIRouter, manager: JobManager, config) -> None:
     """Add the /jobs routes to ``api``."""
-    from .app import samples  # noqa: PLC0415 -- app imports this module
-
     def find(job_id: str) -> Job:
         job = manager.get(job_id)
         if job is None:
@@ -76,6 +82,7 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
                style_blend: Optional[str] = Form(None, description="weights per style, e.g. 0.7,0.3"),
                seed: Optional[int] = Form(0),
                optimizer: Literal["lbfgs", "adam"] = Form("lbfgs")) -> dict:
+        manager.ensure_room()  # before decoding any upload: a full queue refuses at once
         if (content is None) == (not content_sample):
             raise HTTPException(400, "give exactly one content image: a 'content' upload or a 'content_sample' name")
         if not style and not style_sample:
