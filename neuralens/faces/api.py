@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -91,6 +93,34 @@ def to_array(image: Union[ImageLike, np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(load_image(image), dtype=np.uint8))
 
 
+class _Memo:
+    """A small least-recently-used memo for the two slow pure steps (detection, encoding without
+    jitter), keyed by a hash of the exact pixels: the same image seen twice in a process (a pair list
+    that repeats photos, an API user comparing one photo with many) is worked on once."""
+
+    def __init__(self, size: int):
+        self.size, self.items = size, collections.OrderedDict()
+
+    def get(self, key):
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        return None
+
+    def put(self, key, value) -> None:
+        self.items[key] = value
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+_DETECTIONS = _Memo(64)
+_EMBEDDINGS = _Memo(4096)
+
+
+def _pixels_key(array: np.ndarray, *settings) -> tuple:
+    return (array.shape, hashlib.blake2b(array.tobytes(), digest_size=16).digest(), *settings)
+
+
 def detect(image: Union[ImageLike, np.ndarray], detector: str = "hog", upsample: int = 1,
            max_side: int = DETECT_MAX_SIDE) -> List[Tuple[Box, float]]:
     """Find faces. Takes an image (path, PIL or RGB array), the detector ('hog' or 'cnn'), how many times
@@ -101,6 +131,10 @@ def detect(image: Union[ImageLike, np.ndarray], detector: str = "hog", upsample:
     if upsample not in range(0, 4):
         raise NeuralensError(f"upsample must be 0, 1, 2 or 3, got {upsample}")
     array = to_array(image)
+    key = _pixels_key(array, detector, upsample, max_side)
+    cached = _DETECTIONS.get(key)
+    if cached is not None:
+        return list(cached)
     height, width = array.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     small = array
@@ -120,7 +154,9 @@ def detect(image: Union[ImageLike, np.ndarray], detector: str = "hog", upsample:
         bottom = min(height, int(round((rect.bottom() + 1) / scale)))
         if right > left and bottom > top:
             boxes.append(((left, top, right, bottom), float(score)))
-    return sorted(boxes, key=lambda item: (item[0][0], item[0][1]))
+    boxes.sort(key=lambda item: (item[0][0], item[0][1]))
+    _DETECTIONS.put(key, tuple(boxes))
+    return boxes
 
 
 def _shape(array: np.ndarray, box: Box):
@@ -180,11 +216,22 @@ def encode(image: Union[ImageLike, np.ndarray], detector: str = "hog", jitter: i
         shape = _shape(array, box)
         points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], dtype=np.float64)
         chip = dlib.get_face_chip(array, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
-        vector = models.encoder().compute_face_descriptor(chip, pipeline.jitter)
-        faces.append(Face(box=box, score=score, landmarks=points,
-                          embedding=np.asarray(vector, dtype=np.float32).reshape(EMBEDDING_DIM),
+        faces.append(Face(box=box, score=score, landmarks=points, embedding=_embed(chip, pipeline.jitter),
                           sharpness=sharpness(chip), yaw=yaw(points), index=number))
     return faces
+
+
+def _embed(chip: np.ndarray, jitter: int) -> np.ndarray:
+    """The encoder's 128-d embedding of an aligned chip (memoised when deterministic: no jitter)."""
+    key = _pixels_key(chip) if jitter == 0 else None
+    cached = _EMBEDDINGS.get(key) if key else None
+    if cached is None:
+        vector = models.encoder().compute_face_descriptor(chip, jitter)
+        cached = np.asarray(vector, dtype=np.float32).reshape(EMBEDDING_DIM)
+        cached.flags.writeable = False  # shared by every Face made from this chip
+        if key:
+            _EMBEDDINGS.put(key, cached)
+    return cached
 
 
 def select_face(faces: Sequence[Face], source: str, largest: bool = False, index: Optional[int] = None) -> Face:
