@@ -107,7 +107,9 @@ def cmd_enroll(args) -> int:
             _print_json({"name": result.name, "added": result.added, "skipped": result.skipped,
                          "warnings": result.warnings, "gallery": str(gallery.path)})
             return 0
-        skipped = f" ({len(result.skipped)} photo(s) already enrolled: {', '.join(result.skipped)})" if result.skipped else ""
+        skipped = ""
+        if result.skipped:
+            skipped = f" ({len(result.skipped)} photo(s) already enrolled: {', '.join(result.skipped)})"
         print(f"enrolled {result.name}: {result.added} embedding(s) added{skipped} in {gallery.path}")
     return 0
 
@@ -281,7 +283,8 @@ def cmd_calibrate(args) -> int:
         print(f"threshold {threshold:.4f} ({info['method']}: accuracy {info['accuracy']:.4f} "
               f"± {info['accuracy_std']:.4f} on held-out folds)")
     else:
-        print(f"threshold {threshold:.4f} (false-accept rate {info['far']:.2e}, true-accept rate {info['tar']:.4f})")
+        print(f"threshold {threshold:.4f} (false-accept rate {info['far']:.2e}, "
+              f"true-accept rate {info['tar']:.4f})")
     print(f"confidence P(same) = sigmoid({fit['intercept']:.3f} + {fit['slope']:.3f} * distance)")
     print(f"stored in {path}")
     return 0
@@ -367,8 +370,9 @@ def register(subparsers) -> None:
     _gallery_option(p)
     p.set_defaults(func=cmd_remove)
 
-    for name, helptext, func in (("evaluate", "verification metrics on a labelled pair list", cmd_evaluate),
-                                 ("calibrate", "choose and store the threshold and confidence fit", cmd_calibrate)):
+    for name, helptext, func in (
+            ("evaluate", "verification metrics on a labelled pair list", cmd_evaluate),
+            ("calibrate", "choose and store the threshold and confidence fit", cmd_calibrate)):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("pairs", metavar="PAIRS", help="CSV file_x,file_y,Decision (Yes/No) or LFW pairs.txt")
         p.add_argument("--images", required=True, metavar="DIR", help="folder the pair list's images are in")
@@ -378,7 +382,8 @@ def register(subparsers) -> None:
             _head_option(p)
         else:
             p.add_argument("--far", type=float, metavar="RATE",
-                           help="instead of the best accuracy, the threshold for this false-accept rate (e.g. 1e-3)")
+                           help="instead of the best accuracy, the threshold for this false-accept rate "
+                                "(e.g. 1e-3)")
             p.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")
         _pipeline_options(p), _gallery_option(p), _json_option(p)
         p.set_defaults(func=func)

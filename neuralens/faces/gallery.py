@@ -86,7 +86,8 @@ def _check_name(name: str) -> str:
     if not name:
         raise NeuralensError("a person's name cannot be empty")
     if len(name) > MAX_NAME or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        raise NeuralensError(f"invalid name {name[:40]!r}: use one line of at most {MAX_NAME} printable characters")
+        raise NeuralensError(
+            f"invalid name {name[:40]!r}: use one line of at most {MAX_NAME} printable characters")
     return name
 
 
@@ -541,7 +542,8 @@ class Gallery:
         dist = float(dists.min())
         return Comparison(same=dist <= threshold, distance=dist, threshold=threshold,
                           confidence=float(api.confidence(dist, fit)),
-                          details={"name": self.canonical_name(name), "embeddings": int(len(stored)), "box": list(query.box)})
+                          details={"name": self.canonical_name(name), "embeddings": int(len(stored)),
+                                   "box": list(query.box)})
 
 
 def annotate(photo: Union[ImageLike, np.ndarray], matches: Sequence[Match]) -> Image.Image:

@@ -199,7 +199,8 @@ def _read_csv(text: str, path: Path, images: Path) -> List[Pair]:
     fields = {name.strip().lower(): name for name in reader.fieldnames or []}
     missing = [c for c in ("file_x", "file_y", "decision") if c not in fields]
     if missing:
-        raise NeuralensError(f"{path}: CSV needs the columns file_x,file_y,Decision (missing {', '.join(missing)})")
+        raise NeuralensError(
+            f"{path}: CSV needs the columns file_x,file_y,Decision (missing {', '.join(missing)})")
     pairs = []
     for line, row in enumerate(reader, start=2):
         decision = (row.get(fields["decision"]) or "").strip().lower()
@@ -263,7 +264,8 @@ def read_pairs(path, images) -> List[Pair]:
 
 
 def embed_images(paths: Iterable[Path], pipeline: Pipeline, upsample: int = 1,
-                 progress: Optional[Callable[[int, int], None]] = None) -> Tuple[Dict[Path, Optional[np.ndarray]], float]:
+                 progress: Optional[Callable[[int, int], None]] = None
+                 ) -> Tuple[Dict[Path, Optional[np.ndarray]], float]:
     """The embedding of the central face of each image (None when no face is found), each image encoded
     once. Returns ({path: embedding or None}, seconds per image)."""
     unique = list(dict.fromkeys(paths))

@@ -46,7 +46,8 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
     return diff.pow(2).sum(dim=2)
 
 
-def batch_hard_mining(embeddings: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch_hard_mining(embeddings: torch.Tensor,
+                      labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For every anchor: the index of its hardest positive (the farthest other embedding with the same
     label) and hardest negative (the nearest with another label). Returns (positive_index,
     negative_index, valid), ``valid`` False for anchors with no positive or no negative."""
@@ -176,7 +177,8 @@ def load_head(path, kind: Optional[str] = None) -> Head:
     head = Head(kind=kind, threshold=float(data["threshold"]), confidence=dict(data["confidence"]),
                 pipeline=dict(data["pipeline"]), info=dict(data.get("info") or {}))
     if data.get("projection"):
-        head.projection_weight = _array(data["projection"]["weight"], (EMBEDDING_DIM, EMBEDDING_DIM), "weight", path)
+        head.projection_weight = _array(data["projection"]["weight"], (EMBEDDING_DIM, EMBEDDING_DIM), "weight",
+                                        path)
         head.projection_bias = _array(data["projection"]["bias"], (EMBEDDING_DIM,), "bias", path)
     if data.get("classifier"):
         head.classifier_weight = _array(data["classifier"]["weight"], (2 * EMBEDDING_DIM,), "weight", path)
@@ -369,7 +371,8 @@ def _train_classifier(embeddings, labels, steps, lr, weight_decay, seed):
 
 # --- datasets and the whole procedure -----------------------------------------------------------------
 def load_dataset(folder, pipeline: Optional[Pipeline] = None, upsample: int = 1,
-                 progress: Optional[Callable[[int, int], None]] = None) -> Tuple[np.ndarray, np.ndarray, List[str], int]:
+                 progress: Optional[Callable[[int, int], None]] = None
+                 ) -> Tuple[np.ndarray, np.ndarray, List[str], int]:
     """Embeddings of a folder with one sub-folder of photos per person (the central face of each photo).
     Returns (embeddings (n, 128), labels (n,) of person names, the image paths, photos without a face)."""
     folder = Path(folder)
@@ -473,7 +476,8 @@ def train(dataset, output, split: str = "people", test_fraction: float = 0.25, u
     pipeline = pipeline or Pipeline()
     x, y, _, no_face = load_dataset(dataset, pipeline, upsample, progress)
     train_mask, test_mask = split_dataset(y, test_fraction, split, seed)
-    if len(np.unique(y[test_mask])) < 2 or not np.any([(y[test_mask] == n).sum() >= 2 for n in np.unique(y[test_mask])]):
+    held_out = y[test_mask]
+    if len(np.unique(held_out)) < 2 or not any((held_out == n).sum() >= 2 for n in np.unique(held_out)):
         raise NeuralensError("the held-out part needs two people and someone with two photos; add photos "
                              "or raise --test-fraction")
     head, report = train_heads(x[train_mask], y[train_mask], x[test_mask], y[test_mask], pipeline.fingerprint(),
