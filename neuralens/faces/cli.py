@@ -285,7 +285,8 @@ def cmd_calibrate(args) -> int:
     else:
         print(f"threshold {threshold:.4f} (false-accept rate {info['far']:.2e}, "
               f"true-accept rate {info['tar']:.4f})")
-    print(f"confidence P(same) = sigmoid({fit['intercept']:.3f} + {fit['slope']:.3f} * distance)")
+    sign = "-" if fit["slope"] < 0 else "+"
+    print(f"confidence P(same) = sigmoid({fit['intercept']:.3f} {sign} {abs(fit['slope']):.3f} * distance)")
     print(f"stored in {path}")
     return 0
 

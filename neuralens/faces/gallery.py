@@ -176,8 +176,13 @@ class Gallery:
                 raise NeuralensError(f"{self.path}: is a folder, not a gallery file")
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Faces are biometric data: only the owner may read the file (SQLite gives its -wal and
+                # -shm files the same permissions).
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass  # another process created it a moment ago
             except OSError as exc:
-                raise NeuralensError(f"cannot create the gallery's folder {self.path.parent}: {exc}") from None
+                raise NeuralensError(f"cannot create the gallery {self.path}: {exc.strerror or exc}") from None
         elif self.path.is_dir():
             raise NeuralensError(f"{self.path}: is a folder, not a gallery file")
         self._cache: Optional[Tuple[int, List[str], np.ndarray, np.ndarray]] = None

@@ -249,6 +249,14 @@ def test_empty_missing_and_foreign_galleries(tmp_path, photo):
         Gallery(other)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_a_new_gallery_is_private_to_its_owner(tmp_path):
+    with Gallery(tmp_path / "sub" / "private.sqlite3") as g:
+        g.add_embeddings("A", [np.zeros(128)], ["h"], Pipeline().fingerprint())
+    for path in (tmp_path / "sub").glob("private.sqlite3*"):
+        assert path.stat().st_mode & 0o077 == 0, path
+
+
 def test_default_path_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("NEURALENS_GALLERY", str(tmp_path / "env.sqlite3"))
     assert default_gallery_path() == tmp_path / "env.sqlite3"
