@@ -16,6 +16,7 @@ from . import api, metrics
 from .gallery import MAX_YAW, MIN_FACE, MIN_SHARPNESS, Gallery, annotate, default_gallery_path
 from .models import DETECTORS, Pipeline
 
+FEATURE_NAMES = {"both": "|f1-f2| and chi-square", "abs": "|f1-f2|", "chi2": "chi-square"}
 DIFFERENT = 1  # exit status of verify/compare for 'not the same person', like grep's 'no match'
 
 
@@ -299,7 +300,8 @@ def cmd_train(args) -> int:
         gallery.close()
     report = training.train(args.dataset, args.output, split=args.split, test_fraction=args.test_fraction,
                             use=args.use, steps=args.steps, margin=args.margin, seed=args.seed,
-                            pipeline=pipeline, upsample=args.upsample, progress=_progress("encoding"))
+                            pipeline=pipeline, upsample=args.upsample, progress=_progress("encoding"),
+                            features=args.features)
     if args.json:
         _print_json(report)
         return 0
@@ -307,7 +309,7 @@ def cmd_train(args) -> int:
           f"{report['test_images']} held-out photos of {report['test_people']} people "
           f"({report['no_face']} photo(s) without a face skipped)")
     for key, title in (("before", "pretrained encoder (before)"), ("projection", "projection head (triplet loss)"),
-                       ("classifier", "classifier head (|f1-f2|, chi-square)")):
+                       ("classifier", f"classifier head (logistic regression on {FEATURE_NAMES[args.features]})")):
         print(f"{title}:")
         _print_metrics(report[key], indent="  ")
     print(f"saved the {report['use']} head to {report['output']} (use it with --head)")
@@ -400,6 +402,8 @@ def register(subparsers) -> None:
                    help="which head the saved file applies (default: the better on the held-out pairs)")
     p.add_argument("--steps", type=int, default=300, help="projection-head training steps (default 300)")
     p.add_argument("--margin", type=float, default=0.2, help="triplet-loss margin (default 0.2)")
+    p.add_argument("--features", choices=("both", "abs", "chi2"), default="both",
+                   help="the classifier's pair features: |f1-f2|, chi-square terms, or both (default)")
     p.add_argument("--seed", type=int, default=0)
     _pipeline_options(p), _gallery_option(p), _json_option(p)
     p.set_defaults(func=cmd_train)

@@ -71,14 +71,25 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, marg
     return triplet_loss(anchor, embeddings[positive[valid]], embeddings[negative[valid]], margin)
 
 
-def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Features of embedding pairs for the classifier: |a - b| and the chi-square terms
-    (a - b)^2 / (|a| + |b|). The embeddings are signed, so the usual (a + b) denominator of the
-    chi-square distance, meant for non-negative features, is taken in absolute values. (n, 256) out."""
+FEATURES = ("both", "abs", "chi2")
+
+
+def pair_features(a: np.ndarray, b: np.ndarray, features: str = "both") -> np.ndarray:
+    """Features of embedding pairs for the classifier: 'abs' = |a - b|, 'chi2' = the chi-square terms
+    (a - b)^2 / (|a| + |b|), 'both' = the two side by side. The embeddings are signed, so the usual
+    (a + b) denominator of the chi-square distance, meant for non-negative features, is taken in absolute
+    values. (n, 128) or (n, 256) out."""
+    if features not in FEATURES:
+        raise NeuralensError(f"unknown pair features '{features}' (choose from {', '.join(FEATURES)})")
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
     diff = a - b
-    return np.concatenate([np.abs(diff), diff * diff / (np.abs(a) + np.abs(b) + CHI2_EPS)], axis=-1)
+    parts = []
+    if features in ("both", "abs"):
+        parts.append(np.abs(diff))
+    if features in ("both", "chi2"):
+        parts.append(diff * diff / (np.abs(a) + np.abs(b) + CHI2_EPS))
+    return np.concatenate(parts, axis=-1)
 
 
 # --- the stored head ----------------------------------------------------------------------------------
@@ -94,8 +105,9 @@ class Head:
     pipeline: Dict[str, object]
     projection_weight: Optional[np.ndarray] = None  # (128, 128)
     projection_bias: Optional[np.ndarray] = None  # (128,)
-    classifier_weight: Optional[np.ndarray] = None  # (256,)
+    classifier_weight: Optional[np.ndarray] = None  # (256,) for 'both' features, (128,) for one kind
     classifier_bias: float = 0.0
+    classifier_features: str = "both"
     info: Dict[str, object] = field(default_factory=dict)
 
     def project(self, x: np.ndarray) -> np.ndarray:
@@ -104,7 +116,7 @@ class Head:
 
     def same_probability(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """The classifier's P(same) for row-aligned pairs (n, 128), (n, 128) -> (n,)."""
-        logit = pair_features(a, b) @ self.classifier_weight + self.classifier_bias
+        logit = pair_features(a, b, self.classifier_features) @ self.classifier_weight + self.classifier_bias
         return 1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))
 
     def pair_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -140,7 +152,8 @@ class Head:
                 "weight": self.projection_weight.astype(float).tolist(),
                 "bias": self.projection_bias.astype(float).tolist()},
             "classifier": None if self.classifier_weight is None else {
-                "weight": self.classifier_weight.astype(float).tolist(), "bias": float(self.classifier_bias)},
+                "weight": self.classifier_weight.astype(float).tolist(), "bias": float(self.classifier_bias),
+                "features": self.classifier_features},
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -181,7 +194,12 @@ def load_head(path, kind: Optional[str] = None) -> Head:
                                         path)
         head.projection_bias = _array(data["projection"]["bias"], (EMBEDDING_DIM,), "bias", path)
     if data.get("classifier"):
-        head.classifier_weight = _array(data["classifier"]["weight"], (2 * EMBEDDING_DIM,), "weight", path)
+        features = data["classifier"].get("features", "both")
+        if features not in FEATURES:
+            raise NeuralensError(f"{path}: damaged face head (unknown features {features!r})")
+        size = 2 * EMBEDDING_DIM if features == "both" else EMBEDDING_DIM
+        head.classifier_weight = _array(data["classifier"]["weight"], (size,), "weight", path)
+        head.classifier_features = features
         head.classifier_bias = float(data["classifier"]["bias"])
     if kind != data.get("kind"):  # the stored threshold and fit belong to the recommended kind
         calibration = (data.get("info") or {}).get("calibration", {}).get(kind)
@@ -336,20 +354,22 @@ def make_pairs(labels: Sequence, max_pairs: int = 20000, seed: int = 0) -> Tuple
 
 
 def train_classifier(embeddings: np.ndarray, labels: Sequence, steps: int = 500, lr: float = 0.05,
-                     weight_decay: float = 1e-4, seed: int = 0) -> Tuple[np.ndarray, float, Dict[str, float]]:
-    """Fit the logistic-regression head on the pair features of all (or sampled) pairs, same and
-    different pairs weighted equally. Returns (weight (256,), bias, {'loss_before', 'loss_after'})."""
+                     weight_decay: float = 1e-4, seed: int = 0,
+                     features: str = "both") -> Tuple[np.ndarray, float, Dict[str, float]]:
+    """Fit the logistic-regression head on the pair features (``features``: 'both', 'abs' or 'chi2';
+    see ``pair_features``) of all (or sampled) pairs, same and different pairs weighted equally.
+    Returns (weight (256,) or (128,), bias, {'loss_before', 'loss_after'})."""
     with _one_thread():
-        return _train_classifier(embeddings, labels, steps, lr, weight_decay, seed)
+        return _train_classifier(embeddings, labels, steps, lr, weight_decay, seed, features)
 
 
-def _train_classifier(embeddings, labels, steps, lr, weight_decay, seed):
+def _train_classifier(embeddings, labels, steps, lr, weight_decay, seed, features):
     torch.manual_seed(seed)
     x = np.asarray(embeddings, dtype=np.float32)
     pairs, same = make_pairs(labels, seed=seed)
     if same.all() or not same.any():
         raise NeuralensError("training the classifier needs both same-person and different-person pairs")
-    features = torch.from_numpy(pair_features(x[pairs[:, 0]], x[pairs[:, 1]]))
+    features = torch.from_numpy(pair_features(x[pairs[:, 0]], x[pairs[:, 1]], features))
     target = torch.from_numpy(same.astype(np.float32))
     model = nn.Linear(features.shape[1], 1)
     nn.init.zeros_(model.weight)
@@ -436,15 +456,18 @@ def _calibrate(head: Head, x: np.ndarray, labels: np.ndarray) -> Dict[str, objec
 
 def train_heads(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence,
                 fingerprint: Dict[str, object], use: str = "best", steps: int = 300, margin: float = 0.2,
-                seed: int = 0, threshold: float = api.DEFAULT_THRESHOLD) -> Tuple[Head, dict]:
-    """Train both heads on (train_x, train_y), measure the raw encoder and each head on every held-out
-    pair, and return the head to use ('best' = higher held-out accuracy at its own threshold, or
-    'projection' / 'classifier') with a report {'before', 'projection', 'classifier', 'use', losses}."""
+                seed: int = 0, threshold: float = api.DEFAULT_THRESHOLD,
+                features: str = "both") -> Tuple[Head, dict]:
+    """Train both heads on (train_x, train_y) (the classifier on ``features``), measure the raw encoder
+    and each head on every held-out pair, and return the head to use ('best' = higher held-out accuracy
+    at its own threshold, or 'projection' / 'classifier') with a report {'before', 'projection',
+    'classifier', 'use', 'features', losses}."""
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     weight, bias, projection_losses = train_projection(train_x, train_y, steps=steps, margin=margin, seed=seed)
-    c_weight, c_bias, classifier_losses = train_classifier(train_x, train_y, seed=seed)
+    c_weight, c_bias, classifier_losses = train_classifier(train_x, train_y, seed=seed, features=features)
     base = dict(threshold=0.0, confidence={}, pipeline={k: fingerprint.get(k) for k in ENCODER_KEYS},
-                projection_weight=weight, projection_bias=bias, classifier_weight=c_weight, classifier_bias=c_bias)
+                projection_weight=weight, projection_bias=bias, classifier_weight=c_weight, classifier_bias=c_bias,
+                classifier_features=features)
     heads = {kind: Head(kind=kind, **base) for kind in HEAD_KINDS}
     calibration = {}
     for kind, head in heads.items():
@@ -455,6 +478,7 @@ def train_heads(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test
               "before": _pair_metrics(None, test_x, test_y, threshold),
               "projection": _pair_metrics(heads["projection"], test_x, test_y, heads["projection"].threshold),
               "classifier": _pair_metrics(heads["classifier"], test_x, test_y, heads["classifier"].threshold),
+              "features": features,
               "losses": {"projection": projection_losses, "classifier": classifier_losses}}
     if use == "best":
         use = max(HEAD_KINDS, key=lambda k: (report[k]["accuracy"], report[k]["roc_auc"]))
@@ -469,11 +493,12 @@ def train_heads(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test
 
 def train(dataset, output, split: str = "people", test_fraction: float = 0.25, use: str = "best",
           steps: int = 300, margin: float = 0.2, seed: int = 0, pipeline: Optional[Pipeline] = None,
-          upsample: int = 1, progress: Optional[Callable[[int, int], None]] = None) -> dict:
+          upsample: int = 1, progress: Optional[Callable[[int, int], None]] = None, features: str = "both") -> dict:
     """The whole ``neuralens faces train``: embed a folder-per-person dataset with the frozen encoder,
     split it, train both heads, report metrics before/after on the held-out part and save the chosen
     head to ``output``. Returns the report (with 'no_face', 'output')."""
     pipeline = pipeline or Pipeline()
+    pair_features(np.zeros((1, EMBEDDING_DIM)), np.zeros((1, EMBEDDING_DIM)), features)  # check the name early
     x, y, _, no_face = load_dataset(dataset, pipeline, upsample, progress)
     train_mask, test_mask = split_dataset(y, test_fraction, split, seed)
     held_out = y[test_mask]
@@ -481,7 +506,7 @@ def train(dataset, output, split: str = "people", test_fraction: float = 0.25, u
         raise NeuralensError("the held-out part needs two people and someone with two photos; add photos "
                              "or raise --test-fraction")
     head, report = train_heads(x[train_mask], y[train_mask], x[test_mask], y[test_mask], pipeline.fingerprint(),
-                               use=use, steps=steps, margin=margin, seed=seed)
+                               use=use, steps=steps, margin=margin, seed=seed, features=features)
     report["no_face"] = no_face
     report["output"] = str(head.save(output))
     return report

@@ -133,10 +133,12 @@ def test_train_then_verify_with_the_head(capsys, tmp_path, photo, gallery):
             image.transpose(Image.FLIP_LEFT_RIGHT).save(dataset / person / f"flipped-{name}")
     head = tmp_path / "head.json"
     code, out, err = run(capsys, "train", dataset, "-o", head, "--split", "images", "--test-fraction", "0.5",
-                         "--steps", "30", "--upsample", "0")
+                         "--steps", "30", "--upsample", "0", "--features", "chi2")
     assert code == 0, err
     assert "pretrained encoder (before)" in out and "projection head" in out and "classifier head" in out
-    assert head.exists() and json.loads(head.read_text())["format"] == "neuralens-face-head"
+    saved = json.loads(head.read_text())
+    assert saved["format"] == "neuralens-face-head" and saved["classifier"]["features"] == "chi2"
+    assert "logistic regression on chi-square" in out
     code, out, err = run(capsys, "verify", photo("obama_small.jpg"), "--as", "Obama", "--head", head,
                          "--gallery", gallery)
     assert code == 0 and "same person: yes" in out, err

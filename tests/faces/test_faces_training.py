@@ -62,6 +62,10 @@ def test_pair_features_are_abs_difference_and_chi_square():
     b = np.array([[3.0, -1.0]], np.float32)
     # |a-b| = (2, 1); chi-square terms (a-b)^2 / (|a|+|b|) = 4/4, 1/3.
     assert np.allclose(training.pair_features(a, b), [[2, 1, 1, 1 / 3]], atol=1e-5)
+    assert np.allclose(training.pair_features(a, b, "abs"), [[2, 1]], atol=1e-5)
+    assert np.allclose(training.pair_features(a, b, "chi2"), [[1, 1 / 3]], atol=1e-5)
+    with pytest.raises(NeuralensError, match="unknown pair features"):
+        training.pair_features(a, b, "cosine")
 
 
 def synthetic(people=24, per_person=6, seed=0):
@@ -82,9 +86,11 @@ def test_training_the_projection_head_lowers_its_loss():
     assert losses["loss_after"] < 0.5 * losses["loss_before"]
 
 
-def test_training_the_classifier_head_lowers_its_loss():
+@pytest.mark.parametrize("features", ["both", "abs", "chi2"])
+def test_training_the_classifier_head_lowers_its_loss(features):
     x, labels = synthetic()
-    _, _, losses = training.train_classifier(x, labels, steps=200)
+    weight, _, losses = training.train_classifier(x, labels, steps=200, features=features)
+    assert weight.shape == ((256,) if features == "both" else (128,))
     assert losses["loss_after"] < 0.5 * losses["loss_before"]
 
 
