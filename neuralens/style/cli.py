@@ -104,6 +104,12 @@ def register(subparsers) -> None:
     p.add_argument("--scales", type=_positive_int, default=None,
                    help="coarse-to-fine scales, each sqrt(2) larger (default: from %d px up)" % d.min_scale_size)
     p.add_argument("--coarse-iterations", type=int, default=None, help="evaluations at each coarser scale (default 2x --iterations)")
+    p.add_argument("--tile-size", type=_whole, default=None, metavar="PX",
+                   help="optimise scales larger than PX in overlapping tiles (default: only when a scale does not fit "
+                        "in memory; 0: never, refuse instead)")
+    p.add_argument("--tile-overlap", type=_whole, default=d.tile_overlap, metavar="PX", help="default %(default)s")
+    p.add_argument("--max-memory", dest="max_memory_gb", type=_number, default=None, metavar="GB",
+                   help="memory budget in GB (default: what the device has available)")
     _add_common_options(p, d)
     p.set_defaults(func=run_stylize)
 

@@ -25,7 +25,7 @@ from .. import devices
 from ..backbone import layer_index, load_vgg19
 from ..errors import NeuralensError
 from ..imageio import ImageLike, image_to_tensor, load_image, resize_long_side, tensor_to_image
-from . import color
+from . import color, memory, tiling
 from .losses import content_loss, gram_matrix, style_layer_loss, tv_loss
 
 DEFAULT_CONTENT_LAYERS = "relu4_2"
@@ -33,6 +33,9 @@ DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 OPTIMIZERS = ("lbfgs", "adam")
 PRESERVE_COLOR = (None, "luminance", "histogram")
 LayerSpec = Union[str, Sequence[str], Mapping[str, float]]
+MAX_AUTO_TILE = 1024      # automatic tiles are at most this big (px), however much memory there is
+MIN_TILE = 256            # below this a tile sees too little of the picture to be worth it
+STYLE_TILE_PIXELS = 2048 * 2048  # style images larger than this get their Gram matrices summed over tiles
 
 
 def parse_layers(spec: LayerSpec, what: str = "layers") -> Dict[str, float]:
@@ -92,10 +95,13 @@ class StyleOptions:
     pooling: str = "max"
     device: str = "auto"
     precision: str = "auto"              # auto | fp32 | bf16
-    channels_last: bool = True
+    channels_last: Optional[bool] = None  # None: on for bf16 and CUDA, where it is the fast layout
     weights: Optional[str] = None        # another VGG19 weight file
     early_stop_tolerance: float = 1e-3   # stop a scale when the loss improved less than this (relative)...
     early_stop_patience: int = 20        # ...over this many steps; 0 disables early stopping
+    tile_size: Optional[int] = None      # None: tile a scale only when it does not fit in memory; 0: never
+    tile_overlap: int = 128              # pixels shared by neighbouring tiles
+    max_memory_gb: Optional[float] = None  # memory budget (default: what the device has available)
     progress: bool = False               # show a progress bar on stderr
 
     def validate(self) -> "StyleOptions":
@@ -121,6 +127,11 @@ class StyleOptions:
             non_negative("coarse_iterations", self.coarse_iterations)
         if self.scales is not None:
             positive("scales", self.scales, integer=True)
+        if self.tile_size is not None and self.tile_size != 0 and (int(self.tile_size) != self.tile_size or self.tile_size < 64):
+            raise NeuralensError(f"tile-size must be 0 (never tile) or a whole number >= 64, got {self.tile_size}")
+        non_negative("tile_overlap", self.tile_overlap)
+        if self.max_memory_gb is not None:
+            positive("max_memory_gb", self.max_memory_gb)
         if self.optimizer not in OPTIMIZERS:
             raise NeuralensError(f"unknown optimizer '{self.optimizer}' (choose lbfgs or adam)")
         if self.preserve_color not in PRESERVE_COLOR:
@@ -245,7 +256,10 @@ class StyleTransfer:
         devices.configure_threads()
         t0 = time.perf_counter()
         deepest = max(list(self.content_layers) + list(self.style_layers), key=layer_index)
-        channels_last = o.channels_last and self.device.type != "mps"
+        channels_last = o.channels_last
+        if channels_last is None:  # measured: faster with bf16 on CPU and on CUDA, slower for fp32 on CPU
+            channels_last = self.precision == "bf16" or self.device.type == "cuda"
+        channels_last = channels_last and self.device.type != "mps"
         self.model = load_vgg19(deepest, o.pooling, o.weights, self.device, channels_last)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.timings = {"load_model": time.perf_counter() - t0}
@@ -278,27 +292,33 @@ class StyleTransfer:
                 s = color.match_histogram(s, content)
             elif o.preserve_color == "luminance":
                 s = color.match_luminance(s, content)
-            for layer, f in self.features(s, self.style_layers).items():
-                g = gram_matrix(f) / (f.shape[2] * f.shape[3])
+            if s.shape[2] * s.shape[3] > STYLE_TILE_PIXELS:  # a print-size style: sum the Gram over tiles
+                style_grams = tiling.tiled_grams(self.features, s, self.style_layers, tile=1024)
+            else:
+                style_grams = {layer: gram_matrix(f) / (f.shape[2] * f.shape[3])
+                               for layer, f in self.features(s, self.style_layers).items()}
+            for layer, g in style_grams.items():
                 grams[layer] = grams.get(layer, 0) + weight * g
         if cacheable:
             self._gram_cache[long_side] = grams
         return grams
 
     def objective(self, content: torch.Tensor, final_pixels: Optional[int] = None,
-                  style_long_side: Optional[int] = None, color_reference: Optional[torch.Tensor] = None) -> Objective:
-        """The loss for optimising an image of ``content``'s size towards ``content`` and the style.
+                  style_long_side: Optional[int] = None, color_reference: Optional[torch.Tensor] = None,
+                  grams: Optional[Dict[str, torch.Tensor]] = None) -> Objective:
+        """The loss for optimising an image of ``content``'s size towards ``content`` and the style
+        (``grams``, or the style image resized to ``style_long_side``, default: content's long side x style_scale).
 
-        ``final_pixels`` keeps alpha/beta meaning the same at coarse scales: the content loss sums over
-        positions (it grows with the image) while E_l does not, so it is scaled by final/current pixels."""
+        ``final_pixels`` keeps alpha/beta meaning the same at coarse scales and in tiles: the content loss sums
+        over positions (it grows with the image) while E_l does not, so it is scaled by final/current pixels."""
         o = self.options
         h, w = content.shape[2:]
         long_side = style_long_side or max(1, round(max(h, w) * o.style_scale))
         targets = self.features(content, self.content_layers) if o.content_weight > 0 else {}
-        grams = self.style_grams(long_side, color_reference if color_reference is not None else content) \
-            if o.style_weight > 0 else {}
+        if grams is None and o.style_weight > 0:
+            grams = self.style_grams(long_side, color_reference if color_reference is not None else content)
         scale = (final_pixels / (h * w)) if final_pixels else 1.0
-        return Objective(self.model, targets, self.content_layers, grams, self.style_layers,
+        return Objective(self.model, targets, self.content_layers, grams or {}, self.style_layers,
                          o.content_weight, o.style_weight, o.tv_weight, self.precision, scale, self.memory_format)
 
     def initial_image(self, content: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -312,10 +332,29 @@ class StyleTransfer:
         source = self.style_images[0] if init == "style" else load_image(init)
         return image_to_tensor(source.resize((w, h), Image.LANCZOS))
 
+    # -- memory -----------------------------------------------------------------------------------------
+    def tile_for(self, width: int, height: int) -> Optional[int]:
+        """The tile size for optimising a width x height image, or None when it fits whole.
+
+        Raises NeuralensError (naming the largest size that fits) when it does not fit and tiling is off,
+        or when even a small tile would not fit."""
+        o = self.options
+        if o.tile_size:
+            return o.tile_size if max(width, height) > o.tile_size else None
+        budget = int(o.max_memory_gb * memory.GB) if o.max_memory_gb else memory.available_bytes(self.device)
+        problem = memory.check_fits(width, height, self.precision, o.optimizer, self.device, budget)
+        if problem is None:
+            return None
+        tile = min(MAX_AUTO_TILE, memory.largest_fitting_long_side(1.0, self.precision, o.optimizer, budget))
+        tile = tile // tiling.GRID * tiling.GRID
+        if o.tile_size == 0 or tile < MIN_TILE:
+            raise NeuralensError(problem + ("" if o.tile_size == 0 else " (even in tiles)"))
+        return tile
+
     # -- the run ------------------------------------------------------------------------------------------
     def run(self, content: ImageLike, callback: Optional[Callable[[Step], None]] = None,
             should_stop: Optional[Callable[[], bool]] = None) -> StyleResult:
-        """Stylize one content image. ``callback(step)`` is called after every optimiser step;
+        """Stylize one content image. ``callback(step)`` is called after every loss evaluation;
         ``should_stop()`` returning True (or Ctrl-C) ends the run early with the current image."""
         o = self.options
         t_start = time.perf_counter()
@@ -327,35 +366,47 @@ class StyleTransfer:
             torch.manual_seed(o.seed)
         network_content = color.luminance(full) if o.preserve_color == "luminance" else full
 
+        # Plan every scale first, so that a size that cannot fit is refused before any work.
         sizes = scale_sizes(o.size, o.scales, o.min_scale_size)
         coarse_iters = o.coarse_iterations if o.coarse_iterations is not None else 2 * o.iterations
-        plan = [(s, o.iterations if i == len(sizes) - 1 else coarse_iters) for i, s in enumerate(sizes)]
-        plan = [(s, n) for s, n in plan if n > 0] or [(sizes[-1], o.iterations)]
-        total_iterations = sum(n for _, n in plan)
+        plan = []
+        for i, long_side in enumerate(sizes):
+            iterations = o.iterations if i == len(sizes) - 1 else coarse_iters
+            if iterations > 0:
+                h, w = _scaled_shape(full, long_side)
+                tile = self.tile_for(w, h)
+                boxes = tiling.tile_boxes(h, w, tile, self._overlap(tile)) if tile else [None]
+                plan.append((long_side, iterations, tile, boxes))
+        total_iterations = sum(n * len(boxes) for _, n, _, boxes in plan)
         final_pixels = full.shape[2] * full.shape[3]
 
         history: List[dict] = []
         image = None
         stopped = False
         done = 0
+        postprocess = self._postprocess(full)
         bar = _progress_bar(total_iterations) if o.progress else None
         try:
-            for scale_index, (long_side, iterations) in enumerate(plan):
+            for scale_index, (long_side, iterations, tile, boxes) in enumerate(plan):
                 t_scale = time.perf_counter()
                 target = _resize_tensor(network_content, long_side)
+                reference = _resize_tensor(full, long_side)
                 h, w = target.shape[2:]
                 if image is None:
-                    image = self.initial_image(_resize_tensor(full, long_side), generator)
+                    image = self.initial_image(reference, generator)
                     if o.preserve_color == "luminance":
                         image = color.luminance(image)
                 else:
-                    image = F.interpolate(image, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-                objective = self.objective(self.to_device(target), final_pixels,
-                                           color_reference=_resize_tensor(full, long_side))
-                timings[f"targets_{long_side}"] = time.perf_counter() - t_scale
-                image, steps, stopped = optimise(
-                    objective, image.to(self.device), iterations, o, scale_index, done, total_iterations,
-                    t_start, history, callback, should_stop, bar, self._postprocess(full))
+                    image = F.interpolate(image.cpu(), size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+                run_args = (o, scale_index, total_iterations, t_start, history, callback, should_stop, bar)
+                if tile is None:
+                    objective = self.objective(self.to_device(target), final_pixels, color_reference=reference)
+                    timings[f"targets_{long_side}"] = time.perf_counter() - t_scale
+                    image, steps, stopped = optimise(objective, image.to(self.device), iterations, done, *run_args,
+                                                     postprocess)
+                else:
+                    image, steps, stopped = self._optimise_tiled(image, target, reference, tile, boxes, iterations,
+                                                                 final_pixels, done, run_args, postprocess)
                 done += steps
                 timings[f"scale_{long_side}"] = time.perf_counter() - t_scale
                 if stopped:
@@ -363,9 +414,41 @@ class StyleTransfer:
         finally:
             if bar is not None:
                 bar.close()
-        result = self._postprocess(full)(image)
+        result = postprocess(image)
         timings["total"] = time.perf_counter() - t_start
         return StyleResult(result, history, timings, stopped)
+
+    def _overlap(self, tile: Optional[int]) -> int:
+        return min(int(self.options.tile_overlap), (tile or 0) // 4)
+
+    def _optimise_tiled(self, image: torch.Tensor, target: torch.Tensor, reference: torch.Tensor, tile: int, boxes: list,
+                        iterations: int, final_pixels: int, done: int, run_args: tuple,
+                        postprocess: Callable[[torch.Tensor], Image.Image]) -> Tuple[torch.Tensor, int, bool]:
+        """Optimise a too-large ``image`` (kept on the CPU) tile by tile with the whole image's style targets;
+        each tile is blended back with feathered weights. Returns (image, evaluations, stopped)."""
+        o = self.options
+        h, w = image.shape[2:]
+        grams = self.style_grams(max(1, round(max(h, w) * o.style_scale)), reference) if o.style_weight > 0 else {}
+        overlap = self._overlap(tile)
+        image = image.cpu().clone()
+        steps_done, stopped = 0, False
+        for y0, y1, x0, x1 in boxes:
+            objective = self.objective(self.to_device(target[:, :, y0:y1, x0:x1]), final_pixels, grams=grams)
+
+            def whole(tile_image: torch.Tensor) -> Image.Image:  # previews show the whole image
+                composite = image.clone()
+                composite[:, :, y0:y1, x0:x1] = tile_image.detach().float().cpu()
+                return postprocess(composite)
+
+            current = image[:, :, y0:y1, x0:x1]
+            result, steps, stopped = optimise(objective, current.to(self.device), iterations, done + steps_done,
+                                              *run_args, whole)
+            weight = tiling.feather((y0, y1, x0, x1), h, w, overlap)
+            image[:, :, y0:y1, x0:x1] = current * (1 - weight) + result.float().cpu() * weight
+            steps_done += steps
+            if stopped:
+                break
+        return image, steps_done, stopped
 
     def _postprocess(self, full_content: torch.Tensor) -> Callable[[torch.Tensor], Image.Image]:
         """Turn an optimised tensor into the output image (restoring colour in luminance mode)."""
@@ -382,8 +465,8 @@ class _StopOptimising(Exception):
     """Raised inside the loss closure to end an optimisation run (early stop, user stop)."""
 
 
-def optimise(objective: Objective, image: torch.Tensor, iterations: int, o: StyleOptions, scale_index: int,
-             done: int, total: int, t_start: float, history: List[dict],
+def optimise(objective: Objective, image: torch.Tensor, iterations: int, done: int, o: StyleOptions,
+             scale_index: int, total: int, t_start: float, history: List[dict],
              callback: Optional[Callable[[Step], None]], should_stop: Optional[Callable[[], bool]],
              bar, to_pil: Callable[[torch.Tensor], Image.Image]) -> Tuple[torch.Tensor, int, bool]:
     """Optimise ``image``'s pixels with at most ``iterations`` loss evaluations (forward + backward passes,
@@ -454,12 +537,17 @@ def optimise(objective: Objective, image: torch.Tensor, iterations: int, o: Styl
     return state["best_image"], state["evals"], state["stopped"]
 
 
+def _scaled_shape(image: torch.Tensor, long_side: int) -> Tuple[int, int]:
+    """(H, W) of ``image`` scaled so that its long side is ``long_side``."""
+    h, w = image.shape[2:]
+    scale = long_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def _resize_tensor(image: torch.Tensor, long_side: int, exact: Optional[Tuple[int, int]] = None) -> torch.Tensor:
     """Resize (1, 3, H, W) so its long side is ``long_side`` (or to ``exact`` (H, W)), antialiased."""
     h, w = image.shape[2:]
-    if exact is None:
-        scale = long_side / max(h, w)
-        exact = (max(1, round(h * scale)), max(1, round(w * scale)))
+    exact = exact or _scaled_shape(image, long_side)
     if tuple(exact) == (h, w):
         return image
     return F.interpolate(image, size=tuple(exact), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
