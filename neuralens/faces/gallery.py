@@ -255,10 +255,13 @@ class Gallery:
         self._retry_when_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:  # SQLite may already have rolled back by itself (disk full, I/O error)
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise NeuralensError(f"{self.path}: the gallery was not changed ({exc})") from None
             raise
-        conn.execute("COMMIT")
         self._writes += 1
 
     def close(self) -> None:
@@ -459,8 +462,9 @@ class Gallery:
 
     def scrub(self) -> None:
         """Rewrite the file without free pages (VACUUM) and fold the WAL into it, truncated to zero."""
-        self._conn.execute("VACUUM")
-        busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        self._retry_when_busy(lambda: self._conn.execute("VACUUM"))
+        busy, _, _ = self._retry_when_busy(
+            lambda: self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
         if busy:  # another process is reading; its snapshot keeps old pages until it finishes
             raise NeuralensError(f"{self.path}: removed, but another process holds the gallery open; "
                                  "run the removal again when it has finished to scrub the file")

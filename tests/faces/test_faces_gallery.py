@@ -294,3 +294,17 @@ def test_threads_creating_and_filling_a_new_gallery_at_once_lose_nothing(tmp_pat
     assert not errors
     with Gallery(path) as g:
         assert len(g) == 40 and [p.embeddings for p in g.persons()] == [10] * 4
+
+
+def test_a_read_only_gallery_gives_a_one_line_error(gallery, tmp_path):
+    gallery.close()
+    conn = sqlite3.connect(gallery.path)
+    conn.execute("PRAGMA journal_mode = DELETE")  # one file, so that read-only is simple to arrange
+    conn.close()
+    readonly = f"file:{gallery.path}?mode=ro"
+    with Gallery(gallery.path) as g:
+        g._conn.close()
+        g._conn = sqlite3.connect(readonly, uri=True, isolation_level=None)
+        with pytest.raises(NeuralensError, match="the gallery was not changed"):
+            g.add_embeddings("X", [np.zeros(128)], ["h"], Pipeline().fingerprint())
+        assert [p.name for p in g.persons()] == ["Biden", "Obama"]
