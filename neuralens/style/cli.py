@@ -103,7 +103,7 @@ def register(subparsers) -> None:
                    help="keep the photo's colours: transfer luminance only, or match the style's colours to the photo first")
     p.add_argument("--scales", type=_positive_int, default=None,
                    help="coarse-to-fine scales, each sqrt(2) larger (default: from %d px up)" % d.min_scale_size)
-    p.add_argument("--coarse-iterations", type=int, default=None, help="evaluations at each coarser scale (default 2x --iterations)")
+    p.add_argument("--coarse-iterations", type=int, default=None, help="evaluations at each coarser scale (default: twice as many per scale down)")
     p.add_argument("--tile-size", type=_whole, default=None, metavar="PX",
                    help="optimise scales larger than PX in overlapping tiles (default: only when a scale does not fit "
                         "in memory; 0: never, refuse instead)")

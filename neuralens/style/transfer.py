@@ -85,8 +85,9 @@ class StyleOptions:
     init: str = "content"                # content | noise | style | path to an image
     seed: Optional[int] = 0
     optimizer: str = "lbfgs"
-    iterations: int = 100                # steps at the output size
-    coarse_iterations: Optional[int] = None  # steps at each coarser scale (default: 2 x iterations)
+    iterations: int = 35                 # loss evaluations at the output size
+    coarse_iterations: Optional[int] = None  # at each coarser scale (default: doubling per scale down, so
+                                             # every scale costs about the same time: most steps where cheap)
     learning_rate: float = 0.02          # Adam's, in pixel units (image in [0, 1])
     scales: Optional[int] = None         # number of coarse-to-fine scales; None picks from min_scale_size
     min_scale_size: int = 256            # long side of the coarsest scale when scales is None
@@ -368,10 +369,11 @@ class StyleTransfer:
 
         # Plan every scale first, so that a size that cannot fit is refused before any work.
         sizes = scale_sizes(o.size, o.scales, o.min_scale_size)
-        coarse_iters = o.coarse_iterations if o.coarse_iterations is not None else 2 * o.iterations
         plan = []
         for i, long_side in enumerate(sizes):
-            iterations = o.iterations if i == len(sizes) - 1 else coarse_iters
+            below = len(sizes) - 1 - i  # how many sqrt(2) steps below the output size (half the pixels each)
+            iterations = o.iterations if below == 0 else (
+                o.coarse_iterations if o.coarse_iterations is not None else o.iterations * 2**below)
             if iterations > 0:
                 h, w = _scaled_shape(full, long_side)
                 tile = self.tile_for(w, h)
