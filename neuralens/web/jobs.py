@@ -264,12 +264,6 @@ class JobManager:
             shutil.rmtree(job.folder, ignore_errors=True)
         # A running job's folder is removed by its worker once the optimiser has stopped.
 
-    def wait(self, job: Job, version: int, timeout: float) -> int:
-        """Block until the job's version differs from ``version`` (or ``timeout`` s); return the version."""
-        with self._changed:
-            self._changed.wait_for(lambda: job.version != version or self._closing, timeout)
-            return job.version
-
     # --- the worker ---------------------------------------------------------------------------------
     def _touch(self, job: Job) -> None:
         """Record a change (call with the lock held)."""
