@@ -17,7 +17,7 @@ from ..errors import NeuralensError
 Box = Tuple[int, int, int, int]  # left, top, right (exclusive), bottom (exclusive)
 
 BACKGROUND = (255, 255, 255)
-EMPTY_TILE = (224, 224, 224)  # a tile slot with no image, or the part of a tile an image does not fill
+EMPTY_TILE = (224, 224, 224)  # the part of a tile slot its image does not fill
 TEXT = (20, 20, 20)
 
 
@@ -107,7 +107,7 @@ def contact_sheet(tiles: Sequence[Optional[Image.Image]], captions: Optional[Seq
                   columns: Optional[int] = None, row_labels: Optional[Sequence[str]] = None,
                   title: Optional[str] = None, tile_size: Optional[Tuple[int, int]] = None,
                   font_size: int = 12, gap: int = 6, upscale: bool = True) -> Image.Image:
-    """Assemble ``tiles`` (PIL images; None leaves a slot empty) into one labelled RGB image.
+    """Assemble ``tiles`` (PIL images; None leaves a slot blank) into one labelled RGB image.
 
     ``captions``: text under each tile (may contain newlines); ``columns``: tiles per row (default: a square
     grid); ``row_labels``: text left of each row; ``title``: a line on top; ``tile_size`` (width, height):
@@ -128,8 +128,9 @@ def contact_sheet(tiles: Sequence[Optional[Image.Image]], captions: Optional[Seq
     small = font(font_size)
     for i, tile in enumerate(tiles):
         box = layout.tiles[i]
-        draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=EMPTY_TILE)
         if tile is not None:
+            # Grey shows the part of the slot a tile of another aspect ratio does not fill.
+            draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=EMPTY_TILE)
             shown = fit(tile.convert("RGB"), tile_size, upscale)
             left = box[0] + (tile_size[0] - shown.width) // 2
             top = box[1] + (tile_size[1] - shown.height) // 2
