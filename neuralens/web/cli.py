@@ -50,6 +50,10 @@ def serve(args: argparse.Namespace) -> int:
     check_bind(args.host, token)
     if args.port < 0 or args.port > 65535:
         raise NeuralensError(f"port must be between 0 and 65535, got {args.port}")
+    for flag, value, least in (("--jobs", args.jobs, 1), ("--queue", args.queue, 0),
+                               ("--preview-every", args.preview_every, 1), ("--max-size", args.max_size, 16)):
+        if value < least:
+            raise NeuralensError(f"{flag} must be at least {least}, got {value}")
     if args.max_upload_mb <= 0:
         raise NeuralensError("--max-upload-mb must be > 0")
 
@@ -63,9 +67,10 @@ def serve(args: argparse.Namespace) -> int:
                        max_queue=args.queue, max_size=args.max_size, preview_every=args.preview_every,
                        max_upload_bytes=int(args.max_upload_mb * 1_000_000), allowed_hosts=hosts)
     app = create_app(config)
-    server = _server_class()(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                                                       # open progress streams must not hold up Ctrl-C
-                                                       timeout_graceful_shutdown=3))
+    # A short graceful-shutdown timeout: open progress streams must not hold up Ctrl-C.
+    uvicorn_config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                                    timeout_graceful_shutdown=3)
+    server = _server_class()(uvicorn_config)
     server.token_note = (f"access token: {token}" if args.token == "generate" else
                          "access token required (the page asks for it once)") if token else None
     try:

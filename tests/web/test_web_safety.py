@@ -158,3 +158,5 @@ def test_binding_elsewhere_than_loopback_needs_a_token(capsys):
         check_bind("0.0.0.0", "short")
     assert main(["serve", "--host", "0.0.0.0"]) == 2
     assert "set an access token" in capsys.readouterr().err
+    assert main(["serve", "--queue", "-1"]) == 2
+    assert "--queue must be at least 0" in capsys.readouterr().err
