@@ -121,6 +121,16 @@ def test_sweep_api_single_setting(pair):
     assert [r.values for r in result.runs] == [{"style_weight": 1e2}, {"style_weight": 1e6}]
 
 
+def test_sweep_stops_early_with_the_runs_so_far(pair):
+    content, style = pair
+    result = sweep(content, style, ["style-weight=1e3,1e4,1e5"], size=32, iterations=3, scales=1, device="cpu",
+                   should_stop=lambda: True)
+    assert result.stopped and result.planned == 3 and len(result.runs) == 1
+    assert result.sheet.size == result.layout.size and result.layout.columns == 1
+    with pytest.raises(NeuralensError, match="not a stylize option"):
+        sweep(content, style, ["size=32"], colour=1)
+
+
 def _error(capsys, argv):
     rc = main(argv)
     err = capsys.readouterr().err

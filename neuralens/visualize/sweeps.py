@@ -206,18 +206,19 @@ def grid_columns(axes: Sequence[Tuple[str, Sequence]], count: int) -> int:
 def sweep(content: ImageLike, style: Union[ImageLike, Sequence[ImageLike]],
           vary: Union[Mapping[str, Sequence[Any]], Sequence[str]], options: Optional[StyleOptions] = None,
           columns: Optional[int] = None, callback: Optional[Callable[[int, int, str], None]] = None,
-          **fixed) -> SweepResult:
+          should_stop: Optional[Callable[[], bool]] = None, **fixed) -> SweepResult:
     """Stylize ``content`` with ``style`` once per combination (cartesian product) of the ``vary`` settings and
     assemble a labelled contact sheet.
 
     ``vary``: {'style-weight': [1e3, 1e4], 'content-layers': ['relu2_2', 'relu4_2']} or the command-line form
     ['style-weight=1e3,1e4', 'content-layers=relu2_2,relu4_2']. ``options`` / ``fixed``: StyleOptions (or its
     fields as keywords) applied to every run; varied fields override them. ``columns``: tiles per row
-    (default: ``grid_columns``). ``callback(index, total, caption)`` is called before each run.
+    (default: ``grid_columns``). ``callback(index, total, caption)`` is called before each run;
+    ``should_stop()`` returning True (checked during each run) ends the sweep after the current run.
 
     Every combination is validated before the first run, so a bad value fails at once (NeuralensError).
-    Returns a SweepResult; stopping early (Ctrl-C) returns the sheet of the runs that finished."""
-    base = dataclasses.replace(options or StyleOptions(), **fixed)
+    Returns a SweepResult; stopping early (Ctrl-C, ``should_stop``) returns the sheet of the runs so far."""
+    base = dataclasses.replace(options or StyleOptions(), **{field_name(k): v for k, v in fixed.items()})
     axes = normalise_vary(vary)
     combos = list(itertools.product(*[entries for _, entries in axes]))
     planned = []
@@ -237,7 +238,7 @@ def sweep(content: ImageLike, style: Union[ImageLike, Sequence[ImageLike]],
         if callback is not None:
             callback(index, len(planned), caption.replace("\n", ", "))
         # One StyleTransfer per combination: the VGG19 weights are cached, so this costs only the style targets.
-        result = StyleTransfer(style, run_options).run(content)
+        result = StyleTransfer(style, run_options).run(content, should_stop=should_stop)
         runs.append(SweepRun(index, settings, values, caption, result))
         if result.stopped:
             break
