@@ -4,6 +4,7 @@
 Screenshots go to test-artifacts/ (web-style.png, web-faces.png, web-token.png)."""
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -90,12 +91,18 @@ def assert_only_own_requests(page, url: str) -> None:
 
 def test_stylize_in_the_browser(browser, server, tmp_path, content_image, style_image):
     (tmp_path / "photo.png").write_bytes(png(content_image))
-    (tmp_path / "painting.png").write_bytes(png(style_image))
     page = signed_in_page(browser, server)
     assert page.locator("#content-samples .sample").count() == 4
 
     page.set_input_files("#content-file", str(tmp_path / "photo.png"))
-    page.set_input_files("#style-file", str(tmp_path / "painting.png"))
+    # The style image is dropped onto its zone, as a user would drag it from their files.
+    drop = page.evaluate_handle("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], 'painting.png', {type: 'image/png'}));
+        return data;
+    }""", base64.b64encode(png(style_image)).decode())
+    page.dispatch_event("#style-drop", "drop", {"dataTransfer": drop})
     assert page.locator("#style-chosen li").count() == 1
     set_range(page, "#size", 64)
     set_range(page, "#iterations", 6)

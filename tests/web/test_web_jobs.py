@@ -81,6 +81,7 @@ def test_queue_limit_answers_429_and_frees_on_cancel(make_client):
     wait_status(client, running["id"], ("running",))
     waiting = client.post("/api/jobs", data=LONG)
     assert waiting.status_code == 202 and waiting.json()["queue_position"] == 1
+    assert "no preview yet" in client.get(waiting.json()["urls"]["self"] + "/preview").json()["error"]
 
     refused = client.post("/api/jobs", data=LONG)
     assert refused.status_code == 429
@@ -136,3 +137,18 @@ def test_time_left_counts_the_larger_scales_still_to_come():
     for guess, real in zip(estimates[1:], truth[1:]):
         assert abs(guess - real) <= 0.02 * real + 1e-6
     assert estimates[-1] == 0
+
+
+def test_a_failing_job_reports_why_and_the_worker_goes_on(client):
+    # A style weight so large that the loss overflows: the library refuses to go on.
+    bad = client.post("/api/jobs", data={**TINY, "iterations": "2", "style_weight": "1e38",
+                                         "content_sample": "tubingen.jpg", "style_sample": "starry_night.jpg"})
+    assert bad.status_code == 202
+    assert client.get(f"/api/jobs/{bad.json()['id']}/preview").status_code in (200, 404)
+    failed = wait_status(client, bad.json()["id"])
+    assert failed["status"] == "failed" and "infinite or NaN" in failed["error"]
+    assert failed["urls"]["result"] is None
+    assert "no result" in client.get(f"/api/jobs/{bad.json()['id']}/result").json()["error"]
+    good = client.post("/api/jobs", data={**TINY, "iterations": "2", "content_sample": "tubingen.jpg",
+                                          "style_sample": "starry_night.jpg"}).json()
+    assert wait_status(client, good["id"])["status"] == "done"
