@@ -228,10 +228,9 @@ def _embed(chip: np.ndarray, jitter: int) -> np.ndarray:
     if cached is None:
         vector = models.encoder().compute_face_descriptor(chip, jitter)
         cached = np.asarray(vector, dtype=np.float32).reshape(EMBEDDING_DIM)
-        cached.flags.writeable = False  # shared by every Face made from this chip
         if key:
             _EMBEDDINGS.put(key, cached)
-    return cached
+    return cached.copy()  # the caller may modify its copy; the memo's stays as computed
 
 
 def select_face(faces: Sequence[Face], source: str, largest: bool = False, index: Optional[int] = None) -> Face:

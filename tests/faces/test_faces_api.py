@@ -116,3 +116,17 @@ def test_nearest_is_the_brute_force_argmin_in_any_chunking():
         index, dist = api.nearest(queries, matrix, chunk=chunk)
         assert list(index) == list(brute.argmin(axis=1))
         assert np.allclose(dist, brute.min(axis=1), atol=1e-4)
+
+
+def test_the_memo_returns_what_a_fresh_computation_would(photo):
+    api._EMBEDDINGS.items.clear()
+    api._DETECTIONS.items.clear()
+    first = faces.encode(photo("obama2.jpg"))[0].embedding
+    first[:] = 0  # a caller's change must not reach the memo
+    again = faces.encode(photo("obama2.jpg"))[0].embedding
+    api._EMBEDDINGS.items.clear()
+    api._DETECTIONS.items.clear()
+    fresh = faces.encode(photo("obama2.jpg"))[0].embedding
+    assert np.array_equal(again, fresh) and np.any(fresh != 0)
+    other = faces.encode(photo("biden2.jpg"))[0].embedding
+    assert faces.distance(other, fresh) > 0.6
