@@ -385,8 +385,9 @@ class Gallery:
                face: Optional[int] = None, detector: Optional[str] = None, jitter: Optional[int] = None,
                min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS, max_yaw: float = MAX_YAW,
                upsample: int = 1) -> EnrollResult:
-        """Enrol ``name`` from one or more photos. Each photo must show exactly one face (or pass
-        ``largest=True`` or ``face=N``, 1-based left to right) that is big, sharp and frontal enough; any
+        """Enrol ``name`` from one or more photos. Each photo must show exactly one usable face (one at
+        least ``min_face`` px, other faces being smaller; or pass ``largest=True`` or ``face=N``, 1-based
+        left to right) that is big, sharp and frontal enough; any
         failure raises NeuralensError naming the photo and stores nothing. Photos already enrolled for
         this person are skipped. Warns (in the result) when a face is within the threshold of another
         person. Returns an ``EnrollResult``."""
@@ -408,13 +409,22 @@ class Gallery:
             if digest in existing or digest in hashes:
                 result.skipped.append(label)
                 continue
-            chosen = api.select_face(api.encode(array, pipeline=pipeline, upsample=upsample), label, largest, face)
+            found = api.encode(array, pipeline=pipeline, upsample=upsample)
+            usable = [f for f in found if f.size >= min_face]
+            if len(found) > 1 and len(usable) == 1 and not largest and face is None:
+                # One face big enough to enrol and the others too small to be: the photo's subject and
+                # people in the background. Taking the subject is not a guess.
+                chosen = usable[0]
+                result.warnings.append(f"{Path(label).name}: used the one face of {chosen.size} px; ignored "
+                                       f"{len(found) - 1} smaller face(s) under {min_face} px")
+            else:
+                chosen = api.select_face(found, label, largest, face)
             check_quality(chosen, label, min_face, min_sharpness, max_yaw)
             vectors.append(chosen.embedding)
             hashes.append(digest)
             sources.append(Path(label).name if isinstance(photo, (str, os.PathLike)) else None)
             boxes.append(chosen.box)
-        result.warnings = [f"{sources[i] or 'photo'}: {w}" for i, w in self._lookalikes(name, vectors)]
+        result.warnings += [f"{sources[i] or 'photo'}: {w}" for i, w in self._lookalikes(name, vectors)]
         if vectors:
             result.added = self.add_embeddings(name, vectors, hashes, fingerprint, sources, boxes)
         return result

@@ -115,6 +115,17 @@ def test_enrolment_frontal_check_and_face_choice(gallery, photo):
     assert gallery.enroll("Pair largest", [photo("two_people.jpg")], largest=True).added == 1
 
 
+def test_small_background_faces_do_not_count(tmp_path, photo):
+    with Gallery(tmp_path / "g.sqlite3") as g:
+        g.enroll("Obama", [photo("obama.jpg")])
+        # Biden (53 px) and a girl (44 px) are under the 60 px minimum; Obama (63 px) is the one usable face.
+        result = g.enroll("Obama again", [photo("obama_and_biden.jpg")])
+        assert result.added == 1 and any("ignored 2 smaller face(s)" in w for w in result.warnings)
+        assert any("'Obama'" in w for w in result.warnings)  # and it is indeed Obama's face
+        with pytest.raises(NeuralensError, match="3 faces found"):
+            g.enroll("Someone", [photo("obama_and_biden.jpg")], min_face=40)
+
+
 def test_a_failed_photo_stores_nothing(gallery, photo, faceless):
     before = len(gallery)
     with pytest.raises(NeuralensError, match="landscape.jpg: no face found"):
