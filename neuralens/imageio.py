@@ -120,6 +120,12 @@ def check_output_path(path: Union[str, os.PathLike]) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_image(image: Image.Image, path: Union[str, os.PathLike]) -> Path:
     """Write ``image`` to ``path`` atomically (temporary file in the same folder, then rename), so an
     existing file is never left half-written. The format follows the extension. Returns the path."""
@@ -131,6 +137,7 @@ def save_image(image: Image.Image, path: Union[str, os.PathLike]) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             image.save(handle, format=fmt, **options)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give the user's usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

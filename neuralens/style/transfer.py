@@ -92,6 +92,10 @@ class StyleOptions:
     scales: Optional[int] = None         # number of coarse-to-fine scales; None picks from min_scale_size
     min_scale_size: int = 256            # long side of the coarsest scale when scales is None
     style_blend: Optional[Sequence[float]] = None
+    style_masks: Optional[Sequence[Optional[ImageLike]]] = None  # per style: where on the output it paints
+    content_mask: Optional[ImageLike] = None  # where any style may paint (black keeps the photo)
+    fine_style: Optional[ImageLike] = None    # scale control: the fine layers' Grams come from this image...
+    fine_layers: LayerSpec = "relu1_1,relu2_1"  # ...for these layers (brush strokes); the rest from the style
     preserve_color: Optional[str] = None  # None | luminance | histogram
     pooling: str = "max"
     device: str = "auto"
@@ -143,7 +147,11 @@ class StyleOptions:
         if self.device not in devices.DEVICES:
             raise NeuralensError(f"unknown device '{self.device}' (choose from {', '.join(devices.DEVICES)})")
         parse_layers(self.content_layers, "content layers")
-        parse_layers(self.style_layers, "style layers")
+        style = parse_layers(self.style_layers, "style layers")
+        if self.fine_style is not None:
+            extra = set(parse_layers(self.fine_layers, "fine layers")) - set(style)
+            if extra:
+                raise NeuralensError(f"fine layers {', '.join(sorted(extra))} are not among the style layers")
         if self.style_blend is not None:
             for w in self.style_blend:
                 non_negative("style_blend", w)
@@ -185,14 +193,21 @@ class Objective:
     """alpha * L_content + beta * L_style + tv * TV for images of one size, with targets fixed at creation.
 
     ``style_grams`` are Gram matrices divided by their number of positions (so that a style image of any
-    size can serve any output size); they are scaled back by the output's M in E_l."""
+    size can serve any output size); they are scaled back by the output's M in E_l.
+
+    ``guided`` (spatial control, Gatys et al. 2017): a list of (weight, grams, mask) - each style paints
+    where its mask (1, 1, H, W) in [0, 1] is on. The mask is resized to every layer's grid, the features are
+    multiplied by it before the Gram matrix (a guided Gram), and M becomes the mask's sum of squares."""
 
     def __init__(self, model, content_targets: Mapping[str, torch.Tensor], content_layers: Mapping[str, float],
                  style_grams: Mapping[str, torch.Tensor], style_layers: Mapping[str, float],
                  content_weight: float, style_weight: float, tv_weight: float,
                  precision: str = "fp32", content_scale: float = 1.0,
-                 memory_format: torch.memory_format = torch.contiguous_format):
+                 memory_format: torch.memory_format = torch.contiguous_format,
+                 guided: Optional[Sequence[Tuple[float, Mapping[str, torch.Tensor], torch.Tensor]]] = None):
         self.model = model
+        self.guided = list(guided or [])
+        self._layer_masks: Dict[tuple, torch.Tensor] = {}
         self.memory_format = memory_format
         self.content_targets = content_targets
         self.content_layers = {k: v for k, v in content_layers.items() if content_weight > 0 and v > 0}
@@ -216,10 +231,24 @@ class Objective:
         for layer, w in self.style_layers.items():
             f = feats[layer]
             n, m = f.shape[1], f.shape[2] * f.shape[3]
-            s = s + w * style_layer_loss(gram_matrix(f), self.style_grams[layer] * m, n, m)
+            if not self.guided:
+                s = s + w * style_layer_loss(gram_matrix(f), self.style_grams[layer] * m, n, m)
+            for i, (weight, grams, mask) in enumerate(self.guided):
+                guide = self._layer_mask(i, mask, f.shape[2:])
+                area = float(guide.pow(2).sum())
+                if area > 0:
+                    s = s + weight * w * style_layer_loss(gram_matrix(f * guide), grams[layer] * area, n, area)
         t = tv_loss(image) if self.tv_weight > 0 else zero
         total = self.content_weight * c + self.style_weight * s + self.tv_weight * t
         return {"content": c, "style": s, "tv": t, "total": total}
+
+
+    def _layer_mask(self, index: int, mask: torch.Tensor, shape) -> torch.Tensor:
+        """The style's mask averaged down to a layer's grid (each position gets its receptive area's mean)."""
+        key = (index, tuple(shape))
+        if key not in self._layer_masks:
+            self._layer_masks[key] = F.interpolate(mask, size=tuple(shape), mode="area")
+        return self._layer_masks[key]
 
 
 def scale_sizes(size: int, scales: Optional[int], min_size: int) -> List[int]:
@@ -250,6 +279,14 @@ class StyleTransfer:
             raise NeuralensError(f"--style-blend has {len(blend)} weights for {len(styles)} style images")
         self.blend = [w / sum(blend) for w in blend]
         self.style_images = [load_image(s) for s in styles]
+        masks = list(o.style_masks) if o.style_masks is not None else []
+        if len(masks) > len(styles):
+            raise NeuralensError(f"{len(masks)} style masks for {len(styles)} style images")
+        masks += [None] * (len(styles) - len(masks))
+        self.style_masks = [None if m is None else load_mask(m) for m in masks]
+        self.content_mask = None if o.content_mask is None else load_mask(o.content_mask)
+        self.fine_style_image = None if o.fine_style is None else load_image(o.fine_style)
+        self.fine_layers = parse_layers(o.fine_layers, "fine layers") if o.fine_style is not None else {}
         self.content_layers = parse_layers(o.content_layers, "content layers")
         self.style_layers = parse_layers(o.style_layers, "style layers")
         self.device = devices.pick_device(o.device)
@@ -264,7 +301,7 @@ class StyleTransfer:
         self.model = load_vgg19(deepest, o.pooling, o.weights, self.device, channels_last)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.timings = {"load_model": time.perf_counter() - t0}
-        self._gram_cache: Dict[int, Dict[str, torch.Tensor]] = {}
+        self._gram_cache: Dict[int, List[Dict[str, torch.Tensor]]] = {}
 
     # -- pieces -------------------------------------------------------------------------------------------
     def to_device(self, image: torch.Tensor) -> torch.Tensor:
@@ -278,35 +315,55 @@ class StyleTransfer:
         return {k: v.float() for k, v in feats.items()}
 
     @torch.no_grad()
-    def style_grams(self, long_side: int, content: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Blended, position-normalised Gram targets of the style image(s) resized to ``long_side``.
-
-        ``content`` (1, 3, H, W) is needed only for colour preservation, which adapts the style to it."""
+    def style_grams_each(self, long_side: int, content: Optional[torch.Tensor] = None) -> List[Dict[str, torch.Tensor]]:
+        """Position-normalised Gram targets of each style image resized to ``long_side`` (fine layers from
+        ``fine_style`` when given). ``content`` (1, 3, H, W) is needed only for colour preservation."""
         o = self.options
         cacheable = o.preserve_color is None  # colour-preserved targets depend on the content image
         if cacheable and long_side in self._gram_cache:
             return self._gram_cache[long_side]
-        grams: Dict[str, torch.Tensor] = {}
-        for weight, style_image in zip(self.blend, self.style_images):
-            s = image_to_tensor(resize_long_side(style_image, long_side))
-            if o.preserve_color == "histogram":
-                s = color.match_histogram(s, content)
-            elif o.preserve_color == "luminance":
-                s = color.match_luminance(s, content)
-            if s.shape[2] * s.shape[3] > STYLE_TILE_PIXELS:  # a print-size style: sum the Gram over tiles
-                style_grams = tiling.tiled_grams(self.features, s, self.style_layers, tile=1024)
-            else:
-                style_grams = {layer: gram_matrix(f) / (f.shape[2] * f.shape[3])
-                               for layer, f in self.features(s, self.style_layers).items()}
-            for layer, g in style_grams.items():
-                grams[layer] = grams.get(layer, 0) + weight * g
+        fine = self._grams_of(self.fine_style_image, long_side, content, self.fine_layers) if self.fine_layers else {}
+        each = [dict(self._grams_of(image, long_side, content, self.style_layers), **fine)
+                for image in self.style_images]
         if cacheable:
-            self._gram_cache[long_side] = grams
-        return grams
+            self._gram_cache[long_side] = each
+        return each
+
+    def style_grams(self, long_side: int, content: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """The style images' Gram targets blended with the ``style_blend`` weights."""
+        each = self.style_grams_each(long_side, content)
+        return {layer: sum(w * grams[layer] for w, grams in zip(self.blend, each)) for layer in each[0]}
+
+    def _grams_of(self, style_image: Image.Image, long_side: int, content: Optional[torch.Tensor],
+                  layers) -> Dict[str, torch.Tensor]:
+        o = self.options
+        s = image_to_tensor(resize_long_side(style_image, long_side))
+        if o.preserve_color == "histogram":
+            s = color.match_histogram(s, content)
+        elif o.preserve_color == "luminance":
+            s = color.match_luminance(s, content)
+        if s.shape[2] * s.shape[3] > STYLE_TILE_PIXELS:  # a print-size style: sum the Gram over tiles
+            return tiling.tiled_grams(self.features, s, layers, tile=1024)
+        return {layer: gram_matrix(f) / (f.shape[2] * f.shape[3]) for layer, f in self.features(s, layers).items()}
+
+    def guides(self, height: int, width: int, box: Optional[Tuple[int, int, int, int]] = None) -> Optional[List[torch.Tensor]]:
+        """Each style's region of the output (1, 1, H, W) at this size (cropped to ``box``), or None when
+        no mask is in use: its own mask (or everywhere) times the content mask."""
+        if self.content_mask is None and all(m is None for m in self.style_masks):
+            return None
+        everywhere = torch.ones(1, 1, height, width)
+        limit = _resize_mask(self.content_mask, height, width) if self.content_mask is not None else everywhere
+        regions = [limit * (_resize_mask(m, height, width) if m is not None else everywhere) for m in self.style_masks]
+        if box is not None:
+            y0, y1, x0, x1 = box
+            regions = [r[:, :, y0:y1, x0:x1] for r in regions]
+        return [r.to(self.device) for r in regions]
 
     def objective(self, content: torch.Tensor, final_pixels: Optional[int] = None,
                   style_long_side: Optional[int] = None, color_reference: Optional[torch.Tensor] = None,
-                  grams: Optional[Dict[str, torch.Tensor]] = None) -> Objective:
+                  grams: Optional[Dict[str, torch.Tensor]] = None,
+                  guides: Optional[List[torch.Tensor]] = None,
+                  grams_each: Optional[List[Dict[str, torch.Tensor]]] = None) -> Objective:
         """The loss for optimising an image of ``content``'s size towards ``content`` and the style
         (``grams``, or the style image resized to ``style_long_side``, default: content's long side x style_scale).
 
@@ -316,11 +373,17 @@ class StyleTransfer:
         h, w = content.shape[2:]
         long_side = style_long_side or max(1, round(max(h, w) * o.style_scale))
         targets = self.features(content, self.content_layers) if o.content_weight > 0 else {}
-        if grams is None and o.style_weight > 0:
-            grams = self.style_grams(long_side, color_reference if color_reference is not None else content)
+        reference = color_reference if color_reference is not None else content
+        guided = None
+        if guides is not None and o.style_weight > 0:
+            each = grams_each or self.style_grams_each(long_side, reference)
+            guided = [(w, g, mask) for w, g, mask in zip(self.blend, each, guides)]
+        elif grams is None and o.style_weight > 0:
+            grams = self.style_grams(long_side, reference)
         scale = (final_pixels / (h * w)) if final_pixels else 1.0
         return Objective(self.model, targets, self.content_layers, grams or {}, self.style_layers,
-                         o.content_weight, o.style_weight, o.tv_weight, self.precision, scale, self.memory_format)
+                         o.content_weight, o.style_weight, o.tv_weight, self.precision, scale, self.memory_format,
+                         guided)
 
     def initial_image(self, content: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The starting image for the coarsest scale: content, white noise, the style, or a file."""
@@ -402,7 +465,8 @@ class StyleTransfer:
                     image = F.interpolate(image.cpu(), size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
                 run_args = (o, scale_index, total_iterations, t_start, history, callback, should_stop, bar)
                 if tile is None:
-                    objective = self.objective(self.to_device(target), final_pixels, color_reference=reference)
+                    objective = self.objective(self.to_device(target), final_pixels, color_reference=reference,
+                                               guides=self.guides(h, w))
                     timings[f"targets_{long_side}"] = time.perf_counter() - t_scale
                     image, steps, stopped = optimise(objective, image.to(self.device), iterations, done, *run_args,
                                                      postprocess)
@@ -430,12 +494,15 @@ class StyleTransfer:
         each tile is blended back with feathered weights. Returns (image, evaluations, stopped)."""
         o = self.options
         h, w = image.shape[2:]
-        grams = self.style_grams(max(1, round(max(h, w) * o.style_scale)), reference) if o.style_weight > 0 else {}
+        long_side = max(1, round(max(h, w) * o.style_scale))
+        grams_each = self.style_grams_each(long_side, reference) if o.style_weight > 0 else None
+        grams = self.style_grams(long_side, reference) if o.style_weight > 0 else {}
         overlap = self._overlap(tile)
         image = image.cpu().clone()
         steps_done, stopped = 0, False
         for y0, y1, x0, x1 in boxes:
-            objective = self.objective(self.to_device(target[:, :, y0:y1, x0:x1]), final_pixels, grams=grams)
+            objective = self.objective(self.to_device(target[:, :, y0:y1, x0:x1]), final_pixels, grams=grams,
+                                       guides=self.guides(h, w, (y0, y1, x0, x1)), grams_each=grams_each)
 
             def whole(tile_image: torch.Tensor) -> Image.Image:  # previews show the whole image
                 composite = image.clone()
@@ -537,6 +604,26 @@ def optimise(objective: Objective, image: torch.Tensor, iterations: int, done: i
     except KeyboardInterrupt:
         state["stopped"] = True
     return state["best_image"], state["evals"], state["stopped"]
+
+
+def load_mask(source: ImageLike) -> torch.Tensor:
+    """A mask image (any mode; white = on, grey = partly) as a (1, 1, H, W) tensor in [0, 1].
+    Raises NeuralensError when it is not an image or is all black."""
+    image = load_image(source).convert("L")
+    mask = image_to_tensor(image.convert("RGB"))[:, :1]
+    if float(mask.max()) < 1 / 255:
+        name = source if not isinstance(source, Image.Image) else "a mask"
+        raise NeuralensError(f"{name}: mask is empty (all black)")
+    return mask
+
+
+def _resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A mask resized (bilinear, so soft edges stay soft) to height x width; masks of another size than the
+    photo are simply stretched to it."""
+    if tuple(mask.shape[2:]) == (height, width):
+        return mask
+    return F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False,
+                         antialias=True).clamp(0, 1)
 
 
 def _scaled_shape(image: torch.Tensor, long_side: int) -> Tuple[int, int]:
