@@ -150,8 +150,10 @@ def cross_validate_threshold(distances: Sequence[float], same: Sequence[bool], f
     """The LFW protocol: for each of ``folds`` folds choose the best threshold on the others and measure
     accuracy on it. Returns {'threshold' (the mean of the fold thresholds), 'accuracy' and
     'accuracy_std' (over the held-out folds), 'fold_thresholds'}."""
+    if folds < 2:
+        raise NeuralensError(f"cross-validation needs at least 2 folds, got {folds}")
     d, y = _arrays(distances, same)
-    if folds < 2 or min(int(y.sum()), int((~y).sum())) < folds:
+    if min(int(y.sum()), int((~y).sum())) < folds:
         raise NeuralensError(f"{folds}-fold cross-validation needs at least {folds} same and {folds} "
                              f"different pairs (got {int(y.sum())} and {int((~y).sum())})")
     fold = stratified_folds(y, folds)
