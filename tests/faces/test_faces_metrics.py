@@ -172,3 +172,19 @@ def test_evaluate_pairs_on_real_photos(tmp_path, lfw_tree):
     assert report["accuracy"] == 1.0 and report["roc_auc"] == 1.0 and report["eer"] == 0.0
     assert report["same_pairs"] == 4 and report["different_pairs"] == 3
     assert report["tar_at_far"] == {"0.01": None, "0.001": None}
+
+
+def test_evaluate_pairs_with_a_head_uses_its_distances_and_threshold(tmp_path, lfw_tree):
+    from neuralens.faces.training import Head
+    pairs_file = tmp_path / "pairs.txt"
+    pairs_file.write_text("Barack_Obama\t1\t2\nJoe_Biden\t1\t2\nBarack_Obama\t1\tJoe_Biden\t1\n")
+    head = Head(kind="projection", threshold=1.2, confidence={"intercept": 9, "slope": -15},
+                pipeline=Pipeline().fingerprint(), projection_weight=2 * np.eye(128, dtype=np.float32),
+                projection_bias=np.zeros(128, np.float32))
+    raw = metrics.evaluate_pairs(pairs_file, lfw_tree, upsample=0)
+    doubled = metrics.evaluate_pairs(pairs_file, lfw_tree, head=head, upsample=0)
+    assert np.allclose(doubled["distances"], 2 * raw["distances"], atol=1e-5)  # W = 2I doubles distances
+    assert doubled["threshold"] == 1.2 and doubled["accuracy"] == 1.0
+    head.pipeline = dict(head.pipeline, alignment="something else")
+    with pytest.raises(NeuralensError, match="another face encoder or alignment"):
+        metrics.evaluate_pairs(pairs_file, lfw_tree, head=head, upsample=0)
