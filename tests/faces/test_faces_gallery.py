@@ -1,5 +1,6 @@
 """The SQLite gallery: enrolment checks, identification, verification, privacy of removal,
 transactions, concurrent writers and pipeline fingerprints."""
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -74,6 +75,8 @@ def test_enrol_remove_identify_leaves_no_trace(tmp_path, photo):
     leftovers = b"".join(p.read_bytes() for p in tmp_path.glob("g.sqlite3*"))
     assert leftovers, "the gallery file should still exist"
     assert b"Zebulon" not in leftovers and "biden.jpg".encode() not in leftovers
+    for source in (photo("biden.jpg"), photo("biden2.jpg")):  # nor the hashes of their photos
+        assert hashlib.sha256(source.read_bytes()).hexdigest().encode() not in leftovers
     for blob in secret:
         assert blob[:16] not in leftovers and blob[200:216] not in leftovers
 
