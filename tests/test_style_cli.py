@@ -142,3 +142,18 @@ def test_help_lists_commands_and_examples(capsys):
     for option in ("--style-weight", "--preserve-color", "--style-blend", "--save-every", "--report", "--weights",
                    "--precision", "examples:"):
         assert option in text
+
+
+def test_style_masks_and_fine_style_from_the_command_line(tmp_path, image_files, capsys):
+    content, style = image_files
+    mask = tmp_path / "left.png"
+    Image.new("L", (20, 15), 255).crop((0, 0, 20, 15)).save(mask)
+    out = tmp_path / "out.png"
+    code, _, err = run(capsys, "stylize", content, f"{style}:{mask}", "--content-mask", mask,
+                       "--fine-style", content, "-o", out, *FAST)
+    assert code == 0, err
+    assert Image.open(out).size == (40, 30)
+    black = tmp_path / "black.png"
+    Image.new("L", (8, 8), 0).save(black)
+    code, _, err = run(capsys, "stylize", content, f"{style}:{black}", "-o", out, *FAST)
+    assert "empty" in _one_line_error(code, err)

@@ -27,6 +27,9 @@ STYLIZE_EXAMPLES = """examples:
   neuralens stylize photo.jpg a.jpg b.jpg --style-blend 0.7 0.3 -o blend.png
   neuralens stylize photos/ starry_night.jpg -o stylized/          (every image in a folder)
   neuralens stylize photo.jpg style.jpg --style-layers relu1_1:0.5,relu2_1:0.5 --init noise --seed 3 -o out.png
+  neuralens stylize photo.jpg sky.jpg:sky_mask.png ground.jpg:ground_mask.png -o regions.png
+  neuralens stylize photo.jpg starry_night.jpg --fine-style the_scream.jpg -o mixed_scales.png
+  neuralens stylize photo.jpg starry_night.jpg --size 4000 -o print.tif      (tiles when memory runs short)
 """
 
 RECONSTRUCT_EXAMPLES = """examples:
@@ -86,7 +89,9 @@ def register(subparsers) -> None:
                     "several files: each is stylized in turn with the style computed once, into the folder -o.",
         epilog=STYLIZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("content", metavar="CONTENT", help="photo to stylize, or a folder / quoted pattern ('photos/*.jpg') of photos")
-    p.add_argument("styles", nargs="+", metavar="STYLE", help="painting(s) whose style to use")
+    p.add_argument("styles", nargs="+", metavar="STYLE",
+                   help="painting(s) whose style to use; STYLE:MASK paints that style only where MASK (aligned with "
+                        "the photo; white = here, grey = partly) is on")
     p.add_argument("--content", dest="more_content", action="append", default=[], metavar="FILE",
                    help="one more photo to stylize with the same style (may repeat)")
     p.add_argument("--style-scale", type=_number, default=d.style_scale, help="style image size relative to the output (default %(default)s)")
@@ -99,6 +104,12 @@ def register(subparsers) -> None:
     p.add_argument("--init", default=d.init, help="content | noise | style | PATH of an image (default %(default)s)")
     p.add_argument("--style-blend", type=_number, nargs="+", metavar="W", default=None,
                    help="weights of several style images (normalised to sum 1)")
+    p.add_argument("--content-mask", metavar="MASK", default=None,
+                   help="where the style may paint at all: white = stylize, black = keep the photo, grey = partly")
+    p.add_argument("--fine-style", metavar="IMAGE", default=None,
+                   help="scale control: take the fine brush strokes (--fine-layers) from this image and the "
+                        "large-scale structure from STYLE")
+    p.add_argument("--fine-layers", default="relu1_1,relu2_1", help="layers taken from --fine-style (default %(default)s)")
     p.add_argument("--preserve-color", choices=("luminance", "histogram"), default=None,
                    help="keep the photo's colours: transfer luminance only, or match the style's colours to the photo first")
     p.add_argument("--scales", type=_positive_int, default=None,
@@ -164,6 +175,21 @@ def _expand_inputs(paths: List[str]) -> List[Path]:
     return files
 
 
+def _split_style_masks(specs: List[str]) -> tuple:
+    """'sky.jpg:sky_mask.png' -> ('sky.jpg', 'sky_mask.png'); a plain path (even one with a colon, such as
+    C:\\art.jpg) -> (path, None)."""
+    styles, masks = [], []
+    for spec in specs:
+        style, sep, mask = spec.rpartition(":")
+        if sep and style and mask and not Path(spec).exists() and Path(mask).suffix.lower() in IMAGE_SUFFIXES:
+            styles.append(style)
+            masks.append(mask)
+        else:
+            styles.append(spec)
+            masks.append(None)
+    return styles, masks
+
+
 def _step_saver(output: Path, every: Optional[int]):
     """A callback that writes the current image every ``every`` evaluations as OUTPUT_STEM.NNNN.png."""
     if not every:
@@ -200,7 +226,7 @@ def _finish(results: List[tuple], options: StyleOptions, report: Optional[str]) 
 def run_stylize(args) -> int:
     names = [args.content] + list(args.more_content)
     contents = _expand_inputs(names)
-    styles = list(args.styles)
+    styles, masks = _split_style_masks(args.styles)
     output = Path(args.output)
     many = len(contents) > 1 or Path(args.content).is_dir() or contents[0] != Path(args.content)
     if many:
@@ -211,7 +237,7 @@ def run_stylize(args) -> int:
     for c in contents:  # fail before any work for a missing file
         if not c.exists():
             raise NeuralensError(f"{c}: no such file")
-    options = _options(args)
+    options = _options(args, style_masks=masks if any(masks) else None)
     transfer = StyleTransfer(styles, options)
     results = []
     for content in contents:
