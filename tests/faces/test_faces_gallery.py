@@ -67,6 +67,8 @@ def test_enrol_remove_identify_leaves_no_trace(tmp_path, photo):
         g.enroll("Zebulon Biden", [photo("biden.jpg"), photo("biden2.jpg")])
         secret = [vector_bytes(v) for v in g.embeddings("Zebulon Biden")]
         assert [m.name for m in g.identify(photo("two_people.jpg"))] == ["Obama", "Zebulon Biden"]
+        before = b"".join(p.read_bytes() for p in tmp_path.glob("g.sqlite3*"))
+        assert b"Zebulon" in before and secret[0][:16] in before  # the search below can find them
         assert g.remove("zebulon biden") == 2
         assert [p.name for p in g.persons()] == ["Obama"]
         assert [m.name for m in g.identify(photo("two_people.jpg"))] == ["Obama", None]
