@@ -157,3 +157,12 @@ def test_style_masks_and_fine_style_from_the_command_line(tmp_path, image_files,
     Image.new("L", (8, 8), 0).save(black)
     code, _, err = run(capsys, "stylize", content, f"{style}:{black}", "-o", out, *FAST)
     assert "empty" in _one_line_error(code, err)
+
+
+def test_demo_writes_its_results(tmp_path, capsys):
+    code, out, err = run(capsys, "demo", "-o", tmp_path / "demo", "--size", "40", "--quiet")
+    assert code == 0, err
+    files = sorted(p.name for p in (tmp_path / "demo").iterdir())
+    assert files == ["tubingen_starry_night.png", "tubingen_the_scream.png"]
+    assert Image.open(tmp_path / "demo" / files[0]).size == (40, 30)
+    assert "demo done" in out
