@@ -6,6 +6,7 @@ import torch
 from neuralens import StyleOptions, StyleTransfer, reconstruct, stylize
 from neuralens.errors import NeuralensError
 from neuralens.style import reconstruct_run, scale_sizes
+from neuralens.style.transfer import scale_iterations
 
 TINY = dict(size=48, iterations=8, progress=False, device="cpu", early_stop_patience=0)
 
@@ -15,6 +16,15 @@ def test_scale_sizes_grow_by_sqrt2_to_the_output():
     assert scale_sizes(512, 1, 256) == [512]
     assert scale_sizes(200, None, 256) == [200]
     assert scale_sizes(1024, 3, 256) == [512, 724, 1024]
+    assert scale_sizes(384, None, 256) == [272, 384]
+    # beyond 512 px the scales double: few slow passes
+    assert scale_sizes(4000, None, 256) == [250, 354, 500, 1000, 2000, 4000]
+
+
+def test_iterations_double_per_coarser_scale_below_512():
+    assert scale_iterations([256, 362, 512], 35, None) == [140, 70, 35]
+    assert scale_iterations([250, 354, 500, 1000, 2000, 4000], 10, None) == [40, 20, 10, 10, 10, 10]
+    assert scale_iterations([256, 362, 512], 35, 5) == [5, 5, 35]
 
 
 def test_short_optimisation_lowers_the_loss(content_image, style_image):

@@ -33,6 +33,7 @@ DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 OPTIMIZERS = ("lbfgs", "adam")
 PRESERVE_COLOR = (None, "luminance", "histogram")
 LayerSpec = Union[str, Sequence[str], Mapping[str, float]]
+ANCHOR_SIZE = 512          # coarse-to-fine scales grow by sqrt(2) up to here, then double
 MAX_AUTO_TILE = 1024      # automatic tiles are at most this big (px), however much memory there is
 MIN_TILE = 256            # below this a tile sees too little of the picture to be worth it
 STYLE_TILE_PIXELS = 2048 * 2048  # style images larger than this get their Gram matrices summed over tiles
@@ -252,14 +253,30 @@ class Objective:
 
 
 def scale_sizes(size: int, scales: Optional[int], min_size: int) -> List[int]:
-    """Long sides of the coarse-to-fine scales, growing by sqrt(2) and ending at ``size``.
+    """Long sides of the coarse-to-fine scales, ending at ``size``: by sqrt(2) steps up to ANCHOR_SIZE px,
+    then by doubling (large scales are slow and mostly refine detail, so fewer of them).
 
-    >>> scale_sizes(512, None, 256)
-    [256, 362, 512]
+    >>> scale_sizes(512, None, 256), scale_sizes(4000, None, 256)
+    ([256, 362, 512], [250, 354, 500, 1000, 2000, 4000])
     """
-    if scales is None:
-        scales = 1 + max(0, math.floor(2 * math.log2(size / min_size) + 1e-9)) if size > min_size else 1
-    return [round(size / math.sqrt(2) ** i) for i in reversed(range(scales))]
+    if scales is not None:
+        return [round(size / math.sqrt(2) ** i) for i in reversed(range(scales))]
+    big = []
+    while size > ANCHOR_SIZE:
+        big.append(size)
+        size = round(size / 2)
+    steps = max(0, round(2 * math.log2(size / min_size))) if size > min_size else 0
+    return [round(size / math.sqrt(2) ** i) for i in reversed(range(steps + 1))] + big[::-1]
+
+
+def scale_iterations(sizes: Sequence[int], iterations: int, coarse_iterations: Optional[int]) -> List[int]:
+    """Evaluations per scale: ``iterations`` at the output and at every scale above ANCHOR_SIZE; below it,
+    twice as many per sqrt(2) step down (each costs half as much, so every scale takes about the same time
+    and most of the work is done where it is cheap). ``coarse_iterations`` overrides all but the last."""
+    anchor = max([s for s in sizes if s <= ANCHOR_SIZE], default=sizes[-1])
+    plan = [coarse_iterations if coarse_iterations is not None
+            else round(iterations * max(1.0, (anchor / s) ** 2)) for s in sizes[:-1]]
+    return plan + [iterations]
 
 
 class StyleTransfer:
@@ -433,10 +450,7 @@ class StyleTransfer:
         # Plan every scale first, so that a size that cannot fit is refused before any work.
         sizes = scale_sizes(o.size, o.scales, o.min_scale_size)
         plan = []
-        for i, long_side in enumerate(sizes):
-            below = len(sizes) - 1 - i  # how many sqrt(2) steps below the output size (half the pixels each)
-            iterations = o.iterations if below == 0 else (
-                o.coarse_iterations if o.coarse_iterations is not None else o.iterations * 2**below)
+        for long_side, iterations in zip(sizes, scale_iterations(sizes, o.iterations, o.coarse_iterations)):
             if iterations > 0:
                 h, w = _scaled_shape(full, long_side)
                 tile = self.tile_for(w, h)
