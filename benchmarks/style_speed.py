@@ -94,7 +94,10 @@ def run(quick: bool = False, sizes: Optional[Sequence[int]] = None, repeats: Opt
                 row["error"] = m.tail(5) or f"exit status {m.returncode}"
             results.append(row)
     _add_relative(results)
+    from neuralens import devices
+    auto = devices.pick_precision("auto", devices.pick_device("auto"))
     data = {"part": "style_speed", "machine": info, "content": str(content), "style": str(style),
+            "auto_precision": auto, "auto_device": str(devices.pick_device("auto")),
             "repeats": repeats, "warmup": warmup, "results": results, "end_load_average": _load()}
     paths = write_report(out_dir, report_name("style_speed", quick), "Style transfer: seconds per evaluation and "
                          "peak memory", _markdown(data), data, quick)
@@ -148,7 +151,8 @@ Each configuration runs in a fresh child process; **peak RSS** is that process's
 (`ru_maxrss`, which includes the Python interpreter, torch and the model), and "peak − after model" is the growth
 after the network was built, i.e. roughly what activations, targets and gradients cost.
 "loss rel. diff" compares the objective value at the content image with fp32 NCHW at the same size, as a
-correctness check for bf16 and channels_last.
+correctness check for bf16 and channels_last. On this machine `--precision auto` resolves to
+**{data.get('auto_precision')}** (device {data.get('auto_device')}); `neuralens stylize` uses channels_last by default.
 
 ## Results
 
