@@ -31,6 +31,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--quality-size", type=int, help="quality: output long side (default 512)")
     p.add_argument("--pastiche-steps", type=int, help="quality: pastiche L-BFGS steps (default 300)")
     p.add_argument("--every", type=int, help="quality: snapshot every N steps/evaluations (default 10)")
+    p.add_argument("--pastiche-objective", choices=("same", "own"), default="same",
+                   help="quality: pastiche minimises the canonical objective (same, the reference) or its own "
+                        "default weighting (own; reports get an _own suffix) (default %(default)s)")
     p.add_argument("--highres-sizes", type=int, nargs="+", help="highres: sizes (default 2048 4000)")
     p.add_argument("--highres-iterations", type=int, help="highres: evaluations at the output size (default 10)")
     p.add_argument("--highres-coarse-iterations", type=int, help="highres: evaluations per coarser scale (default 10)")
@@ -53,7 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             elif part == "quality":
                 from . import style_quality
                 style_quality.run(args.quick, args.pairs, args.quality_size, args.pastiche_steps, args.every,
-                                  out_dir=args.out)
+                                  out_dir=args.out, pastiche_objective=args.pastiche_objective)
             elif part == "highres":
                 from . import style_highres
                 style_highres.run(args.quick, args.highres_sizes, args.highres_iterations,

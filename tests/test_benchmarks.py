@@ -125,3 +125,17 @@ def test_figures(tmp_path):
     assert size < 50_000 and (tmp_path / "n.jpg").stat().st_size == size
     assert style_figures.first_at_or_below([(3, 5.0), (1, 9.0), (2, 4.0)], 5.0) == 2
     assert style_figures.first_at_or_below([(1, 9.0)], 5.0) is None
+
+
+def test_pastiche_arguments_and_divergence_detection():
+    from benchmarks import style_quality
+    w = style_pastiche.pastiche_weights(1.0, 1e4, {"relu4_2": 1.0}, {"relu1_1": 0.5, "relu2_1": 0.5}, 64, 64)
+    same = style_quality.pastiche_args(w, "same")
+    assert same[same.index("--style-layer-weights") + 1:same.index("--content-weight")] == ["1250.0", "1250.0"]
+    own = style_quality.pastiche_args(w, "own")
+    assert own == ["--content-layers", "block4_relu2", "--style-layers", "block1_relu1", "block2_relu1"]
+    with pytest.raises(ValueError):
+        style_quality.pastiche_args(w, "other")
+    log = "step elapsed loss\n---- ------- ----\n0    14.7    1.5e14\n5    32.3    inf\n10   40.0    nan\n"
+    assert style_quality._divergence_step(log) == 5
+    assert style_quality._divergence_step("0    14.7    148866049507328.00\n") is None
