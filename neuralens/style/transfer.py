@@ -79,14 +79,14 @@ class StyleOptions:
     size: int = 512                      # long side of the output in pixels
     style_scale: float = 1.0             # style image size relative to the output
     content_weight: float = 1.0          # alpha
-    style_weight: float = 1e4            # beta
+    style_weight: float = 5e3            # beta
     tv_weight: float = 0.0
     content_layers: LayerSpec = DEFAULT_CONTENT_LAYERS
     style_layers: LayerSpec = DEFAULT_STYLE_LAYERS
     init: str = "content"                # content | noise | style | path to an image
     seed: Optional[int] = 0
     optimizer: str = "lbfgs"
-    iterations: int = 35                 # loss evaluations at the output size
+    iterations: int = 30                 # loss evaluations at the output size
     coarse_iterations: Optional[int] = None  # at each coarser scale (default: doubling per scale down, so
                                              # every scale costs about the same time: most steps where cheap)
     learning_rate: float = 0.02          # Adam's, in pixel units (image in [0, 1])
