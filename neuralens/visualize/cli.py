@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import List
 
+from .. import cliargs
 from ..errors import Interrupted, NeuralensError
 from ..imageio import check_output_path, load_image, save_image
 from ..style import StyleOptions
@@ -41,33 +42,6 @@ RECONSTRUCTIONS_EXAMPLES = """examples:
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-
-
 def _unit_list(text: str) -> List[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
@@ -92,7 +66,7 @@ def register(subparsers) -> None:
     s.add_argument("styles", nargs="+", metavar="STYLE", help="painting(s) whose style to use")
     s.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2,...", required=True,
                    help="a stylize option and the values to try (repeat for more options: every combination runs)")
-    s.add_argument("--columns", type=_positive_int, default=None,
+    s.add_argument("--columns", type=cliargs.positive_int, default=None,
                    help="tiles per row (default: the last --vary's values, or one row of up to 6)")
     s.add_argument("-o", "--output", required=True, help="the sheet (.png, .jpg, ...); NAME.json and NAME-01.png ... go beside it")
     s.add_argument("--quiet", action="store_true", help="no progress messages")
@@ -117,14 +91,14 @@ def register(subparsers) -> None:
     u.add_argument("--images", nargs="+", required=True, metavar="PATH", help="image files and/or folders of images")
     which = u.add_mutually_exclusive_group()
     which.add_argument("--units", type=_unit_list, default=None, help="comma-separated unit numbers, e.g. 0,5,17")
-    which.add_argument("--count", type=_positive_int, default=8,
+    which.add_argument("--count", type=cliargs.positive_int, default=8,
                        help="show the units with the strongest peak activation, this many (default %(default)s)")
-    u.add_argument("--top", type=_positive_int, default=9, help="patches per unit (default %(default)s)")
-    u.add_argument("--size", type=_positive_int, default=224, help="long side the images are resized to (default %(default)s)")
-    u.add_argument("--min-distance", type=_positive_int, default=1,
+    u.add_argument("--top", type=cliargs.positive_int, default=9, help="patches per unit (default %(default)s)")
+    u.add_argument("--size", type=cliargs.positive_int, default=224, help="long side the images are resized to (default %(default)s)")
+    u.add_argument("--min-distance", type=cliargs.positive_int, default=1,
                    help="skip positions closer than this many activation cells to a stronger patch of the same "
                         "unit in the same image (1: the exact strongest positions; default %(default)s)")
-    u.add_argument("--tile", type=_positive_int, default=None, help="display size of a patch in pixels")
+    u.add_argument("--tile", type=cliargs.positive_int, default=None, help="display size of a patch in pixels")
     _add_network_options(u)
     u.add_argument("-o", "--output", required=True, help="the sheet image")
     u.add_argument("--quiet", action="store_true", help="no messages")
@@ -136,13 +110,13 @@ def register(subparsers) -> None:
                         epilog=MAXIMIZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("--layer", required=True, help="a VGG19 layer, e.g. relu4_1")
     m.add_argument("--unit", type=int, required=True, help="the unit (channel) number")
-    m.add_argument("--size", type=_positive_int, default=128, help="side of the square image (default %(default)s)")
-    m.add_argument("--iterations", type=_non_negative_int, default=200, help="ascent steps (default %(default)s)")
-    m.add_argument("--learning-rate", type=_number, default=0.05, help="Adam step in pixel units (default %(default)s)")
-    m.add_argument("--decay", type=_number, default=0.01, help="L2 decay towards grey per step (default %(default)s)")
-    m.add_argument("--blur-every", type=_non_negative_int, default=4, help="blur every N steps, 0: never (default %(default)s)")
-    m.add_argument("--blur-sigma", type=_number, default=0.5, help="blur radius in pixels (default %(default)s)")
-    m.add_argument("--jitter", type=_non_negative_int, default=4, help="random shift in pixels before each step (default %(default)s)")
+    m.add_argument("--size", type=cliargs.positive_int, default=128, help="side of the square image (default %(default)s)")
+    m.add_argument("--iterations", type=cliargs.non_negative_int, default=200, help="ascent steps (default %(default)s)")
+    m.add_argument("--learning-rate", type=cliargs.number, default=0.05, help="Adam step in pixel units (default %(default)s)")
+    m.add_argument("--decay", type=cliargs.number, default=0.01, help="L2 decay towards grey per step (default %(default)s)")
+    m.add_argument("--blur-every", type=cliargs.non_negative_int, default=4, help="blur every N steps, 0: never (default %(default)s)")
+    m.add_argument("--blur-sigma", type=cliargs.number, default=0.5, help="blur radius in pixels (default %(default)s)")
+    m.add_argument("--jitter", type=cliargs.non_negative_int, default=4, help="random shift in pixels before each step (default %(default)s)")
     m.add_argument("--seed", type=int, default=0, help="default %(default)s")
     _add_network_options(m)
     m.add_argument("-o", "--output", required=True, help="the image")
@@ -154,8 +128,8 @@ def register(subparsers) -> None:
                                     "Gram matrices of growing layer sets relu1_1 ... relu5_1 (style), and lay them out.",
                         epilog=RECONSTRUCTIONS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("image", metavar="IMAGE")
-    r.add_argument("--size", type=_positive_int, default=256, help="long side in pixels (default %(default)s)")
-    r.add_argument("--iterations", type=_positive_int, default=200, help="optimiser steps per reconstruction (default %(default)s)")
+    r.add_argument("--size", type=cliargs.positive_int, default=256, help="long side in pixels (default %(default)s)")
+    r.add_argument("--iterations", type=cliargs.positive_int, default=200, help="optimiser steps per reconstruction (default %(default)s)")
     r.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="default %(default)s")
     r.add_argument("--seed", type=int, default=0, help="default %(default)s")
     _add_network_options(r)
