@@ -133,7 +133,7 @@ refusal naming the largest size that fits).
 
 """]
     lines.append(markdown_table(["size", "output W×H", "status", "wall s", "run total s", "model load s",
-                                 "peak RSS GiB", "cap GiB", "evaluations", "scales (W×H)"], table_rows))
+                                 "peak RSS GiB", "cap GiB", "evaluations", "sizes optimised (W×H; tiles too)"], table_rows))
     for r in data["results"]:
         lines.append(f"\n### {r['size']} px\n")
         lines.append(f"Iterations: {r['iterations']} at the output size, {r['coarse_iterations']} at each coarser scale.")
