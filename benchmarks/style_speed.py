@@ -95,9 +95,11 @@ def run(quick: bool = False, sizes: Optional[Sequence[int]] = None, repeats: Opt
             results.append(row)
     _add_relative(results)
     from neuralens import devices
+    from neuralens.style import StyleOptions
     auto = devices.pick_precision("auto", devices.pick_device("auto"))
     data = {"part": "style_speed", "machine": info, "content": str(content), "style": str(style),
             "auto_precision": auto, "auto_device": str(devices.pick_device("auto")),
+            "default_channels_last": getattr(StyleOptions(), "channels_last", None),
             "repeats": repeats, "warmup": warmup, "results": results, "end_load_average": _load()}
     paths = write_report(out_dir, report_name("style_speed", quick), "Style transfer: seconds per evaluation and "
                          "peak memory", _markdown(data), data, quick)
@@ -152,7 +154,8 @@ Each configuration runs in a fresh child process; **peak RSS** is that process's
 after the network was built, i.e. roughly what activations, targets and gradients cost.
 "loss rel. diff" compares the objective value at the content image with fp32 NCHW at the same size, as a
 correctness check for bf16 and channels_last. On this machine `--precision auto` resolves to
-**{data.get('auto_precision')}** (device {data.get('auto_device')}); `neuralens stylize` uses channels_last by default.
+**{data.get('auto_precision')}** (device {data.get('auto_device')}); `StyleOptions.channels_last` defaults to
+`{data.get('default_channels_last')}` (None: neuralens picks the layout from the precision and device).
 
 ## Results
 
