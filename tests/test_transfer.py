@@ -146,6 +146,7 @@ def test_reconstruct_needs_exactly_one_target(content_image):
     ("optimizer", "sgd", "optimizer"),
     ("preserve_color", "sepia", "preserve-color"),
     ("precision", "fp8", "precision"),
+    ("init", "no-such-file.png", "init must be"),
 ])
 def test_bad_options(field, value, message):
     with pytest.raises(NeuralensError, match=message):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -31,6 +32,7 @@ from .losses import content_loss, gram_matrix, style_layer_loss, tv_loss
 DEFAULT_CONTENT_LAYERS = "relu4_2"
 DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "style")
 PRESERVE_COLOR = (None, "luminance", "histogram")
 LayerSpec = Union[str, Sequence[str], Mapping[str, float]]
 ANCHOR_SIZE = 512          # coarse-to-fine scales grow by sqrt(2) up to here, then double
@@ -138,6 +140,8 @@ class StyleOptions:
         non_negative("tile_overlap", self.tile_overlap)
         if self.max_memory_gb is not None:
             positive("max_memory_gb", self.max_memory_gb)
+        if isinstance(self.init, str) and self.init not in INITS and not os.path.isfile(self.init):
+            raise NeuralensError(f"init must be content, noise, style or an image file; '{self.init}' is none of these")
         if self.optimizer not in OPTIMIZERS:
             raise NeuralensError(f"unknown optimizer '{self.optimizer}' (choose lbfgs or adam)")
         if self.preserve_color not in PRESERVE_COLOR:
@@ -394,7 +398,7 @@ class StyleTransfer:
         guided = None
         if guides is not None and o.style_weight > 0:
             each = grams_each or self.style_grams_each(long_side, reference)
-            guided = [(w, g, mask) for w, g, mask in zip(self.blend, each, guides)]
+            guided = list(zip(self.blend, each, guides))
         elif grams is None and o.style_weight > 0:
             grams = self.style_grams(long_side, reference)
         scale = (final_pixels / (h * w)) if final_pixels else 1.0
