@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from neuralens.errors import NeuralensError
+from neuralens.style.losses import feature_style_loss
 from neuralens.style import content_loss, gram_matrix, parse_layers, style_layer_loss, style_loss, tv_loss
 
 # Two feature maps (N=2) of 2x2 positions (M=4).
@@ -30,6 +31,42 @@ def test_style_layer_loss_follows_the_paper():
     target = torch.tensor([[[28.0, 6.0], [6.0, 0.0]]])
     # sum (G - A)^2 = 2^2 + 2^2 = 8; 1 / (4 N^2 M^2) = 1 / (4 * 4 * 16) = 1/256
     assert style_layer_loss(gram_matrix(F), target, 2, 4).item() == pytest.approx(8 / 256)
+
+
+def test_gram_of_channels_last_features_is_the_same():
+    assert gram_matrix(F.contiguous(memory_format=torch.channels_last)).tolist() == [[[30.0, 6.0], [6.0, 2.0]]]
+
+
+def test_feature_style_loss_matches_the_paper_value():
+    target = torch.tensor([[[28.0, 6.0], [6.0, 0.0]]])
+    assert feature_style_loss(F, target).item() == pytest.approx(8 / 256)
+    assert feature_style_loss(F, target, n_positions=2).item() == pytest.approx(8 / (4 * 4 * 4))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_feature_style_loss_gradient_is_autograds(layout):
+    torch.manual_seed(0)
+    features = torch.randn(1, 5, 6, 7, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    a = torch.randn(5, 5, dtype=torch.float64)
+    target = (a @ a.T)[None]
+    assert torch.autograd.gradcheck(lambda f: feature_style_loss(f, target), (features,))
+    fused, = torch.autograd.grad(feature_style_loss(features, target), features)
+    flat = features.reshape(1, 5, -1)
+    plain, = torch.autograd.grad(style_layer_loss(flat @ flat.transpose(1, 2), target, 5, 42), features)
+    assert torch.allclose(fused, plain, rtol=1e-6, atol=1e-12)
+    assert fused.is_contiguous(memory_format=layout)  # the gradient keeps the network's layout
+
+
+def test_feature_style_loss_on_bf16_features_is_close_to_fp32():
+    torch.manual_seed(0)
+    features = torch.rand(1, 8, 16, 16)
+    target = gram_matrix(torch.rand(1, 8, 16, 16))
+    exact = feature_style_loss(features, target)
+    low = features.bfloat16().requires_grad_(True)
+    approx = feature_style_loss(low, target)
+    approx.backward()
+    assert approx.dtype == torch.float32 and low.grad.dtype == torch.bfloat16
+    assert approx.item() == pytest.approx(exact.item(), rel=2e-2)
 
 
 def test_style_loss_weights_each_layer():

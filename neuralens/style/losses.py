@@ -14,7 +14,7 @@ squared differences lose too much in 8 mantissa bits.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import torch
 
@@ -22,6 +22,11 @@ import torch
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix G = F F^T of activations (B, N, H, W) -> (B, N, N), in fp32, not normalised."""
     b, n = features.shape[:2]
+    if n > 1 and features.is_contiguous(memory_format=torch.channels_last):
+        # Channels-last activations are (B, H, W, N) in memory: take them as M x N without a copy, so the
+        # gradient comes back in the network's own layout (a mixed-layout gradient sum is several times slower).
+        flat = features.permute(0, 2, 3, 1).reshape(b, -1, n).float()
+        return torch.bmm(flat.transpose(1, 2), flat)
     flat = features.reshape(b, n, -1).float()
     return torch.bmm(flat, flat.transpose(1, 2))
 
@@ -35,6 +40,49 @@ def style_layer_loss(gram: torch.Tensor, target_gram: torch.Tensor, n_channels: 
     """E_l = 1 / (4 N^2 M^2) * sum (G - A)^2 for one layer (fp32 scalar)."""
     scale = 1.0 / (4.0 * n_channels**2 * float(n_positions) ** 2)
     return scale * (gram.float() - target_gram.float()).pow(2).sum()
+
+
+class _FeatureStyleLoss(torch.autograd.Function):
+    """E_l straight from the activations, with the gradient written out: dE/dF = 2 s (D + D^T) F, D = G - A.
+
+    Autograd through ``gram_matrix`` would run two fp32 (N x M) products backwards and convert the bf16
+    activations to fp32 and back; here the Gram is still formed in fp32 but the backward product runs in the
+    activations' own precision and layout (for bf16 on CPUs with AMX this saves ~20% of an evaluation)."""
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor, target_gram: torch.Tensor, scale: float) -> torch.Tensor:
+        b, n = features.shape[:2]
+        # Channels-last activations are (B, H, W, N) in memory: use them as M x N, NCHW ones as N x M, both
+        # without a copy, so that the gradient comes back in the network's own layout.
+        channels_last = n > 1 and features.is_contiguous(memory_format=torch.channels_last)
+        flat = features.permute(0, 2, 3, 1).reshape(b, -1, n) if channels_last else features.reshape(b, n, -1)
+        wide = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()  # bf16 -> fp32
+        gram = torch.bmm(wide.transpose(1, 2), wide) if channels_last else torch.bmm(wide, wide.transpose(1, 2))
+        diff = gram - target_gram.to(wide.dtype)
+        ctx.save_for_backward(flat, diff)
+        ctx.scale, ctx.shape, ctx.channels_last = scale, features.shape, channels_last
+        return scale * diff.pow(2).sum()
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        flat, diff = ctx.saved_tensors
+        b, n, h, w = ctx.shape
+        factor = (2.0 * ctx.scale) * grad_output.to(diff.dtype)
+        sym = (factor * (diff + diff.transpose(1, 2))).to(flat.dtype)
+        if ctx.channels_last:
+            grad = torch.bmm(flat, sym).reshape(b, h, w, n).permute(0, 3, 1, 2)  # (B, M, N) -> NCHW view
+        else:
+            grad = torch.bmm(sym, flat).reshape(b, n, h, w)
+        return grad, None, None
+
+
+def feature_style_loss(features: torch.Tensor, target_gram: torch.Tensor, n_positions: Optional[float] = None) -> torch.Tensor:
+    """E_l = 1 / (4 N^2 M^2) * sum (G - A)^2 computed from the activations (B, N, H, W) directly - the same
+    value as ``style_layer_loss(gram_matrix(features), target_gram, N, M)``, faster to differentiate.
+    ``n_positions`` overrides M (guided Grams use the mask's sum of squares)."""
+    n = features.shape[1]
+    m = float(n_positions if n_positions is not None else features.shape[2] * features.shape[3])
+    return _FeatureStyleLoss.apply(features, target_gram, 1.0 / (4.0 * n**2 * m**2))
 
 
 def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],

@@ -27,7 +27,7 @@ from ..backbone import layer_index, load_vgg19
 from ..errors import NeuralensError
 from ..imageio import ImageLike, image_to_tensor, load_image, resize_long_side, tensor_to_image
 from . import color, memory, tiling
-from .losses import content_loss, gram_matrix, style_layer_loss, tv_loss
+from .losses import content_loss, feature_style_loss, gram_matrix, tv_loss
 
 DEFAULT_CONTENT_LAYERS = "relu4_2"
 DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
@@ -237,12 +237,12 @@ class Objective:
             f = feats[layer]
             n, m = f.shape[1], f.shape[2] * f.shape[3]
             if not self.guided:
-                s = s + w * style_layer_loss(gram_matrix(f), self.style_grams[layer] * m, n, m)
+                s = s + w * feature_style_loss(f, self.style_grams[layer] * m)
             for i, (weight, grams, mask) in enumerate(self.guided):
                 guide = self._layer_mask(i, mask, f.shape[2:])
                 area = float(guide.pow(2).sum())
                 if area > 0:
-                    s = s + weight * w * style_layer_loss(gram_matrix(f * guide), grams[layer] * area, n, area)
+                    s = s + weight * w * feature_style_loss(f * guide, grams[layer] * area, area)
         t = tv_loss(image) if self.tv_weight > 0 else zero
         total = self.content_weight * c + self.style_weight * s + self.tv_weight * t
         return {"content": c, "style": s, "tv": t, "total": total}
