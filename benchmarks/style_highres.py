@@ -24,11 +24,11 @@ from .style_common import (RESULTS, WORK, image_path, machine_info, machine_mark
 from .style_figures import save_jpeg_under
 
 FULL_SIZES = (2048, 4000)
-FULL_ITERATIONS = (10, 10)   # (final-scale, each coarser scale)
+FULL_ITERATIONS = (None, None)  # (final scale, each coarser scale): None = neuralens's defaults
 QUICK_ITERATIONS = (1, 0)    # smoke: one evaluation at the output size only
 
 
-def run_one(size: int, iterations: int, coarse_iterations: int, memory_limit_gib: Optional[float],
+def run_one(size: int, iterations: Optional[int], coarse_iterations: Optional[int], memory_limit_gib: Optional[float],
             timeout_s: float, out_dir: Path, smoke: bool, extra: Sequence[str] = ()) -> Dict[str, Any]:
     """One `neuralens stylize --size SIZE` run: wall time, peak RSS, per-scale timings, output size and a
     preview (downscaled whole image, plus a full-resolution crop from the centre to look for seams)."""
@@ -39,8 +39,11 @@ def run_one(size: int, iterations: int, coarse_iterations: int, memory_limit_gib
     report.unlink(missing_ok=True)
     content, style = image_path("content", "tubingen"), image_path("style", "starry_night")
     cmd = [python(), "-m", "neuralens", "stylize", str(content), str(style), "-o", str(out), "--size", str(size),
-           "--iterations", str(iterations), "--coarse-iterations", str(coarse_iterations), "--quiet",
-           "--report", str(report), *extra]
+           "--quiet", "--report", str(report), *extra]
+    if iterations is not None:
+        cmd += ["--iterations", str(iterations)]
+    if coarse_iterations is not None:
+        cmd += ["--coarse-iterations", str(coarse_iterations)]
     limit = safe_memory_limit(memory_limit_gib)
     print(f"[highres] {size} px (address space cap {limit} GiB) ...", file=sys.stderr, flush=True)
     m = run_measured(cmd, timeout_s=timeout_s, memory_limit_gib=limit)
@@ -55,6 +58,11 @@ def run_one(size: int, iterations: int, coarse_iterations: int, memory_limit_gib
         row["settings"] = data.get("settings")
         sizes = sorted({tuple(h["size"]) for h in run.get("history", [])}, key=lambda s: s[0] * s[1])
         row["scale_sizes"] = [list(s) for s in sizes]
+        counts: Dict[str, int] = {}
+        for h in run.get("history", []):
+            key = "×".join(map(str, h["size"]))
+            counts[key] = counts.get(key, 0) + 1
+        row["evaluations_per_size"] = counts
     if row["ok"]:
         with Image.open(out) as image:
             row["output_size"] = list(image.size)
@@ -123,7 +131,8 @@ def _markdown(data: Dict[str, Any]) -> str:
 
 ## What is measured
 
-`neuralens stylize tubingen starry_night --size S --iterations I --coarse-iterations C --quiet` (content
+`neuralens stylize tubingen starry_night --size S --quiet` (plus `--iterations I --coarse-iterations C` where
+listed below; otherwise neuralens's default plan) (content
 {data['results'][0]['content'] if data['results'] else '–'}), one child process per size. **Wall** includes
 start-up; **run total** is neuralens's own `timings.total` (optimisation and targets, without start-up and
 saving). **Peak RSS** is the child's maximum resident set size (`ru_maxrss`), with its address space capped at
@@ -136,7 +145,13 @@ refusal naming the largest size that fits).
                                  "peak RSS GiB", "cap GiB", "evaluations", "sizes optimised (W×H; tiles too)"], table_rows))
     for r in data["results"]:
         lines.append(f"\n### {r['size']} px\n")
-        lines.append(f"Iterations: {r['iterations']} at the output size, {r['coarse_iterations']} at each coarser scale.")
+        if r["iterations"] is None and r["coarse_iterations"] is None:
+            lines.append("Iterations: neuralens's defaults.")
+        else:
+            lines.append(f"Iterations: {r['iterations']} at the output size, {r['coarse_iterations']} at each coarser scale.")
+        if r.get("evaluations_per_size"):
+            lines.append("Evaluations per optimised size (a tile size counts every tile): "
+                         + ", ".join(f"{k}: {v}" for k, v in r["evaluations_per_size"].items()) + ".")
         if r.get("timings"):
             lines.append("Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()))
         if not r["ok"]:

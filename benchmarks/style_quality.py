@@ -29,6 +29,7 @@ PAIRS = {"tubingen_starry_night": ("tubingen", "starry_night"), "chelsea_the_scr
 REFERENCE_STEPS = 300        # the issue's target: pastiche's objective after 300 L-BFGS steps
 TIME_FRACTION = 5            # ... reached by neuralens in at most 1/5 of pastiche's wall time
 DEFAULT_WALL_TARGET_S = 90   # default `neuralens stylize` at 512 px, including start-up
+CURVE_ITERATIONS = 200       # the snapshot run goes on longer than the default (75 at 512 px): what more time buys
 
 
 # -- inputs --------------------------------------------------------------------------------------------------
@@ -122,8 +123,10 @@ def pastiche_args(weights: PasticheWeights, objective: str) -> List[str]:
 
 
 def run_pair(pair: str, size: int, steps: int, every: int, neuralens_extra: Sequence[str], check: bool,
-             out_dir: Path, smoke: bool, timeout_s: float, objective: str = "same") -> Dict[str, Any]:
-    """Both programs on one pair, every snapshot scored; the figures written under ``out_dir``."""
+             out_dir: Path, smoke: bool, timeout_s: float, objective: str = "same",
+             curve_extra: Sequence[str] = ()) -> Dict[str, Any]:
+    """Both programs on one pair, every snapshot scored; the figures written under ``out_dir``.
+    ``curve_extra`` are further arguments of the snapshot run only (e.g. more evaluations)."""
     folder = WORK / "quality" / f"{pair}_{size}"
     content, style, check_png = prepare_inputs(pair, size, folder)
     canonical = CanonicalObjective(content, style)
@@ -132,7 +135,7 @@ def run_pair(pair: str, size: int, steps: int, every: int, neuralens_extra: Sequ
                               "content_layers": canonical.content_layers, "style_layers": canonical.style_layers,
                               "pastiche_weights": weights.__dict__, "pastiche_steps": steps,
                               "pastiche_objective": objective, "pastiche_args": pastiche_args(weights, objective),
-                              "neuralens_extra_args": list(neuralens_extra)}
+                              "neuralens_extra_args": list(neuralens_extra), "curve_extra_args": list(curve_extra)}
     if check:
         print(f"[quality] {pair}: checking the weight conversion with pastiche's own loss ...", file=sys.stderr, flush=True)
         result["conversion_check"] = check_conversion(content, style, check_png, canonical)
@@ -159,7 +162,8 @@ def run_pair(pair: str, size: int, steps: int, every: int, neuralens_extra: Sequ
                                          timings=nreport.get("runs", [{}])[0].get("timings"))
 
     print(f"[quality] {pair}: neuralens stylize with snapshots ...", file=sys.stderr, flush=True)
-    im, ireport, isnaps = run_neuralens(content, style, folder / "neuralens", "snap", size, neuralens_extra, every, timeout_s)
+    im, ireport, isnaps = run_neuralens(content, style, folder / "neuralens", "snap", size,
+                                         [*neuralens_extra, *curve_extra], every, timeout_s)
     result["neuralens_snapshot_run"] = im.as_dict()
     for s in isnaps:
         s.update(canonical.score(s["path"]))
@@ -278,9 +282,10 @@ def run(quick: bool = False, pairs: Optional[Sequence[str]] = None, size: Option
     every = every or (5 if quick else 10)
     if neuralens_extra is None:
         neuralens_extra = ["--iterations", "10", "--coarse-iterations", "10"] if quick else []
+    curve_extra = [] if quick else ["--iterations", str(CURVE_ITERATIONS)]
     info = machine_info()
-    results = [run_pair(p, size, steps, every, neuralens_extra, True, out_dir, quick, timeout_s, pastiche_objective)
-               for p in (pairs or PAIRS)]
+    results = [run_pair(p, size, steps, every, neuralens_extra, True, out_dir, quick, timeout_s, pastiche_objective,
+                        curve_extra) for p in (pairs or PAIRS)]
     import os
     data = {"part": "style_quality", "machine": info, "size": size, "pastiche_steps": steps, "snapshot_every": every,
             "results": results, "end_load_average": [round(x, 2) for x in os.getloadavg()]}
@@ -324,8 +329,9 @@ read from `StyleOptions()` defaults at run time. Images are the 8-bit files the 
 coarse-scale snapshots are smaller than the output and are scored after a bicubic upsampling to the output size
 (marked "upsampled"). **Time** is seconds since the program's process was started (the snapshot file's
 modification time), so start-up, model loading and snapshot saving count for both. The neuralens curve comes from a
-second run with `--save-every {data['snapshot_every']}` (a little slower than the plain run because of the saving);
-the plain run gives the final image and the default wall time. pastiche saves every {data['snapshot_every']} steps
+second run with `--save-every {data['snapshot_every']}` (a little slower than the plain run because of the saving)
+and, at the reference settings, `--iterations {CURVE_ITERATIONS}` at the output size instead of the default 75, to
+show what more time buys; the plain run gives the final image and the default wall time. pastiche saves every {data['snapshot_every']} steps
 (`--workspace-step`).
 """]
     for r in data["results"]:
@@ -343,6 +349,8 @@ def _pair_markdown(r: Dict[str, Any]) -> str:
                      "comparison.")
     if r["neuralens_extra_args"]:
         lines.append(f"neuralens extra arguments: `{' '.join(r['neuralens_extra_args'])}`.")
+    if r.get("curve_extra_args"):
+        lines.append(f"neuralens snapshot run: also `{' '.join(r['curve_extra_args'])}`.")
     c = r.get("conversion_check")
     if c:
         lines += ["", f"**Weight conversion check** on one image (the content plus Gaussian noise): canonical objective "
@@ -394,7 +402,8 @@ def _pair_markdown(r: Dict[str, Any]) -> str:
         lines += ["", f"![content, neuralens, pastiche]({r['side_by_side']})"]
     if r.get("plot"):
         lines += ["", f"![objective against time]({r['plot']})"]
-    lines += ["", "### Objective against time", "", "neuralens (snapshot run):", ""]
+    lines += ["", "### Objective against time", "",
+              f"neuralens (snapshot run{', ' + ' '.join(r['curve_extra_args']) if r.get('curve_extra_args') else ''}):", ""]
     lines.append(markdown_table(["evaluation", "seconds", "objective", "L_content", "L_style", "note"],
                                 [[s["iteration"], s["seconds"], s["objective"], s["content"], s["style"],
                                   f"upsampled from {s['resized']}" if s.get("resized") else ""]

@@ -6,7 +6,7 @@ import torch
 from neuralens import StyleOptions, StyleTransfer, reconstruct, stylize
 from neuralens.errors import NeuralensError
 from neuralens.style import reconstruct_run, scale_sizes
-from neuralens.style.transfer import scale_iterations
+from neuralens.style.transfer import clamp_pixels, optimise, scale_iterations
 
 TINY = dict(size=48, iterations=8, progress=False, device="cpu", early_stop_patience=0)
 
@@ -21,10 +21,15 @@ def test_scale_sizes_grow_by_sqrt2_to_the_output():
     assert scale_sizes(4000, None, 256) == [250, 354, 500, 1000, 2000, 4000]
 
 
-def test_iterations_double_per_coarser_scale_below_512():
-    assert scale_iterations([256, 362, 512], 35, None) == [140, 70, 35]
-    assert scale_iterations([250, 354, 500, 1000, 2000, 4000], 10, None) == [40, 20, 10, 10, 10, 10]
+def test_most_evaluations_go_to_the_512_px_scale():
+    assert scale_iterations([256, 362, 512]) == [20, 20, 75]
+    assert scale_iterations([200]) == [75]
+    # above 512 px: fewer with the pixel count, at least 10
+    assert scale_iterations([256, 362, 512, 1024]) == [20, 20, 75, 19]
+    assert scale_iterations([250, 354, 500, 1000, 2000, 4000]) == [20, 20, 75, 20, 10, 10]
+    assert scale_iterations([256, 362, 512], 35) == [20, 20, 35]
     assert scale_iterations([256, 362, 512], 35, 5) == [5, 5, 35]
+    assert scale_iterations([512, 724, 1024], None, 0) == [0, 0, 19]
 
 
 def test_short_optimisation_lowers_the_loss(content_image, style_image):
@@ -34,6 +39,33 @@ def test_short_optimisation_lowers_the_loss(content_image, style_image):
     assert min(losses[1:]) < losses[0]
     assert result.image.size == (48, 36)
     assert not result.stopped
+
+
+def test_clamp_pixels_lets_out_of_range_values_come_back():
+    image = torch.tensor([-0.5, -0.5, 0.5, 1.5, 1.5], requires_grad=True)
+    out = clamp_pixels(image)
+    assert out.tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    # d(loss)/d(out) = grad; descent moves against it. Below 0, a positive gradient would push further out
+    # (blocked) while a negative one pulls back in (kept); above 1 the other way round.
+    out.backward(torch.tensor([1.0, -1.0, 2.0, 1.0, -1.0]))
+    assert image.grad.tolist() == [0.0, -1.0, 2.0, 1.0, 0.0]
+
+
+def test_optimised_pixels_stay_in_range():
+    """A target far outside [0, 1] pulls the pixels out; the result is the clamped image and its loss."""
+    class Pull:
+        def __call__(self, image):
+            loss = (image - 2.0).pow(2).sum() + (image + 1.0).pow(2)[:, :1].sum()
+            zero = torch.zeros(())
+            return {"content": loss, "style": zero, "tv": zero, "total": loss}
+
+    history = []
+    start = torch.full((1, 3, 4, 4), 0.5)
+    best, evals, stopped = optimise(Pull(), start, 10, 0, StyleOptions(early_stop_patience=0), 0, 10, 0.0,
+                                    history, None, None, None, lambda t: None)
+    assert 0 <= float(best.min()) and float(best.max()) <= 1
+    assert torch.allclose(best[:, 1:], torch.ones(1, 2, 4, 4))
+    assert history[-1]["loss"] < history[0]["loss"]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

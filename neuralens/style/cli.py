@@ -43,7 +43,8 @@ def _add_common_options(p: argparse.ArgumentParser, defaults: StyleOptions) -> N
     """Options shared by stylize and reconstruct."""
     p.add_argument("--size", type=cliargs.whole, default=defaults.size, help="long side of the output in pixels (default %(default)s)")
     p.add_argument("--iterations", type=cliargs.whole, default=None,
-                   help="loss evaluations at the output size (default %s for stylize, 200 for reconstruct)" % defaults.iterations)
+                   help="loss evaluations at the output size (default for stylize: 75 up to 512 px, fewer "
+                        "above, at least 10; 200 for reconstruct)")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=defaults.optimizer, help="default %(default)s")
     p.add_argument("--learning-rate", type=cliargs.number, default=defaults.learning_rate, help="Adam's step size (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="random seed: same seed + inputs + device = same output (default %(default)s)")
@@ -94,7 +95,8 @@ def register(subparsers) -> None:
                    help="keep the photo's colours: transfer luminance only, or match the style's colours to the photo first")
     p.add_argument("--scales", type=cliargs.positive_int, default=None,
                    help="coarse-to-fine scales, each sqrt(2) larger (default: from %d px up)" % d.min_scale_size)
-    p.add_argument("--coarse-iterations", type=int, default=None, help="evaluations at each coarser scale (default: twice as many per scale down)")
+    p.add_argument("--coarse-iterations", type=int, default=None, help="evaluations at each coarser scale (default: 20 below 512 px, 75 at the 512-px scale, "
+                        "fewer above)")
     p.add_argument("--tile-size", type=cliargs.whole, default=None, metavar="PX",
                    help="optimise scales larger than PX in overlapping tiles (default: only when a scale does not fit "
                         "in memory; 0: never, refuse instead)")

@@ -36,6 +36,9 @@ INITS = ("content", "noise", "style")
 PRESERVE_COLOR = (None, "luminance", "histogram")
 LayerSpec = Union[str, Sequence[str], Mapping[str, float]]
 ANCHOR_SIZE = 512          # coarse-to-fine scales grow by sqrt(2) up to here, then double
+ANCHOR_ITERATIONS = 75     # evaluations at the 512-px scale (or the output, when it is smaller)
+COARSE_ITERATIONS = 20     # evaluations at each scale below that (they only give the next scale a start)
+MIN_ITERATIONS = 10        # at least this many at every scale above 512 px
 MAX_AUTO_TILE = 1024      # automatic tiles are at most this big (px), however much memory there is
 MIN_TILE = 256            # below this a tile sees too little of the picture to be worth it
 STYLE_TILE_PIXELS = 2048 * 2048  # style images larger than this get their Gram matrices summed over tiles
@@ -88,9 +91,8 @@ class StyleOptions:
     init: str = "content"                # content | noise | style | path to an image
     seed: Optional[int] = 0
     optimizer: str = "lbfgs"
-    iterations: int = 30                 # loss evaluations at the output size
-    coarse_iterations: Optional[int] = None  # at each coarser scale (default: doubling per scale down, so
-                                             # every scale costs about the same time: most steps where cheap)
+    iterations: Optional[int] = None     # loss evaluations at the output size (None: by size, see scale_iterations)
+    coarse_iterations: Optional[int] = None  # at each coarser scale (None: see scale_iterations)
     learning_rate: float = 0.02          # Adam's, in pixel units (image in [0, 1])
     scales: Optional[int] = None         # number of coarse-to-fine scales; None picks from min_scale_size
     min_scale_size: int = 256            # long side of the coarsest scale when scales is None
@@ -125,7 +127,8 @@ class StyleOptions:
 
         positive("size", self.size, integer=True)
         positive("style_scale", self.style_scale)
-        positive("iterations", self.iterations, integer=True)
+        if self.iterations is not None:
+            positive("iterations", self.iterations, integer=True)
         positive("learning_rate", self.learning_rate)
         positive("min_scale_size", self.min_scale_size, integer=True)
         for name in ("content_weight", "style_weight", "tv_weight", "early_stop_tolerance"):
@@ -273,14 +276,36 @@ def scale_sizes(size: int, scales: Optional[int], min_size: int) -> List[int]:
     return [round(size / math.sqrt(2) ** i) for i in reversed(range(steps + 1))] + big[::-1]
 
 
-def scale_iterations(sizes: Sequence[int], iterations: int, coarse_iterations: Optional[int]) -> List[int]:
-    """Evaluations per scale: ``iterations`` at the output and at every scale above ANCHOR_SIZE; below it,
-    twice as many per sqrt(2) step down (each costs half as much, so every scale takes about the same time
-    and most of the work is done where it is cheap). ``coarse_iterations`` overrides all but the last."""
-    anchor = max([s for s in sizes if s <= ANCHOR_SIZE], default=sizes[-1])
-    plan = [coarse_iterations if coarse_iterations is not None
-            else round(iterations * max(1.0, (anchor / s) ** 2)) for s in sizes[:-1]]
-    return plan + [iterations]
+def scale_iterations(sizes: Sequence[int], iterations: Optional[int] = None,
+                     coarse_iterations: Optional[int] = None) -> List[int]:
+    """Loss evaluations for each scale of ``sizes`` (coarse to fine).
+
+    By default the work goes where it pays, as measured on the objective (benchmarks/README.md): the scale
+    closest to ANCHOR_SIZE from below (the output itself when it is that small) gets ANCHOR_ITERATIONS -
+    there the picture takes shape at a modest cost per evaluation; each smaller scale gets COARSE_ITERATIONS
+    (more evaluations there only bake in coarse brush strokes that the fine scale has to undo); each larger
+    scale refines detail with evaluations shrinking with its pixel count: ANCHOR_ITERATIONS x (512/side)^2,
+    at least MIN_ITERATIONS. ``iterations`` fixes the output scale's count, ``coarse_iterations`` every other.
+
+    >>> scale_iterations([256, 362, 512]), scale_iterations([250, 354, 500, 1000, 2000, 4000])
+    ([20, 20, 75], [20, 20, 75, 20, 10, 10])
+    """
+    anchor = max([s for s in sizes if s <= ANCHOR_SIZE], default=sizes[0])
+
+    def default(side: int) -> int:
+        if side < anchor:
+            return COARSE_ITERATIONS
+        return max(MIN_ITERATIONS, round(ANCHOR_ITERATIONS * min(1.0, (ANCHOR_SIZE / side) ** 2)))
+
+    plan = [coarse_iterations if coarse_iterations is not None else default(s) for s in sizes[:-1]]
+    return plan + [iterations if iterations is not None else default(sizes[-1])]
+
+
+def plan_scales(options: StyleOptions) -> List[Tuple[int, int]]:
+    """[(long side, loss evaluations), ...] coarse to fine for ``options`` (scales with none are left out)."""
+    sizes = scale_sizes(options.size, options.scales, options.min_scale_size)
+    plan = list(zip(sizes, scale_iterations(sizes, options.iterations, options.coarse_iterations)))
+    return [(side, n) for side, n in plan if n > 0] or plan[-1:]
 
 
 class StyleTransfer:
@@ -452,14 +477,12 @@ class StyleTransfer:
         network_content = color.luminance(full) if o.preserve_color == "luminance" else full
 
         # Plan every scale first, so that a size that cannot fit is refused before any work.
-        sizes = scale_sizes(o.size, o.scales, o.min_scale_size)
         plan = []
-        for long_side, iterations in zip(sizes, scale_iterations(sizes, o.iterations, o.coarse_iterations)):
-            if iterations > 0:
-                h, w = _scaled_shape(full, long_side)
-                tile = self.tile_for(w, h)
-                boxes = tiling.tile_boxes(h, w, tile, self._overlap(tile)) if tile else [None]
-                plan.append((long_side, iterations, tile, boxes))
+        for long_side, iterations in plan_scales(o):
+            h, w = _scaled_shape(full, long_side)
+            tile = self.tile_for(w, h)
+            boxes = tiling.tile_boxes(h, w, tile, self._overlap(tile)) if tile else [None]
+            plan.append((long_side, iterations, tile, boxes))
         total_iterations = sum(n * len(boxes) for _, n, _, boxes in plan)
         final_pixels = full.shape[2] * full.shape[3]
 
@@ -548,6 +571,31 @@ class StyleTransfer:
         return convert
 
 
+class _ClampPixels(torch.autograd.Function):
+    """The image clamped to [0, 1] - what gets saved - with a gradient that still lets out-of-range pixels
+    come back: it passes through unchanged except where it would push a pixel further out of range.
+
+    Optimising the loss of the clamped image (instead of clamping only at the end) matters: an unconstrained
+    L-BFGS run leaves a few percent of the values outside [0, 1], and clamping them afterwards multiplied the
+    style loss by 2-3 in our benchmark runs."""
+
+    @staticmethod
+    def forward(ctx, image: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(image)
+        return image.clamp(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        image, = ctx.saved_tensors
+        outward = ((image <= 0) & (grad > 0)) | ((image >= 1) & (grad < 0))  # descent moves against grad
+        return grad.masked_fill(outward, 0)
+
+
+def clamp_pixels(image: torch.Tensor) -> torch.Tensor:
+    """``image`` clamped to [0, 1], differentiable (see _ClampPixels)."""
+    return _ClampPixels.apply(image)
+
+
 class _StopOptimising(Exception):
     """Raised inside the loss closure to end an optimisation run (early stop, user stop)."""
 
@@ -572,14 +620,15 @@ def optimise(objective: Objective, image: torch.Tensor, iterations: int, done: i
     else:
         optimizer = torch.optim.Adam([image], lr=o.learning_rate)
     size = (image.shape[3], image.shape[2])
-    state = {"evals": 0, "best": math.inf, "best_image": image.detach().clone(), "improved_at": 0,
+    state = {"evals": 0, "best": math.inf, "best_image": image.detach().clamp(0, 1), "improved_at": 0,
              "stopped": False, "early_best": math.inf}
 
     def closure() -> torch.Tensor:
         if state["evals"] >= iterations:
             raise _StopOptimising
         optimizer.zero_grad(set_to_none=True)
-        losses = objective(image)
+        pixels = clamp_pixels(image)
+        losses = objective(pixels)
         losses["total"].backward()
         state["evals"] += 1
         values = {k: float(v.detach()) for k, v in losses.items()}
@@ -587,7 +636,7 @@ def optimise(objective: Objective, image: torch.Tensor, iterations: int, done: i
             raise NeuralensError("the loss became infinite or NaN; try smaller weights or --optimizer adam")
         if values["total"] < state["best"]:
             state["best"] = values["total"]
-            state["best_image"] = image.detach().clone()
+            state["best_image"] = pixels.detach().clone()
         n = state["evals"]
         info = Step(done + n, total, scale_index, size, values["content"], values["style"], values["tv"],
                     values["total"], time.perf_counter() - t_start, lambda: to_pil(state["best_image"]))

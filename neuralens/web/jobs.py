@@ -30,7 +30,7 @@ from PIL import Image
 
 from ..errors import NeuralensError
 from ..imageio import save_image
-from ..style.transfer import StyleOptions, StyleTransfer, scale_sizes
+from ..style.transfer import StyleOptions, StyleTransfer, plan_scales
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +101,7 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def planned_scales(options: StyleOptions) -> List[Tuple[int, int]]:
     """[(long side, loss evaluations), ...] coarse to fine, as ``StyleTransfer.run`` plans them."""
-    o = options
-    sizes = scale_sizes(o.size, o.scales, o.min_scale_size)
-    coarse = o.coarse_iterations if o.coarse_iterations is not None else 2 * o.iterations
-    plan = [(side, o.iterations if i == len(sizes) - 1 else coarse) for i, side in enumerate(sizes)]
-    return [(side, n) for side, n in plan if n > 0] or [(sizes[-1], o.iterations)]
+    return plan_scales(options)
 
 
 class TimeLeft:

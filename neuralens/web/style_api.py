@@ -74,7 +74,8 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
                content_sample: Optional[str] = Form(None, description="a bundled sample as content (see /api/info)"),
                style_sample: List[str] = Form([], description="bundled sample(s) as style"),
                size: int = Form(384, description="long side of the output in pixels"),
-               iterations: int = Form(StyleOptions.iterations, description="loss evaluations at the output size"),
+               iterations: Optional[int] = Form(None, description="loss evaluations at the output size "
+                                                "(default: by size, 75 up to 512 px)"),
                style_weight: float = Form(StyleOptions.style_weight, description="style strength (beta)"),
                content_weight: float = Form(1.0, description="content weight (alpha)"),
                tv_weight: float = Form(0.0, description="total-variation smoothing"),
@@ -91,7 +92,7 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
             raise HTTPException(400, f"too many images: at most {config.max_files - 1} style images per job")
         if size > config.max_size:
             raise NeuralensError(f"size {size} is over this server's limit of {config.max_size} px")
-        if iterations > config.max_iterations:
+        if iterations is not None and iterations > config.max_iterations:
             raise NeuralensError(f"iterations {iterations} is over this server's limit of {config.max_iterations}")
         options = StyleOptions(size=size, iterations=iterations, style_weight=style_weight,
                                content_weight=content_weight, tv_weight=tv_weight,
