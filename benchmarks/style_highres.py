@@ -21,7 +21,9 @@ from PIL import Image
 
 from .style_common import (RESULTS, WORK, image_path, machine_info, machine_markdown, markdown_table, python,
                            report_name, run_measured, safe_memory_limit, write_report)
+from .seams import seam_ratios
 from .style_figures import save_jpeg_under
+from neuralens.style.transfer import MAX_AUTO_TILE
 
 FULL_SIZES = (2048, 4000)
 FULL_ITERATIONS = (None, None)  # (final scale, each coarser scale): None = neuralens's defaults
@@ -74,6 +76,9 @@ def run_one(size: int, iterations: Optional[int], coarse_iterations: Optional[in
             crop = image.crop((w // 2 - 384, h // 2 - 256, w // 2 + 384, h // 2 + 256))
             save_jpeg_under(crop, out_dir / f"{stem}_crop.jpg", 400_000)
             row["preview"], row["crop"] = f"{stem}_preview.jpg", f"{stem}_crop.jpg"
+        tiles = [s for s in row.get("scale_sizes", []) if s[0] == s[1] == MAX_AUTO_TILE]
+        if tiles:  # the automatic tiles were used: measure the jumps across their edges
+            row["seams"] = seam_ratios(str(out), MAX_AUTO_TILE, 128)
     return row
 
 
@@ -154,6 +159,10 @@ refusal naming the largest size that fits).
                          + ", ".join(f"{k}: {v}" for k, v in r["evaluations_per_size"].items()) + ".")
         if r.get("timings"):
             lines.append("Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()))
+        if r.get("seams"):
+            lines.append(f"Seams (`benchmarks/seams.py`): mean pixel jump across the {r['seams']['edges']} tile edges "
+                         f"relative to the typical jump: columns {r['seams']['columns']:.3f}, rows "
+                         f"{r['seams']['rows']:.3f} (1 = no seam).")
         if not r["ok"]:
             lines += ["", "The run did not produce an image. Last lines of its output:", "", "```",
                       r["run"]["stderr_tail"], "```"]

@@ -5,6 +5,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.nn.functional import mse_loss
@@ -142,3 +143,30 @@ def test_pastiche_arguments_and_divergence_detection():
     log = "step elapsed loss\n---- ------- ----\n0    14.7    1.5e14\n5    32.3    inf\n10   40.0    nan\n"
     assert style_quality._divergence_step(log) == 5
     assert style_quality._divergence_step("0    14.7    148866049507328.00\n") is None
+
+
+def test_schedule_plans_are_valid_style_options():
+    from neuralens.style import StyleOptions
+    from benchmarks.style_schedules import PLANS
+
+    assert "default" in PLANS and PLANS["default"][0] == {}
+    for fields, what in PLANS.values():
+        StyleOptions(**fields).validate()
+        assert what
+
+
+def test_seam_check_tells_a_hard_seam_from_a_smooth_image(tmp_path):
+    from PIL import Image
+    from benchmarks.seams import seam_ratios
+    from neuralens.style import tiling
+
+    rng = np.random.default_rng(0)
+    smooth = rng.integers(100, 110, size=(200, 300, 3)).astype(np.uint8)
+    Image.fromarray(smooth).save(tmp_path / "smooth.png")
+    ok = seam_ratios(str(tmp_path / "smooth.png"), tile=128, overlap=32)
+    assert 0.8 < ok["columns"] < 1.25 and 0.8 < ok["rows"] < 1.25 and ok["edges"] > 0
+    seamed = smooth.copy()
+    x = sorted({x1 for _, _, _, x1 in tiling.tile_boxes(200, 300, 128, 32) if x1 < 300})[0]
+    seamed[:, x:] += 40  # a hard step exactly at a tile edge
+    Image.fromarray(seamed).save(tmp_path / "seamed.png")
+    assert seam_ratios(str(tmp_path / "seamed.png"), tile=128, overlap=32)["columns"] > 2

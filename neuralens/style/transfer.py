@@ -238,9 +238,8 @@ class Objective:
         s = zero
         for layer, w in self.style_layers.items():
             f = feats[layer]
-            n, m = f.shape[1], f.shape[2] * f.shape[3]
             if not self.guided:
-                s = s + w * feature_style_loss(f, self.style_grams[layer] * m)
+                s = s + w * feature_style_loss(f, self.style_grams[layer] * (f.shape[2] * f.shape[3]))
             for i, (weight, grams, mask) in enumerate(self.guided):
                 guide = self._layer_mask(i, mask, f.shape[2:])
                 area = float(guide.pow(2).sum())
