@@ -19,16 +19,24 @@ from typing import Mapping, Optional
 import torch
 
 
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrix G = F F^T of activations (B, N, H, W) -> (B, N, N), in fp32, not normalised."""
+def _flatten(features: torch.Tensor):
+    """Activations (B, N, H, W) as a matrix without a copy: (B, M, N) when they are channels-last (that is
+    their memory order), else (B, N, M); and whether it is the former. Keeping the network's layout matters:
+    autograd summing gradients of two layouts made an evaluation several times slower."""
     b, n = features.shape[:2]
     if n > 1 and features.is_contiguous(memory_format=torch.channels_last):
-        # Channels-last activations are (B, H, W, N) in memory: take them as M x N without a copy, so the
-        # gradient comes back in the network's own layout (a mixed-layout gradient sum is several times slower).
-        flat = features.permute(0, 2, 3, 1).reshape(b, -1, n).float()
-        return torch.bmm(flat.transpose(1, 2), flat)
-    flat = features.reshape(b, n, -1).float()
-    return torch.bmm(flat, flat.transpose(1, 2))
+        return features.permute(0, 2, 3, 1).reshape(b, -1, n), True
+    return features.reshape(b, n, -1), False
+
+
+def _gram_of_flat(flat: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return torch.bmm(flat.transpose(1, 2), flat) if channels_last else torch.bmm(flat, flat.transpose(1, 2))
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix G = F F^T of activations (B, N, H, W) -> (B, N, N), in fp32, not normalised."""
+    flat, channels_last = _flatten(features)
+    return _gram_of_flat(flat.float(), channels_last)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -51,14 +59,9 @@ class _FeatureStyleLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, features: torch.Tensor, target_gram: torch.Tensor, scale: float) -> torch.Tensor:
-        b, n = features.shape[:2]
-        # Channels-last activations are (B, H, W, N) in memory: use them as M x N, NCHW ones as N x M, both
-        # without a copy, so that the gradient comes back in the network's own layout.
-        channels_last = n > 1 and features.is_contiguous(memory_format=torch.channels_last)
-        flat = features.permute(0, 2, 3, 1).reshape(b, -1, n) if channels_last else features.reshape(b, n, -1)
+        flat, channels_last = _flatten(features)  # the gradient is built in the same layout below
         wide = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()  # bf16 -> fp32
-        gram = torch.bmm(wide.transpose(1, 2), wide) if channels_last else torch.bmm(wide, wide.transpose(1, 2))
-        diff = gram - target_gram.to(wide.dtype)
+        diff = _gram_of_flat(wide, channels_last) - target_gram.to(wide.dtype)
         ctx.save_for_backward(flat, diff)
         ctx.scale, ctx.shape, ctx.channels_last = scale, features.shape, channels_last
         return scale * diff.pow(2).sum()

@@ -635,7 +635,7 @@ def optimise(objective: Objective, image: torch.Tensor, iterations: int, done: i
             raise NeuralensError("the loss became infinite or NaN; try smaller weights or --optimizer adam")
         if values["total"] < state["best"]:
             state["best"] = values["total"]
-            state["best_image"] = pixels.detach().clone()
+            state["best_image"] = pixels.detach()  # clamp's output: a fresh tensor nothing changes later
         n = state["evals"]
         info = Step(done + n, total, scale_index, size, values["content"], values["style"], values["tv"],
                     values["total"], time.perf_counter() - t_start, lambda: to_pil(state["best_image"]))

@@ -99,11 +99,6 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def planned_scales(options: StyleOptions) -> List[Tuple[int, int]]:
-    """[(long side, loss evaluations), ...] coarse to fine, as ``StyleTransfer.run`` plans them."""
-    return plan_scales(options)
-
-
 class TimeLeft:
     """Estimates the time left of a run from the steps so far.
 
@@ -112,7 +107,7 @@ class TimeLeft:
     one-off start-up costs (several seconds on a CPU) that would inflate every estimate."""
 
     def __init__(self, options: StyleOptions):
-        self.plan = planned_scales(options)
+        self.plan = plan_scales(options)
         self.first_elapsed: Optional[float] = None
         self.work = 0.0                 # pixels processed since the first step
         self.scale = -1

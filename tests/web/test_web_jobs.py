@@ -115,11 +115,11 @@ def test_deleting_a_running_job_stops_it(client):
 def test_time_left_counts_the_larger_scales_still_to_come():
     from types import SimpleNamespace
 
-    from neuralens.style.transfer import StyleOptions
-    from neuralens.web.jobs import TimeLeft, planned_scales
+    from neuralens.style.transfer import StyleOptions, plan_scales
+    from neuralens.web.jobs import TimeLeft
 
     options = StyleOptions(size=512, iterations=10)
-    plan = planned_scales(options)
+    plan = plan_scales(options)
     assert plan == [(256, 20), (362, 20), (512, 10)]
     total = sum(n for _, n in plan)
     estimate = TimeLeft(options)
