@@ -39,7 +39,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--tile", type=int, default=1024)
     p.add_argument("--overlap", type=int, default=128)
     args = p.parse_args(argv)
-    r = seam_ratios(args.image, args.tile, args.overlap)
+    if args.tile < 64 or args.overlap < 0:
+        p.error("--tile must be >= 64 and --overlap >= 0")
+    try:
+        r = seam_ratios(args.image, args.tile, args.overlap)
+    except OSError as error:  # missing or unreadable file (PIL's UnidentifiedImageError is an OSError)
+        print(f"seams: {args.image}: {error.strerror or error}", file=sys.stderr)
+        return 2
     print(f"{args.image}: {r['edges']} tile edges; jump at edges / typical jump: columns {r['columns']:.3f}, "
           f"rows {r['rows']:.3f}")
     return 0
