@@ -1,11 +1,12 @@
 """Image input/output shared by every capability: load any common image safely, save atomically."""
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterable, List, Optional, Union
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ ImageLike = Union[str, os.PathLike, Image.Image]
 # Refuse images above this many pixels before decoding them (decompression bombs, accidental huge scans).
 # NEURALENS_MAX_PIXELS overrides it.
 MAX_PIXELS = int(os.environ.get("NEURALENS_MAX_PIXELS", 100_000_000))
+
+# Files that count as images when a folder or a pattern is searched (the one list every command uses).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
                 ".webp": "WEBP", ".bmp": "BMP"}
@@ -84,6 +88,54 @@ def load_image(source: ImageLike, max_pixels: Optional[int] = None) -> Image.Ima
         raise NeuralensError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise NeuralensError(f"{path}: unreadable or truncated image ({exc})") from None
+
+
+def is_image_name(path: Union[str, os.PathLike]) -> bool:
+    """True when ``path``'s extension is one of IMAGE_SUFFIXES (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def find_images(sources: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]],
+                recursive: bool = False) -> List[Path]:
+    """The image files named by ``sources``: a file as given, a folder replaced by the images in it (sorted;
+    with ``recursive``, in its sub-folders too) and a pattern ('photos/*.jpg') by its matching images.
+
+    A file named twice (or also found inside a named folder) is listed once. Existence of plain files is
+    not checked here (loading names a missing one). Raises NeuralensError for a folder or pattern without
+    images, or when nothing is named at all."""
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    found: List[Path] = []
+    seen = set()
+
+    def add(paths: Iterable[Path]) -> None:
+        for path in paths:
+            key = path.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(path)
+
+    for source in sources:
+        name = os.fspath(source)
+        path = Path(name)
+        if any(ch in name for ch in "*?[") and not path.exists():
+            matches = sorted(Path(p) for p in glob.glob(name, recursive=recursive)
+                             if is_image_name(p) and Path(p).is_file())
+            if not matches:
+                raise NeuralensError(f"{name}: no images match this pattern")
+            add(matches)
+        elif path.is_dir():
+            walk = path.rglob("*") if recursive else path.iterdir()
+            inside = sorted(p for p in walk if is_image_name(p) and p.is_file()
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not inside:
+                raise NeuralensError(f"{path}: no images in this folder")
+            add(inside)
+        else:
+            add([path])
+    if not found:
+        raise NeuralensError("no images given")
+    return found
 
 
 def resize_long_side(image: Image.Image, long_side: int) -> Image.Image:
