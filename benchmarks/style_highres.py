@@ -23,7 +23,7 @@ from .style_common import (RESULTS, WORK, image_path, machine_info, machine_mark
                            report_name, run_measured, safe_memory_limit, write_report)
 from .seams import seam_ratios
 from .style_figures import save_jpeg_under
-from neuralens.style.transfer import MAX_AUTO_TILE
+from neuralens.style.plan import MAX_AUTO_TILE
 
 FULL_SIZES = (2048, 4000)
 FULL_ITERATIONS = (None, None)  # (final scale, each coarser scale): None = neuralens's defaults

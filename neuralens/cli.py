@@ -12,6 +12,7 @@ from typing import List, Optional
 
 from . import __version__
 from .errors import NeuralensError
+from .options import OptionError
 
 # Modules with a ``register(subparsers)`` function, in the order their commands appear in --help.
 COMMAND_MODULES = [
@@ -57,6 +58,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USER_ERROR
     try:
         return int(args.func(args) or 0)
+    except OptionError as exc:  # the API names the field; on the command line, name the flag
+        print(f"error: {exc.cli_message()}", file=sys.stderr)
+        return exc.exit_code
     except NeuralensError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -161,15 +161,37 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
-def check_output_path(path: Union[str, os.PathLike]) -> Path:
-    """Check that an image can be written at ``path`` (known extension, existing folder); return it as a Path."""
+def check_output_path(path: Union[str, os.PathLike], writable: bool = True) -> Path:
+    """Check that an image can be written at ``path`` (known extension, not a folder, and - with
+    ``writable`` - a folder that exists and takes a new file, or can be created); return it as a Path.
+
+    Commands call this before any work, so that a long run never ends with nowhere to put its result.
+    Raises NeuralensError with the reason."""
     path = Path(path)
+    if path.exists() and path.is_dir():
+        raise NeuralensError(f"{path}: is a folder, not a file name")
     if path.suffix.lower() not in SAVE_FORMATS:
         known = ", ".join(sorted(SAVE_FORMATS))
         raise NeuralensError(f"{path}: unknown output format '{path.suffix}' (use one of {known})")
-    if path.exists() and path.is_dir():
-        raise NeuralensError(f"{path}: is a folder, not a file name")
+    if writable:
+        check_writable_folder(path.parent)
     return path
+
+
+def check_writable_folder(folder: Union[str, os.PathLike]) -> Path:
+    """Check that files can be created in ``folder`` (creating it, and its parents, if missing): a
+    temporary file is made and removed. Returns the folder; raises NeuralensError with the reason."""
+    folder = Path(folder) if str(folder) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".neuralens-write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise NeuralensError(f"{folder}: cannot write there (a file of that name is in the way)") from None
+    except OSError as exc:
+        raise NeuralensError(f"{folder}: cannot write there ({exc.strerror or exc})") from None
+    return folder
 
 
 def _umask() -> int:
@@ -180,19 +202,43 @@ def _umask() -> int:
 
 def save_image(image: Image.Image, path: Union[str, os.PathLike]) -> Path:
     """Write ``image`` to ``path`` atomically (temporary file in the same folder, then rename), so an
-    existing file is never left half-written. The format follows the extension. Returns the path."""
-    path = check_output_path(path)
+    existing file is never left half-written. The format follows the extension; a replaced file keeps its
+    permissions. Returns the path. OSError (no space, no permission) propagates; see ``save_result``."""
+    path = check_output_path(path, writable=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = SAVE_FORMATS[path.suffix.lower()]
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    try:
+        mode = os.stat(path).st_mode & 0o7777  # replacing a file keeps its mode
+    except OSError:
+        mode = 0o666 & ~_umask()              # mkstemp makes files private; give the user's usual permissions
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             image.save(handle, format=fmt, **options)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give the user's usual permissions
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def save_result(image: Image.Image, path: Union[str, os.PathLike]) -> Path:
+    """Save a finished result at ``path``; when that fails (the folder vanished, the disk filled, the
+    permission changed during the run), save it next to it or else in the temporary folder, and raise
+    NeuralensError saying where it went - the work is never lost. Returns ``path`` when it worked."""
+    path = Path(path)
+    try:
+        return save_image(image, path)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    for folder in (path.parent, Path(tempfile.gettempdir())):
+        fallback = folder / f"{path.stem}.neuralens-{os.getpid()}{path.suffix}"
+        try:
+            save_image(image, fallback)
+        except OSError:
+            continue
+        raise NeuralensError(f"could not write {path} ({reason}); saved the result as {fallback} instead")
+    raise NeuralensError(f"could not write {path} ({reason}), nor a copy next to it or in the temporary folder")

@@ -35,8 +35,8 @@ def test_tiled_gram_equals_the_whole_image_gram(content_image):
                        content_layers="relu2_2")
     from neuralens.imageio import image_to_tensor
     image = image_to_tensor(content_image.resize((128, 96)))
-    whole = {k: v[0] for k, v in st.features(image, st.style_layers).items()}
-    tiled = tiling.tiled_grams(st.features, image, st.style_layers, tile=96, halo=32)
+    whole = {k: v[0] for k, v in st.network.features(image, st.network.style_layers).items()}
+    tiled = tiling.tiled_grams(st.network.features, image, st.network.style_layers, tile=96, halo=32)
     for layer, f in whole.items():
         flat = f.reshape(f.shape[0], -1)
         expected = flat @ flat.T / flat.shape[1]
@@ -66,9 +66,9 @@ def test_too_large_is_refused_with_the_largest_size_that_fits(content_image, sty
 def test_auto_tiles_when_a_scale_does_not_fit(content_image, style_image, monkeypatch):
     # Shrink the world so the test stays tiny: no fixed cost, tiles from 32 px, a budget of ~20 MB in which
     # a 96x72 image (~27 MB) does not fit but a 64x64 tile (~16 MB) does.
-    from neuralens.style import transfer
+    from neuralens.style import plan
     monkeypatch.setattr(memory, "BASE_BYTES", 0)
-    monkeypatch.setattr(transfer, "MIN_TILE", 32)
+    monkeypatch.setattr(plan, "MIN_TILE", 32)
     calls = []
     st = StyleTransfer(style_image, **TINY, size=96, max_memory_gb=0.0235, tile_overlap=16, precision="bf16")
     tile = st.tile_for(96, 72)
@@ -99,7 +99,7 @@ def test_forced_tiles_lower_each_tiles_loss_without_seams(content_image, style_i
 
 def test_bad_tile_options():
     from neuralens import StyleOptions
-    with pytest.raises(NeuralensError, match="tile-size"):
+    with pytest.raises(NeuralensError, match="tile_size"):
         StyleOptions(tile_size=10).validate()
-    with pytest.raises(NeuralensError, match="max-memory-gb"):
+    with pytest.raises(NeuralensError, match="max_memory_gb"):
         StyleOptions(max_memory_gb=-1).validate()

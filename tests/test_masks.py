@@ -53,17 +53,17 @@ def test_two_styles_two_regions_and_soft_masks(content_image, style_image):
     left = _half_mask((64, 48))
     right = Image.eval(left, lambda v: 255 - v)
     st = StyleTransfer([style_image, grey], **dict(TINY, iterations=4), style_masks=[left, right])
-    guides = st.guides(48, 64)
+    guides = st.targets.regions(48, 64)
     assert len(guides) == 2 and torch.allclose(guides[0] + guides[1], torch.ones(1, 1, 48, 64))
     assert st.run(content_image).image.size == (64, 48)
     soft = StyleTransfer(style_image, **dict(TINY, iterations=4), style_masks=[_half_mask((64, 48), soft=True)])
-    g = soft.guides(48, 64)[0][0, 0]
+    g = soft.targets.regions(48, 64)[0][0, 0]
     assert 0.3 < g[:, 32].mean() < 0.7 and (g[:, 1:] <= g[:, :-1] + 1e-6).all()  # a smooth ramp
 
 
 def test_mask_of_another_size_is_resized(content_image, style_image):
     st = StyleTransfer(style_image, **dict(TINY, iterations=2), style_masks=[_half_mask((20, 10))])
-    g = st.guides(48, 64)[0]
+    g = st.targets.regions(48, 64)[0]
     assert g.shape == (1, 1, 48, 64)
     assert g[0, 0, :, :28].min() > 0.9 and g[0, 0, :, 36:].max() < 0.1
 

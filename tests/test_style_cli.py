@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from neuralens import cli
-from neuralens.style import transfer
+from neuralens.style import Objective
 
 FAST = ["--size", "40", "--iterations", "4", "--quiet", "--device", "cpu"]
 
@@ -56,7 +56,7 @@ def test_reconstruct_cli(tmp_path, image_files, capsys):
 
 def test_interrupted_run_still_writes_the_image(tmp_path, image_files, capsys, monkeypatch):
     content, style = image_files
-    original = transfer.Objective.__call__
+    original = Objective.__call__
     calls = []
 
     def interrupt_on_third_call(self, image):
@@ -65,7 +65,7 @@ def test_interrupted_run_still_writes_the_image(tmp_path, image_files, capsys, m
             raise KeyboardInterrupt
         return original(self, image)
 
-    monkeypatch.setattr(transfer.Objective, "__call__", interrupt_on_third_call)
+    monkeypatch.setattr(Objective, "__call__", interrupt_on_third_call)
     out = tmp_path / "out.png"
     code, _, err = run(capsys, "stylize", content, style, "-o", out, "--size", "40", "--iterations", "20", "--quiet")
     assert code == 130

@@ -61,7 +61,7 @@ def test_bad_values_fail_before_any_run(pair):
     content, style = pair
     with pytest.raises(NeuralensError, match="unknown layer.*content-layers=relu9_9"):
         sweep(content, style, ["content-layers=relu2_2,relu9_9"], size=32, iterations=1, device="cpu")
-    with pytest.raises(NeuralensError, match="style-weight must be"):
+    with pytest.raises(NeuralensError, match="style_weight must be"):
         sweep(content, style, {"style_weight": [1.0, -1.0]}, size=32, iterations=1, device="cpu")
 
 

@@ -6,7 +6,7 @@ import torch
 from neuralens import StyleOptions, StyleTransfer, reconstruct, stylize
 from neuralens.errors import NeuralensError
 from neuralens.style import reconstruct_run, scale_sizes
-from neuralens.style.transfer import clamp_pixels, optimise, scale_iterations
+from neuralens.style import Reporter, clamp_pixels, optimise, scale_iterations
 
 TINY = dict(size=48, iterations=8, progress=False, device="cpu", early_stop_patience=0)
 
@@ -59,10 +59,10 @@ def test_optimised_pixels_stay_in_range():
             zero = torch.zeros(())
             return {"content": loss, "style": zero, "tv": zero, "total": loss}
 
-    history = []
+    reporter = Reporter(total=10)
     start = torch.full((1, 3, 4, 4), 0.5)
-    best, evals, stopped = optimise(Pull(), start, 10, 0, StyleOptions(early_stop_patience=0), 0, 10, 0.0,
-                                    history, None, None, None, lambda t: None)
+    best, evals, stopped = optimise(Pull(), start, 10, StyleOptions(early_stop_patience=0), reporter, lambda t: None)
+    history = reporter.history
     assert 0 <= float(best.min()) and float(best.max()) <= 1
     assert torch.allclose(best[:, 1:], torch.ones(1, 2, 4, 4))
     assert history[-1]["loss"] < history[0]["loss"]
@@ -72,7 +72,7 @@ def test_optimised_pixels_stay_in_range():
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_precisions_and_layouts_agree(content_image, style_image, precision, channels_last):
     transfer = StyleTransfer(style_image, **TINY, precision=precision, channels_last=channels_last)
-    objective = transfer.objective(transfer.to_device(torch.rand(1, 3, 36, 48, generator=torch.Generator().manual_seed(1))))
+    objective = transfer.objective(transfer.network.to_device(torch.rand(1, 3, 36, 48, generator=torch.Generator().manual_seed(1))))
     reference = StyleTransfer(style_image, **TINY, precision="fp32", channels_last=False)
     x = torch.rand(1, 3, 36, 48, generator=torch.Generator().manual_seed(2))
     ref_objective = reference.objective(torch.rand(1, 3, 36, 48, generator=torch.Generator().manual_seed(1)))
@@ -123,7 +123,7 @@ def test_style_blend_is_a_weighted_gram_average(content_image, style_image):
     both = StyleTransfer([style_image, grey], **TINY, style_blend=[3, 1])
     one = StyleTransfer(style_image, **TINY)
     other = StyleTransfer(grey, **TINY)
-    assert both.blend == [0.75, 0.25]
+    assert both.targets.blend == [0.75, 0.25]
     g_both, g_one, g_other = both.style_grams(48), one.style_grams(48), other.style_grams(48)
     for layer in g_both:
         assert torch.allclose(g_both[layer], 0.75 * g_one[layer] + 0.25 * g_other[layer], rtol=1e-4, atol=1e-2)
@@ -171,12 +171,12 @@ def test_reconstruct_needs_exactly_one_target(content_image):
 @pytest.mark.parametrize("field, value, message", [
     ("size", 0, "size"),
     ("size", -5, "size"),
-    ("style_weight", -1.0, "style-weight"),
-    ("content_weight", float("nan"), "content-weight"),
+    ("style_weight", -1.0, "style_weight"),
+    ("content_weight", float("nan"), "content_weight"),
     ("iterations", 0, "iterations"),
     ("style_layers", "relu1_1,bogus", "unknown layer"),
     ("optimizer", "sgd", "optimizer"),
-    ("preserve_color", "sepia", "preserve-color"),
+    ("preserve_color", "sepia", "preserve_color"),
     ("precision", "fp8", "precision"),
     ("init", "no-such-file.png", "init must be"),
 ])

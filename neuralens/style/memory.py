@@ -14,6 +14,10 @@ import torch
 NETWORK_BYTES_PER_PIXEL = {"fp32": 3000, "bf16": 2600}
 # Fixed cost: the weights, torch and Python (measured about 450 MB; rounded up).
 BASE_BYTES = 700 * 2**20
+# Bytes per pixel of the whole image kept beside the tiles of a tiled scale: the image, its content target,
+# colour reference, blend weights and preview composite (fp32 RGB copies) and the 8-bit output (rounded up;
+# with a 1024-px tile this predicts 5.9 GB for 4000x3000, where 5.5 GiB peak was measured).
+WHOLE_IMAGE_BYTES_PER_PIXEL = 100
 # Keep this share of what is available free for everything else.
 SAFETY = 0.85
 GB = 2**30
@@ -89,3 +93,28 @@ def check_fits(width: int, height: int, precision: str, optimizer: str, device: 
     largest = largest_fitting_long_side(aspect, precision, optimizer, budget)
     return (f"{width}x{height} px needs about {describe(need)} but {describe(budget * SAFETY)} is usable on "
             f"{device.type}; the largest size that fits is --size {largest}")
+
+
+def estimate_tiled_bytes(width: int, height: int, tile: int, precision: str = "fp32", optimizer: str = "lbfgs") -> int:
+    """Estimated peak memory in bytes for optimising a width x height image in tiles of ``tile`` px."""
+    tile_w, tile_h = min(width, tile), min(height, tile)
+    return estimate_bytes(tile_w, tile_h, precision, optimizer) + width * height * WHOLE_IMAGE_BYTES_PER_PIXEL
+
+
+def check_tiled_fits(width: int, height: int, tile: int, precision: str, optimizer: str, device: torch.device,
+                     budget: Optional[int] = None) -> Optional[str]:
+    """None when a tiled run fits; otherwise a one-line explanation naming the largest size that would fit."""
+    budget = available_bytes(device) if budget is None else budget
+    need = estimate_tiled_bytes(width, height, tile, precision, optimizer)
+    if need <= budget * SAFETY:
+        return None
+    aspect = min(width, height) / max(width, height)
+    lo, hi = 0, max(width, height)
+    while lo < hi:  # the largest long side whose tiled run fits
+        mid = (lo + hi + 1) // 2
+        if estimate_tiled_bytes(mid, max(1, round(mid * aspect)), tile, precision, optimizer) <= budget * SAFETY:
+            lo = mid
+        else:
+            hi = mid - 1
+    return (f"{width}x{height} px needs about {describe(need)} even in {tile}-px tiles but "
+            f"{describe(budget * SAFETY)} is usable on {device.type}; the largest size that fits is --size {lo}")

@@ -7,9 +7,10 @@ import sys
 from typing import List
 
 from .. import cliargs
+from .. import options as option_specs
 from ..errors import Interrupted, NeuralensError
 from ..imageio import check_output_path, load_image, save_image
-from ..style import StyleOptions
+from ..style import RECONSTRUCT_DEFAULTS, StyleOptions
 from .maximize import maximize_unit
 from .receptive import receptive_field
 from .reconstructions import reconstruction_sheet
@@ -72,10 +73,9 @@ def register(subparsers) -> None:
     s.add_argument("--quiet", action="store_true", help="no progress messages")
     defaults = StyleOptions()
     fixed = s.add_argument_group("options applied to every run (as for `neuralens stylize`)")
-    for name in option_fields():
-        flag = "--" + name.replace("_", "-")
-        default = getattr(defaults, name)
-        fixed.add_argument(flag, dest=f"fixed_{name}", metavar="VALUE", default=None, help=f"default: {default}")
+    for name, spec in option_fields().items():
+        fixed.add_argument(option_specs.flag_of(name, spec), dest=f"fixed_{name}", metavar="VALUE", default=None,
+                           help=option_specs.help_text(spec, getattr(defaults, name)))
     s.set_defaults(func=run_sweep)
 
     v = subparsers.add_parser("visualize", help="see inside the network: top patches of units, unit images, layer reconstructions",
@@ -129,9 +129,9 @@ def register(subparsers) -> None:
                         epilog=RECONSTRUCTIONS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("image", metavar="IMAGE")
     r.add_argument("--size", type=cliargs.positive_int, default=256, help="long side in pixels (default %(default)s)")
-    r.add_argument("--iterations", type=cliargs.positive_int, default=200, help="optimiser steps per reconstruction (default %(default)s)")
-    r.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="default %(default)s")
-    r.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    r.add_argument("--iterations", type=cliargs.positive_int, default=RECONSTRUCT_DEFAULTS["iterations"],
+                   help="optimiser steps per reconstruction (default %(default)s)")
+    option_specs.add_arguments(r, StyleOptions, only=("optimizer", "seed"))
     _add_network_options(r)
     r.add_argument("-o", "--output", required=True, help="the sheet image")
     r.add_argument("--quiet", action="store_true", help="no messages")
@@ -158,7 +158,8 @@ def run_sweep(args) -> int:
         if text is None:
             continue
         if name in varied:
-            raise NeuralensError(f"--{name.replace('_', '-')} is both fixed and varied; drop one of them")
+            flag = option_specs.flag_of(name, option_fields()[name])
+            raise NeuralensError(f"{flag} is both fixed and varied; drop one of them")
         fixed[name] = convert_value(name, text)
     contents = [args.content] + list(args.styles)
     for path in contents:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from ..errors import NeuralensError
 from ..imageio import ImageLike, load_image, resize_long_side
-from ..style import StyleResult, reconstruct_run
+from ..style import RECONSTRUCT_DEFAULTS, StyleResult, reconstruct_run
 from .sheets import contact_sheet
 
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
@@ -55,7 +55,7 @@ def _style_caption(layers: Sequence[str]) -> str:
 
 def reconstruction_sheet(image: ImageLike, content_layers: Sequence[str] = CONTENT_LAYERS,
                          style_layer_sets: Optional[Sequence[Sequence[str]]] = None, size: int = 256,
-                         iterations: int = 200, progress: Optional[Callable[[int, int, str], None]] = None,
+                         iterations: int = RECONSTRUCT_DEFAULTS["iterations"], progress: Optional[Callable[[int, int, str], None]] = None,
                          **options) -> ReconstructionSheet:
     """Reconstruct ``image`` from each of ``content_layers`` and from each set in ``style_layer_sets`` (default:
     the growing sets relu1_1, relu1_1+relu2_1, ..., up to relu5_1) and lay them out, labelled.

@@ -8,14 +8,11 @@ that is itself a list (a set of layers, style-blend weights) joins its parts wit
 """
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
-import functools
 import itertools
 import json
 import math
 import platform
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -24,28 +21,18 @@ import torch
 from PIL import Image
 
 from .. import __version__
+from .. import options as option_specs
+from ..options import Spec
 from ..errors import NeuralensError
 from ..imageio import ImageLike, check_output_path, save_image
 from ..style import StyleOptions, StyleResult, StyleTransfer
 from .sheets import SheetLayout, contact_sheet, sheet_layout
 
-# Fields a sweep never varies: they change how a run is shown, not what it computes.
-NOT_VARIABLE = {"progress"}
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off"}
-
-
-@functools.lru_cache(maxsize=1)
-def option_fields() -> Dict[str, Any]:
-    """StyleOptions field name -> its type (resolved type hints; the default's type where a hint won't resolve).
-    Read from the dataclass, so options added to StyleOptions later can be varied without changes here."""
-    try:
-        hints = typing.get_type_hints(StyleOptions)
-    except Exception:  # an unresolvable annotation: fall back on the defaults' types
-        hints = {}
-    defaults = StyleOptions()
-    return {f.name: hints.get(f.name, type(getattr(defaults, f.name))) for f in dataclasses.fields(StyleOptions)
-            if f.name not in NOT_VARIABLE}
+def option_fields() -> Dict[str, Spec]:
+    """The StyleOptions fields a sweep can vary, {name: Spec}, read from the option declarations (so options
+    added to StyleOptions later can be varied without changes here). Fields that change how a run is shown
+    or that take images per style (``progress``, ``style_masks``) are left out."""
+    return {name: spec for name, spec in option_specs.specs(StyleOptions).items() if spec.sweep}
 
 
 def field_name(name: str) -> str:
@@ -58,45 +45,21 @@ def field_name(name: str) -> str:
     return key
 
 
-def _is_list_type(hint: Any) -> bool:
-    """True for fields whose value is a list (layer specs, style-blend weights): their parts join with '+'.
-    Everything but a plain (optional) int, float, bool or str counts as a list."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is Union else [hint]
-    return not (len(args) == 1 and args[0] in (int, float, bool, str))
+def _is_list_kind(spec: Spec) -> bool:
+    """True for fields whose value is a list (layer specs, style-blend weights): their parts join with '+'."""
+    return spec.kind in ("floats", "layers")
 
 
 def convert_value(name: str, text: str) -> Any:
     """Parse one value of StyleOptions field ``name`` from its command-line text (commas separate the parts
-    of list values). 'none' gives None for optional fields. Raises NeuralensError for a value of the wrong
-    kind; ranges and layer names are checked later by StyleOptions.validate()."""
-    hint = option_fields()[name]
-    text = text.strip()
-    args = typing.get_args(hint)
-    if type(None) in args:
-        if text.lower() in ("none", "null", ""):
-            return None
-        rest = [a for a in args if a is not type(None)]
-        hint = rest[0] if len(rest) == 1 else Union[tuple(rest)]
+    of list values), as the stylize command line does. 'none' gives None for optional fields. Raises
+    NeuralensError for a value of the wrong kind; ranges and layer names are checked by validate()."""
+    spec = option_fields()[name]
     label = name.replace("_", "-")
     try:
-        if hint is bool:
-            if text.lower() in TRUE_WORDS | FALSE_WORDS:
-                return text.lower() in TRUE_WORDS
-            raise ValueError
-        if hint is int:
-            number = float(text)  # accepts 1e3 as well as 1000
-            if not number.is_integer():
-                raise ValueError
-            return int(number)
-        if hint is float:
-            return float(text)
-        origin, inner = typing.get_origin(hint), typing.get_args(hint)
-        if origin in (list, tuple, collections.abc.Sequence) and inner and inner[0] in (int, float):
-            return [inner[0](part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(hint, "a list of numbers")
-        raise NeuralensError(f"{label}: expected {kind}, got '{text}'") from None
-    return text  # strings and layer specs ('relu1_1:0.5,relu2_1') are checked by validate()
+        return option_specs.parse_text(name, spec, text)
+    except option_specs.OptionError as exc:
+        raise NeuralensError(f"{label}: {exc.problem}") from None
 
 
 def parse_vary(spec: str) -> Tuple[str, List[str]]:
@@ -109,7 +72,7 @@ def parse_vary(spec: str) -> Tuple[str, List[str]]:
     texts = [v.strip() for v in values.split(",") if v.strip()]
     if not texts:
         raise NeuralensError(f"--vary {name.strip()}: no values given")
-    if _is_list_type(option_fields()[key]):
+    if _is_list_kind(option_fields()[key]):
         texts = [t.replace("+", ",") for t in texts]
     return key, texts
 

@@ -16,12 +16,9 @@ from PIL import Image
 from .. import devices
 from ..backbone import load_vgg19
 from ..errors import NeuralensError
-from ..imageio import ImageLike, image_to_tensor, load_image, resize_long_side
+from ..imageio import ImageLike, image_to_tensor, is_image_name, load_image, resize_long_side
 from .receptive import ReceptiveField, check_unit, layer_units, receptive_field
 from .sheets import EMPTY_TILE, contact_sheet
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
 
 @dataclass
 class Patch:
@@ -63,7 +60,7 @@ def find_images(paths: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]
             continue
         path = Path(item)
         if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            inside = sorted(p for p in path.iterdir() if p.is_file() and is_image_name(p))
             if not inside:
                 raise NeuralensError(f"{path}: no images in this folder")
             found.extend(p for p in inside if p.resolve() not in seen)
