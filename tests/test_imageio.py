@@ -87,3 +87,42 @@ def test_failed_save_leaves_existing_file_intact(tmp_path, content_image, monkey
         save_image(content_image, path)
     assert path.read_bytes() == b"precious"
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_replacing_an_output_keeps_its_file_mode(tmp_path):
+    import os
+    out = tmp_path / "out.png"
+    save_image(Image.new("RGB", (4, 4)), out)
+    os.chmod(out, 0o640)
+    save_image(Image.new("RGB", (4, 4), (255, 0, 0)), out)
+    assert os.stat(out).st_mode & 0o777 == 0o640
+    assert Image.open(out).getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_check_output_path_refuses_an_unwritable_place(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(NeuralensError, match="cannot write there"):
+        imageio.check_output_path(blocker / "out.png")
+    assert imageio.check_output_path(tmp_path / "new" / "out.png").parent.is_dir()  # made on the way
+
+
+def test_find_images_files_folders_patterns(tmp_path):
+    for name in ("b.jpg", "a.PNG", "notes.txt", ".hidden.png"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.webp").write_bytes(b"")
+    assert [p.name for p in imageio.find_images(tmp_path)] == ["a.PNG", "b.jpg"]
+    assert [p.name for p in imageio.find_images(tmp_path, recursive=True)] == ["a.PNG", "b.jpg", "c.webp"]
+    assert [p.name for p in imageio.find_images(str(tmp_path / "*.jpg"))] == ["b.jpg"]
+    assert [p.name for p in imageio.find_images([tmp_path / "b.jpg", tmp_path])] == ["b.jpg", "a.PNG"]
+    with pytest.raises(NeuralensError, match="no images in this folder"):
+        imageio.find_images(_empty(tmp_path))
+    with pytest.raises(NeuralensError, match="no images match"):
+        imageio.find_images(str(tmp_path / "*.gif"))
+
+
+def _empty(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    return folder

@@ -166,3 +166,101 @@ def test_demo_writes_its_results(tmp_path, capsys):
     assert files == ["tubingen_starry_night.png", "tubingen_the_scream.png"]
     assert Image.open(tmp_path / "demo" / files[0]).size == (40, 30)
     assert "demo done" in out
+
+
+def _never_optimise(monkeypatch):
+    """Make any loss evaluation fail the test: the command must refuse before optimising."""
+    def fail(self, image):
+        raise AssertionError("optimised although the request had to be refused first")
+    monkeypatch.setattr(Objective, "__call__", fail)
+
+
+def test_unwritable_output_is_refused_before_any_work(tmp_path, image_files, capsys, monkeypatch):
+    content, style = image_files
+    _never_optimise(monkeypatch)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should be")  # unwritable even for root
+    code, _, err = run(capsys, "stylize", content, style, "-o", blocker / "out.png", *FAST)
+    assert "cannot write there" in _one_line_error(code, err)
+    code, _, err = run(capsys, "stylize", content, style, "-o", tmp_path / "out.png", "--report",
+                       blocker / "run.json", *FAST)
+    assert "cannot write there" in _one_line_error(code, err)
+
+
+def test_result_is_kept_when_the_final_save_fails(tmp_path, image_files, capsys, monkeypatch):
+    content, style = image_files
+    out = tmp_path / "out.png"
+    from neuralens import imageio
+    real_save = imageio.save_image
+
+    def refuse_the_output(image, path):
+        if str(path) == str(out):
+            raise PermissionError(13, "Permission denied")
+        return real_save(image, path)
+
+    monkeypatch.setattr(imageio, "save_image", refuse_the_output)
+    code, _, err = run(capsys, "stylize", content, style, "-o", out, *FAST)
+    line = _one_line_error(code, err)
+    assert "could not write" in line and "saved the result as" in line
+    kept = line.rsplit("saved the result as ", 1)[1].split(" instead")[0]
+    assert Image.open(kept).size == (40, 30)
+
+
+@pytest.mark.parametrize("size, extra", [("100000", ["--tile-size", "0"]), ("100000", []),
+                                         ("20000", ["--tile-size", "0"])])
+def test_huge_size_is_refused_before_allocating(tmp_path, image_files, capsys, monkeypatch, size, extra):
+    content, style = image_files
+    _never_optimise(monkeypatch)
+    from neuralens.style import transfer
+
+    def no_resize(image, long_side):  # the refusal is arithmetic: no image of that size is ever made
+        raise AssertionError(f"resized to {long_side} px before refusing")
+    monkeypatch.setattr(transfer, "resize_long_side", no_resize)
+    args = ["stylize", content, style, "-o", tmp_path / "out.png", "--quiet", "--device", "cpu", "--size", size]
+    code, _, err = run(capsys, *args, *extra)
+    assert "largest size that fits is --size" in _one_line_error(code, err)
+
+
+@pytest.mark.parametrize("which", ["content", "style"])
+def test_too_thin_image_gives_one_line_error(tmp_path, image_files, capsys, monkeypatch, which):
+    content, style = image_files
+    _never_optimise(monkeypatch)
+    thin = tmp_path / "thin.png"
+    Image.new("RGB", (4000, 4), (200, 100, 50)).save(thin)
+    args = [thin, style] if which == "content" else [content, thin]
+    code, _, err = run(capsys, "stylize", *args, "-o", tmp_path / "out.png", *FAST)
+    line = _one_line_error(code, err)
+    assert "too thin" in line and "at least 16 px" in line
+
+
+def test_wide_panorama_starts_at_a_scale_where_it_fits(tmp_path, image_files, capsys):
+    content, style = image_files
+    wide = tmp_path / "wide.png"
+    Image.open(content).resize((400, 20)).save(wide)  # 20:1 -- too thin for the coarse scales only
+    out = tmp_path / "out.png"
+    code, _, err = run(capsys, "stylize", wide, style, "-o", out, "--size", "400", "--iterations", "2",
+                       "--coarse-iterations", "1", "--min-scale-size", "200", "--quiet", "--device", "cpu")
+    assert code == 0, err
+    assert Image.open(out).size == (400, 20)
+
+
+def test_existing_folder_as_output_of_one_image(tmp_path, image_files, capsys):
+    content, style = image_files
+    folder = tmp_path / "results"
+    folder.mkdir()
+    code, _, err = run(capsys, "stylize", content, style, "-o", folder, *FAST)
+    assert code == 0, err
+    assert (folder / f"{content.stem}.png").exists()
+
+
+def test_progress_is_a_few_lines_when_stderr_is_not_a_terminal(tmp_path, image_files, capsys, monkeypatch):
+    from neuralens import progress
+    monkeypatch.setattr(progress, "LINE_SECONDS", 3600.0)  # only the first and the final line
+    content, style = image_files
+    code, _, err = run(capsys, "stylize", content, style, "-o", tmp_path / "out.png", "--size", "40",
+                       "--iterations", "12", "--device", "cpu")
+    assert code == 0, err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("stylize ")]
+    assert len(lines) == 2, err
+    assert "elapsed" in lines[-1] and " step " in lines[-1]

@@ -183,16 +183,16 @@ def output_paths(contents: List[Path], output: Path, several: bool) -> List[Path
 
 
 def run_stylize(args) -> int:
+    styles, masks = _split_style_masks(args.styles)
+    settings = _options(args, style_masks=masks if any(masks) else None)
     names = [args.content] + list(args.more_content)
     contents = find_images(names)
-    styles, masks = _split_style_masks(args.styles)
     several = len(contents) > 1 or Path(args.content).is_dir() or contents[0] != Path(args.content)
     outputs = output_paths(contents, Path(args.output), several)
     report = _report_path(args.report)
     for c in contents:  # fail before any work for a missing file
         if not c.exists():
             raise NeuralensError(f"{c}: no such file")
-    settings = _options(args, style_masks=masks if any(masks) else None)
     transfer = StyleTransfer(styles, settings)
     results = []
     for content, out in zip(contents, outputs):

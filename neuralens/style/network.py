@@ -1,7 +1,8 @@
 """VGG19 as a style-transfer run uses it: the layers it reads, the device, precision and memory layout."""
 from __future__ import annotations
 
-from typing import Dict, Iterable
+import time
+from typing import Dict, Iterable, Optional
 
 import torch
 
@@ -14,7 +15,8 @@ class StyleNetwork:
     """The frozen VGG19 of a run, cut after the deepest layer in use, on the chosen device and precision.
 
     Channels-last is chosen where it is the fast layout (measured: faster with bf16 on the CPU and on CUDA,
-    slower for fp32 on the CPU; MPS does not support it)."""
+    slower for fp32 on the CPU; MPS does not support it). The weights are read on first use, so that a
+    run can be planned (and refused) before paying for them."""
 
     def __init__(self, options: StyleOptions):
         self.content_layers: Dict[str, float] = parse_layers(options.content_layers, "content layers")
@@ -22,13 +24,24 @@ class StyleNetwork:
         self.device = devices.pick_device(options.device)
         self.precision = devices.pick_precision(options.precision, self.device)
         devices.configure_threads()
-        deepest = max(list(self.content_layers) + list(self.style_layers), key=layer_index)
+        self.deepest = max(list(self.content_layers) + list(self.style_layers), key=layer_index)
         channels_last = options.channels_last
         if channels_last is None:
             channels_last = self.precision == "bf16" or self.device.type == "cuda"
-        channels_last = channels_last and self.device.type != "mps"
-        self.model = load_vgg19(deepest, options.pooling, options.weights, self.device, channels_last)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.channels_last = channels_last and self.device.type != "mps"
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.pooling, self.weights = options.pooling, options.weights
+        self._model = None
+        self.load_seconds: Optional[float] = None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network, loaded on first use (``load_seconds`` then says how long that took)."""
+        if self._model is None:
+            started = time.perf_counter()
+            self._model = load_vgg19(self.deepest, self.pooling, self.weights, self.device, self.channels_last)
+            self.load_seconds = time.perf_counter() - started
+        return self._model
 
     def to_device(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` on the run's device, in the network's memory layout."""

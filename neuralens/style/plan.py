@@ -173,11 +173,11 @@ def plan_run(options: StyleOptions, height: int, width: int, precision: str, dev
     for what, w, h, factor in images:
         check_shape(w, h, max(1, round(options.size * factor)), what, min_side)
     plan = []
-    for long_side, iterations in plan_scales(options):
+    for long_side, iterations in reversed(plan_scales(options)):  # the output scale first: refusals name it
         if thin(long_side):
             continue
         h, w = scaled_shape(height, width, long_side)
         tile = tile_for(w, h, options, precision, device)
         boxes = tiling.tile_boxes(h, w, tile, tile_overlap(options, tile)) if tile else [None]
         plan.append(ScalePlan(long_side, (h, w), iterations, tile, boxes))
-    return plan
+    return plan[::-1]
