@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralens.faces import api
+from neuralens.faces.names import name_key
 
 DIM = 128
 
@@ -79,8 +80,9 @@ def bench_sqlite(size: int) -> dict:
             for first in range(0, size, 1000 * per_person):
                 with gallery._write() as conn:
                     for p in range(first, min(size, first + 1000 * per_person), per_person):
-                        person = conn.execute("INSERT INTO persons (name, created) VALUES (?, 'bench')",
-                                              (f"person {p // per_person}",)).lastrowid
+                        name = f"person {p // per_person}"
+                        person = conn.execute("INSERT INTO persons (name, key, created) VALUES (?, ?, 'bench')",
+                                              (name, name_key(name))).lastrowid
                         conn.executemany(
                             "INSERT INTO embeddings (person_id, vector, image_sha256, created) "
                             "VALUES (?, ?, 'bench', 'bench')",

@@ -28,7 +28,9 @@ def seam_ratios(path: str, tile: int, overlap: int) -> Dict[str, float]:
     # Every place where a tile's region starts or ends inside the image (the feather ramps' ends).
     xs = sorted({x for _, _, x0, x1 in boxes for x in (x0, x1) if 0 < x < w})
     ys = sorted({y for y0, y1, _, _ in boxes for y in (y0, y1) if 0 < y < h})
-    at = lambda jumps, edges: float(np.mean([jumps[e - 1] for e in edges])) if edges else float("nan")
+    def at(jumps, edges):
+        return float(np.mean([jumps[e - 1] for e in edges])) if edges else float("nan")
+
     return {"columns": at(col_jumps, xs) / float(col_jumps.mean()), "rows": at(row_jumps, ys) / float(row_jumps.mean()),
             "edges": len(xs) + len(ys)}
 

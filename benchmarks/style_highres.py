@@ -15,15 +15,27 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from PIL import Image
 
-from .style_common import (RESULTS, WORK, image_path, machine_info, machine_markdown, markdown_table, python,
-                           report_name, run_measured, safe_memory_limit, write_report)
-from .seams import seam_ratios
-from .style_figures import save_jpeg_under
 from neuralens.style.plan import MAX_AUTO_TILE
+
+from .seams import seam_ratios
+from .style_common import (
+    RESULTS,
+    WORK,
+    image_path,
+    machine_info,
+    machine_markdown,
+    markdown_table,
+    python,
+    report_name,
+    run_measured,
+    safe_memory_limit,
+    write_report,
+)
+from .style_figures import save_jpeg_under
 
 FULL_SIZES = (2048, 4000)
 FULL_ITERATIONS = (None, None)  # (final scale, each coarser scale): None = neuralens's defaults

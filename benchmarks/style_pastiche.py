@@ -93,6 +93,7 @@ class CanonicalObjective:
 
     def __init__(self, content: Union[str, Path], style: Union[str, Path]):
         import torch  # noqa: F401  (heavy; keep module import light for the unit tests' pure pieces)
+
         from neuralens.imageio import image_to_tensor, load_image
         from neuralens.style import StyleOptions, StyleTransfer, parse_layers
 

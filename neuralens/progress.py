@@ -109,7 +109,7 @@ class Progress:
         elif self.enabled and self.count:
             self._write_line(time.perf_counter())
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

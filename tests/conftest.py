@@ -32,3 +32,30 @@ def image_files(tmp_path, content_image, style_image):
     content_image.save(content, quality=95)
     style_image.save(style, quality=95)
     return content, style
+
+
+@pytest.fixture()
+def run_cli(capsys):
+    """Run `neuralens ARGS...` in-process: a function returning (exit status, stdout, stderr)."""
+    from neuralens import cli
+
+    def run(*args):
+        code = cli.main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+    return run
+
+
+@pytest.fixture()
+def cli_error(run_cli):
+    """Run a command that must fail with one line on stderr ('error: ...' or argparse's 'neuralens X: error:
+    ...', no traceback); returns the line.
+    ``code`` (keyword) is the exit status expected (default 2, a user error)."""
+    def fail(*args, code=2):
+        status, _, err = run_cli(*args)
+        lines = err.strip().splitlines()
+        assert status == code, err
+        assert len(lines) == 1 and "error: " in lines[0], err
+        assert "Traceback" not in err
+        return lines[0]
+    return fail

@@ -146,8 +146,8 @@ def test_pastiche_arguments_and_divergence_detection():
 
 
 def test_schedule_plans_are_valid_style_options():
-    from neuralens.style import StyleOptions
     from benchmarks.style_schedules import PLANS
+    from neuralens.style import StyleOptions
 
     assert "default" in PLANS and PLANS["default"][0] == {}
     for fields, what in PLANS.values():
@@ -157,6 +157,7 @@ def test_schedule_plans_are_valid_style_options():
 
 def test_seam_check_tells_a_hard_seam_from_a_smooth_image(tmp_path):
     from PIL import Image
+
     from benchmarks.seams import seam_ratios
     from neuralens.style import tiling
 

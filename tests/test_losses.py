@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from neuralens.errors import NeuralensError
-from neuralens.style.losses import feature_style_loss
 from neuralens.style import content_loss, gram_matrix, parse_layers, style_layer_loss, style_loss, tv_loss
+from neuralens.style.losses import feature_style_loss
 
 # Two feature maps (N=2) of 2x2 positions (M=4).
 F = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 1.0]]]])

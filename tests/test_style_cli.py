@@ -10,16 +10,10 @@ from neuralens.style import Objective
 FAST = ["--size", "40", "--iterations", "4", "--quiet", "--device", "cpu"]
 
 
-def run(capsys, *args):
-    code = cli.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_stylize_writes_an_image_of_the_right_size(tmp_path, image_files, capsys):
+def test_stylize_writes_an_image_of_the_right_size(tmp_path, image_files, run_cli):
     content, style = image_files
     out = tmp_path / "out.jpg"
-    code, _, err = run(capsys, "stylize", content, style, "-o", out, *FAST, "--report", tmp_path / "run.json",
+    code, _, err = run_cli("stylize", content, style, "-o", out, *FAST, "--report", tmp_path / "run.json",
                        "--save-every", "2")
     assert code == 0, err
     image = Image.open(out)
@@ -30,7 +24,7 @@ def test_stylize_writes_an_image_of_the_right_size(tmp_path, image_files, capsys
     assert (tmp_path / "out.0002.jpg").exists() and (tmp_path / "out.0004.jpg").exists()
 
 
-def test_stylize_a_folder_with_two_blended_styles(tmp_path, image_files, capsys):
+def test_stylize_a_folder_with_two_blended_styles(tmp_path, image_files, run_cli):
     content, style = image_files
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -39,22 +33,22 @@ def test_stylize_a_folder_with_two_blended_styles(tmp_path, image_files, capsys)
     grey = tmp_path / "grey.png"
     Image.open(style).convert("L").save(grey)
     out = tmp_path / "results"
-    code, _, err = run(capsys, "stylize", photos, style, grey, "--style-blend", "2", "1", "-o", out, *FAST)
+    code, _, err = run_cli("stylize", photos, style, grey, "--style-blend", "2", "1", "-o", out, *FAST)
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     assert Image.open(out / "b.png").size == (30, 40)
 
 
-def test_reconstruct_cli(tmp_path, image_files, capsys):
+def test_reconstruct_cli(tmp_path, image_files, run_cli):
     content, _ = image_files
     for flag, value in [("--content-layer", "relu2_1"), ("--style-layers", "relu1_1,relu2_1")]:
         out = tmp_path / f"{value}.png"
-        code, _, err = run(capsys, "reconstruct", content, flag, value, "-o", out, *FAST)
+        code, _, err = run_cli("reconstruct", content, flag, value, "-o", out, *FAST)
         assert code == 0, err
         assert Image.open(out).size == (40, 30)
 
 
-def test_interrupted_run_still_writes_the_image(tmp_path, image_files, capsys, monkeypatch):
+def test_interrupted_run_still_writes_the_image(tmp_path, image_files, run_cli, monkeypatch):
     content, style = image_files
     original = Objective.__call__
     calls = []
@@ -67,17 +61,9 @@ def test_interrupted_run_still_writes_the_image(tmp_path, image_files, capsys, m
 
     monkeypatch.setattr(Objective, "__call__", interrupt_on_third_call)
     out = tmp_path / "out.png"
-    code, _, err = run(capsys, "stylize", content, style, "-o", out, "--size", "40", "--iterations", "20", "--quiet")
+    code, _, err = run_cli("stylize", content, style, "-o", out, "--size", "40", "--iterations", "20", "--quiet")
     assert code == 130
     assert "stopped early" in err and out.exists()
-
-
-def _one_line_error(code, err, expected_code=2):
-    assert code == expected_code
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "error" in lines[0], err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.mark.parametrize("case, message", [
@@ -92,7 +78,7 @@ def _one_line_error(code, err, expected_code=2):
     ("bad_number", "expected a number"),
     ("bad_weights_file", "not a readable"),
 ])
-def test_bad_input_gives_one_line_error(tmp_path, image_files, capsys, monkeypatch, case, message):
+def test_bad_input_gives_one_line_error(tmp_path, image_files, cli_error, monkeypatch, case, message):
     content, style = image_files
     out = tmp_path / "out.png"
     args = ["stylize", content, style, "-o", out, *FAST]
@@ -122,17 +108,15 @@ def test_bad_input_gives_one_line_error(tmp_path, image_files, capsys, monkeypat
     elif case == "bad_weights_file":
         (tmp_path / "w.pth").write_text("junk")
         args += ["--weights", tmp_path / "w.pth"]
-    code, _, err = run(capsys, *args)
-    assert message in _one_line_error(code, err)
+    assert message in cli_error(*args)
     assert not out.exists()
 
 
-def test_existing_output_survives_a_failed_run(tmp_path, image_files, capsys):
+def test_existing_output_survives_a_failed_run(tmp_path, image_files, cli_error):
     content, _ = image_files
     out = tmp_path / "out.png"
     out.write_bytes(b"keep me")
-    code, _, err = run(capsys, "stylize", content, tmp_path / "missing-style.jpg", "-o", out, *FAST)
-    _one_line_error(code, err)
+    cli_error("stylize", content, tmp_path / "missing-style.jpg", "-o", out, *FAST)
     assert out.read_bytes() == b"keep me"
 
 
@@ -144,23 +128,22 @@ def test_help_lists_commands_and_examples(capsys):
         assert option in text
 
 
-def test_style_masks_and_fine_style_from_the_command_line(tmp_path, image_files, capsys):
+def test_style_masks_and_fine_style_from_the_command_line(tmp_path, image_files, cli_error, run_cli):
     content, style = image_files
     mask = tmp_path / "left.png"
     Image.new("L", (20, 15), 255).crop((0, 0, 20, 15)).save(mask)
     out = tmp_path / "out.png"
-    code, _, err = run(capsys, "stylize", content, f"{style}:{mask}", "--content-mask", mask,
+    code, _, err = run_cli("stylize", content, f"{style}:{mask}", "--content-mask", mask,
                        "--fine-style", content, "-o", out, *FAST)
     assert code == 0, err
     assert Image.open(out).size == (40, 30)
     black = tmp_path / "black.png"
     Image.new("L", (8, 8), 0).save(black)
-    code, _, err = run(capsys, "stylize", content, f"{style}:{black}", "-o", out, *FAST)
-    assert "empty" in _one_line_error(code, err)
+    assert "empty" in cli_error("stylize", content, f"{style}:{black}", "-o", out, *FAST)
 
 
-def test_demo_writes_its_results(tmp_path, capsys):
-    code, out, err = run(capsys, "demo", "-o", tmp_path / "demo", "--size", "40", "--quiet")
+def test_demo_writes_its_results(tmp_path, run_cli):
+    code, out, err = run_cli("demo", "-o", tmp_path / "demo", "--size", "40", "--quiet")
     assert code == 0, err
     files = sorted(p.name for p in (tmp_path / "demo").iterdir())
     assert files == ["tubingen_starry_night.png", "tubingen_the_scream.png"]
@@ -175,19 +158,17 @@ def _never_optimise(monkeypatch):
     monkeypatch.setattr(Objective, "__call__", fail)
 
 
-def test_unwritable_output_is_refused_before_any_work(tmp_path, image_files, capsys, monkeypatch):
+def test_unwritable_output_is_refused_before_any_work(tmp_path, image_files, cli_error, monkeypatch):
     content, style = image_files
     _never_optimise(monkeypatch)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the output folder should be")  # unwritable even for root
-    code, _, err = run(capsys, "stylize", content, style, "-o", blocker / "out.png", *FAST)
-    assert "cannot write there" in _one_line_error(code, err)
-    code, _, err = run(capsys, "stylize", content, style, "-o", tmp_path / "out.png", "--report",
+    assert "cannot write there" in cli_error("stylize", content, style, "-o", blocker / "out.png", *FAST)
+    assert "cannot write there" in cli_error("stylize", content, style, "-o", tmp_path / "out.png", "--report",
                        blocker / "run.json", *FAST)
-    assert "cannot write there" in _one_line_error(code, err)
 
 
-def test_result_is_kept_when_the_final_save_fails(tmp_path, image_files, capsys, monkeypatch):
+def test_result_is_kept_when_the_final_save_fails(tmp_path, image_files, cli_error, monkeypatch):
     content, style = image_files
     out = tmp_path / "out.png"
     from neuralens import imageio
@@ -199,8 +180,7 @@ def test_result_is_kept_when_the_final_save_fails(tmp_path, image_files, capsys,
         return real_save(image, path)
 
     monkeypatch.setattr(imageio, "save_image", refuse_the_output)
-    code, _, err = run(capsys, "stylize", content, style, "-o", out, *FAST)
-    line = _one_line_error(code, err)
+    line = cli_error("stylize", content, style, "-o", out, *FAST)
     assert "could not write" in line and "saved the result as" in line
     kept = line.rsplit("saved the result as ", 1)[1].split(" instead")[0]
     assert Image.open(kept).size == (40, 30)
@@ -208,7 +188,7 @@ def test_result_is_kept_when_the_final_save_fails(tmp_path, image_files, capsys,
 
 @pytest.mark.parametrize("size, extra", [("100000", ["--tile-size", "0"]), ("100000", []),
                                          ("20000", ["--tile-size", "0"])])
-def test_huge_size_is_refused_before_allocating(tmp_path, image_files, capsys, monkeypatch, size, extra):
+def test_huge_size_is_refused_before_allocating(tmp_path, image_files, cli_error, monkeypatch, size, extra):
     content, style = image_files
     _never_optimise(monkeypatch)
     from neuralens.style import transfer
@@ -217,47 +197,45 @@ def test_huge_size_is_refused_before_allocating(tmp_path, image_files, capsys, m
         raise AssertionError(f"resized to {long_side} px before refusing")
     monkeypatch.setattr(transfer, "resize_long_side", no_resize)
     args = ["stylize", content, style, "-o", tmp_path / "out.png", "--quiet", "--device", "cpu", "--size", size]
-    code, _, err = run(capsys, *args, *extra)
-    assert "largest size that fits is --size" in _one_line_error(code, err)
+    assert "largest size that fits is --size" in cli_error(*args, *extra)
 
 
 @pytest.mark.parametrize("which", ["content", "style"])
-def test_too_thin_image_gives_one_line_error(tmp_path, image_files, capsys, monkeypatch, which):
+def test_too_thin_image_gives_one_line_error(tmp_path, image_files, cli_error, monkeypatch, which):
     content, style = image_files
     _never_optimise(monkeypatch)
     thin = tmp_path / "thin.png"
     Image.new("RGB", (4000, 4), (200, 100, 50)).save(thin)
     args = [thin, style] if which == "content" else [content, thin]
-    code, _, err = run(capsys, "stylize", *args, "-o", tmp_path / "out.png", *FAST)
-    line = _one_line_error(code, err)
+    line = cli_error("stylize", *args, "-o", tmp_path / "out.png", *FAST)
     assert "too thin" in line and "at least 16 px" in line
 
 
-def test_wide_panorama_starts_at_a_scale_where_it_fits(tmp_path, image_files, capsys):
+def test_wide_panorama_starts_at_a_scale_where_it_fits(tmp_path, image_files, run_cli):
     content, style = image_files
     wide = tmp_path / "wide.png"
     Image.open(content).resize((400, 20)).save(wide)  # 20:1 -- too thin for the coarse scales only
     out = tmp_path / "out.png"
-    code, _, err = run(capsys, "stylize", wide, style, "-o", out, "--size", "400", "--iterations", "2",
+    code, _, err = run_cli("stylize", wide, style, "-o", out, "--size", "400", "--iterations", "2",
                        "--coarse-iterations", "1", "--min-scale-size", "200", "--quiet", "--device", "cpu")
     assert code == 0, err
     assert Image.open(out).size == (400, 20)
 
 
-def test_existing_folder_as_output_of_one_image(tmp_path, image_files, capsys):
+def test_existing_folder_as_output_of_one_image(tmp_path, image_files, run_cli):
     content, style = image_files
     folder = tmp_path / "results"
     folder.mkdir()
-    code, _, err = run(capsys, "stylize", content, style, "-o", folder, *FAST)
+    code, _, err = run_cli("stylize", content, style, "-o", folder, *FAST)
     assert code == 0, err
     assert (folder / f"{content.stem}.png").exists()
 
 
-def test_progress_is_a_few_lines_when_stderr_is_not_a_terminal(tmp_path, image_files, capsys, monkeypatch):
+def test_progress_is_a_few_lines_when_stderr_is_not_a_terminal(tmp_path, image_files, run_cli, monkeypatch):
     from neuralens import progress
     monkeypatch.setattr(progress, "LINE_SECONDS", 3600.0)  # only the first and the final line
     content, style = image_files
-    code, _, err = run(capsys, "stylize", content, style, "-o", tmp_path / "out.png", "--size", "40",
+    code, _, err = run_cli("stylize", content, style, "-o", tmp_path / "out.png", "--size", "40",
                        "--iterations", "12", "--device", "cpu")
     assert code == 0, err
     assert "\r" not in err

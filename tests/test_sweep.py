@@ -131,27 +131,19 @@ def test_sweep_stops_early_with_the_runs_so_far(pair):
         sweep(content, style, ["size=32"], colour=1)
 
 
-def _error(capsys, argv):
-    rc = main(argv)
-    err = capsys.readouterr().err
-    assert rc != 0
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    return err
-
-
-def test_sweep_cli_errors_are_one_line(pair, tmp_path, capsys):
+def test_sweep_cli_errors_are_one_line(pair, tmp_path, cli_error):
     content, style = map(str, pair)
     out = str(tmp_path / "s.png")
-    assert "not a stylize option" in _error(capsys, ["sweep", content, style, "--vary", "colour=1", "-o", out])
-    assert "expected a number" in _error(capsys, ["sweep", content, style, "--vary", "style-weight=1e3,x", "-o", out])
-    assert "unknown layer" in _error(capsys, ["sweep", content, style, "--vary", "content-layers=relu2_2,conv9_1", "-o", out])
-    assert "both fixed and varied" in _error(capsys, ["sweep", content, style, "--vary", "size=32",
-                                                      "--size", "64", "-o", out])
-    assert "whole number" in _error(capsys, ["sweep", content, style, "--vary", "style-weight=1", "--iterations",
-                                             "many", "-o", out])
-    assert "no such file" in _error(capsys, ["sweep", str(tmp_path / "nope.jpg"), style, "--vary", "size=32", "-o", out])
-    assert "unknown output format" in _error(capsys, ["sweep", content, style, "--vary", "size=32", "-o",
-                                                      str(tmp_path / "s.txt")])
+    assert "not a stylize option" in cli_error("sweep", content, style, "--vary", "colour=1", "-o", out)
+    assert "expected a number" in cli_error("sweep", content, style, "--vary", "style-weight=1e3,x", "-o", out)
+    assert "unknown layer" in cli_error("sweep", content, style, "--vary", "content-layers=relu2_2,conv9_1", "-o", out)
+    assert "both fixed and varied" in cli_error("sweep", content, style, "--vary", "size=32",
+                                                      "--size", "64", "-o", out)
+    assert "whole number" in cli_error("sweep", content, style, "--vary", "style-weight=1", "--iterations",
+                                             "many", "-o", out)
+    assert "no such file" in cli_error("sweep", str(tmp_path / "nope.jpg"), style, "--vary", "size=32", "-o", out)
+    assert "unknown output format" in cli_error("sweep", content, style, "--vary", "size=32", "-o",
+                                                      str(tmp_path / "s.txt"))
     fake = tmp_path / "fake.png"
     fake.write_text("no picture")
-    assert "not an image" in _error(capsys, ["sweep", content, str(fake), "--vary", "size=32", "-o", out])
+    assert "not an image" in cli_error("sweep", content, str(fake), "--vary", "size=32", "-o", out)

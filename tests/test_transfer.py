@@ -5,8 +5,7 @@ import torch
 
 from neuralens import StyleOptions, StyleTransfer, reconstruct, stylize
 from neuralens.errors import NeuralensError
-from neuralens.style import reconstruct_run, scale_sizes
-from neuralens.style import Reporter, clamp_pixels, optimise, scale_iterations
+from neuralens.style import Reporter, clamp_pixels, optimise, reconstruct_run, scale_iterations, scale_sizes
 
 TINY = dict(size=48, iterations=8, progress=False, device="cpu", early_stop_patience=0)
 

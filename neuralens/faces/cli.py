@@ -6,15 +6,21 @@ verify/compare: same person), 1 when verify/compare say 'different people', 2 on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from ..errors import NeuralensError
-from . import api, metrics
-from .gallery import MAX_YAW, MIN_FACE, MIN_SHARPNESS, Gallery, annotate, default_gallery_path
+from ..progress import Progress
+from . import api, metrics, recognition
+from .calibration import calibrate
+from .gallery import Gallery, default_gallery_path
+from .heads import load_head
+from .metric import EuclideanMetric, Metric
 from .models import DETECTORS, Pipeline
+from .recognition import MAX_YAW, MIN_FACE, MIN_SHARPNESS
 
 FEATURE_NAMES = {"both": "|f1-f2| and chi-square", "abs": "|f1-f2|", "chi2": "chi-square"}
 DIFFERENT = 1  # exit status of verify/compare for 'not the same person', like grep's 'no match'
@@ -59,11 +65,9 @@ def _existing_gallery(args) -> Optional[Gallery]:
     return Gallery(path, create=False) if path.exists() else None
 
 
-def _head(args):
-    if not getattr(args, "head", None):
-        return None
-    from .training import load_head  # noqa: PLC0415 -- imports torch, only needed with --head
-    return load_head(args.head)
+def _head(args) -> Optional[Metric]:
+    """The trained head named by --head, as a metric; None without --head."""
+    return load_head(args.head) if getattr(args, "head", None) else None
 
 
 def _print_json(data) -> None:
@@ -74,20 +78,16 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def _progress(what: str) -> Optional[Callable[[int, int], None]]:
-    """A progress callback drawing a bar on a terminal; None when stderr is not one."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm  # noqa: PLC0415
-    bar = {}
-
-    def update(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=what, unit="image", leave=False)
-        bar["bar"].update(1)
-        if done == total:
-            bar["bar"].close()
-    return update
+@contextlib.contextmanager
+def _progress(what: str = "encoding") -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback for the API, shown on stderr by ``neuralens.progress``: a bar
+    on a terminal, a line every few seconds elsewhere."""
+    with Progress(None, what=what, unit="image") as bar:
+        def update(done: int, total: int) -> None:
+            if bar.total != total:
+                bar.set_total(total)
+            bar.update(done - bar.count)
+        yield update
 
 
 def _verdict(result: api.Comparison) -> str:
@@ -97,16 +97,18 @@ def _verdict(result: api.Comparison) -> str:
 
 # --- commands -----------------------------------------------------------------------------------------
 def cmd_enroll(args) -> int:
-    """Enrol a person from one or more photos."""
+    """Enrol a person from one or more photos (or folders of them)."""
+    from ..imageio import find_images  # noqa: PLC0415 -- imports torch
+    photos = find_images(args.photos)
     with _open(args, create=True) as gallery:
-        result = gallery.enroll(args.name, args.photos, largest=args.largest, face=args.face,
-                                detector=args.detector, jitter=args.jitter, upsample=args.upsample,
-                                min_face=args.min_face, min_sharpness=args.min_sharpness, max_yaw=args.max_yaw)
+        result = recognition.enroll(gallery, args.name, photos, largest=args.largest, face=args.face,
+                                    detector=args.detector, jitter=args.jitter, upsample=args.upsample,
+                                    min_face=args.min_face, min_sharpness=args.min_sharpness,
+                                    max_yaw=args.max_yaw)
         for warning in result.warnings:
             _warn(warning)
         if args.json:
-            _print_json({"name": result.name, "added": result.added, "skipped": result.skipped,
-                         "warnings": result.warnings, "gallery": str(gallery.path)})
+            _print_json({**result.to_dict(), "gallery": str(gallery.path)})
             return 0
         skipped = ""
         if result.skipped:
@@ -118,8 +120,9 @@ def cmd_enroll(args) -> int:
 def cmd_verify(args) -> int:
     """Is the face in PHOTO the enrolled person NAME?"""
     with _open(args) as gallery:
-        result = gallery.verify(args.photo, args.name, head=_head(args), largest=args.largest, face=args.face,
-                                detector=args.detector, jitter=args.jitter, upsample=args.upsample)
+        result = recognition.verify(gallery, args.photo, args.name, metric=_head(args), largest=args.largest,
+                                    face=args.face, detector=args.detector, jitter=args.jitter,
+                                    upsample=args.upsample)
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -129,15 +132,9 @@ def cmd_verify(args) -> int:
 
 def cmd_compare(args) -> int:
     """Do two photos show the same person?"""
-    gallery, threshold, pipeline = _evaluation_setup(args)
-    fit = None
-    if gallery is not None:
-        fit = gallery.confidence_fit
-        gallery.close()
-    if args.threshold is not None:
-        threshold = args.threshold
-    result = api.compare(args.photo_a, args.photo_b, threshold=threshold, fit=fit, detector=pipeline.detector,
-                         jitter=pipeline.jitter, largest=args.largest, head=_head(args))
+    metric, pipeline = _evaluation_setup(args)
+    result = recognition.compare(args.photo_a, args.photo_b, threshold=args.threshold, detector=pipeline.detector,
+                                 jitter=pipeline.jitter, largest=args.largest, metric=metric)
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -148,11 +145,12 @@ def cmd_compare(args) -> int:
 def cmd_identify(args) -> int:
     """Who is in PHOTO?"""
     from ..imageio import check_output_path, save_image  # noqa: PLC0415 -- imports torch
+    from .draw import annotate  # noqa: PLC0415
     if args.output:
         check_output_path(args.output)
     with _open(args) as gallery:
-        matches = gallery.identify(args.photo, head=_head(args), detector=args.detector, jitter=args.jitter,
-                                   upsample=args.upsample)
+        matches = recognition.identify(gallery, args.photo, metric=_head(args), detector=args.detector,
+                                       jitter=args.jitter, upsample=args.upsample)
     if not matches:
         raise NeuralensError(f"{args.photo}: no face found")
     if args.output:
@@ -182,7 +180,7 @@ def cmd_list(args) -> int:
         gallery.close()
     if args.json:
         _print_json({"gallery": str(path), "threshold": threshold or api.DEFAULT_THRESHOLD,
-                     "persons": [p.__dict__ for p in people]})
+                     "persons": [p.to_dict() for p in people]})
     elif not people:
         print(f"nobody enrolled yet in {path}")
     else:
@@ -195,16 +193,16 @@ def cmd_list(args) -> int:
 def cmd_rename(args) -> int:
     """Rename an enrolled person."""
     with _open(args) as gallery:
-        old = gallery.canonical_name(args.old)
-        gallery.rename(args.old, args.new)
-    print(f"renamed {old} to {args.new.strip()}")
+        old = gallery.person(args.old).name
+        new = gallery.rename(args.old, args.new)
+    print(f"renamed {old} to {new}")
     return 0
 
 
 def cmd_remove(args) -> int:
     """Remove a person for good."""
     with _open(args) as gallery:
-        name = gallery.canonical_name(args.name)
+        name = gallery.person(args.name).name
         count = gallery.remove(args.name)
     print(f"removed {name} ({count} embedding(s)); the gallery file has been scrubbed of them")
     return 0
@@ -224,22 +222,23 @@ def _print_metrics(report: dict, indent: str = "") -> None:
 
 
 def _evaluation_setup(args):
-    """Threshold and pipeline for evaluate/calibrate: the gallery's when it exists, else the defaults."""
+    """The metric and pipeline for compare/evaluate/calibrate/train: --head, else the gallery's Euclidean
+    metric (its calibrated threshold) when the gallery exists, else the defaults; the pipeline likewise."""
     gallery = _existing_gallery(args)
     if gallery is None:
-        return None, api.DEFAULT_THRESHOLD, Pipeline(detector=args.detector or "hog", jitter=args.jitter or 0)
-    return gallery, gallery.threshold, gallery.default_pipeline(args.detector, args.jitter)
+        metric, pipeline = EuclideanMetric(), Pipeline(detector=args.detector or "hog", jitter=args.jitter or 0)
+    else:
+        with gallery:
+            metric, pipeline = gallery.metric(), gallery.default_pipeline(args.detector, args.jitter)
+    return _head(args) or metric, pipeline
 
 
 def cmd_evaluate(args) -> int:
     """Verification metrics on a labelled pair list."""
-    gallery, threshold, pipeline = _evaluation_setup(args)
-    if gallery is not None:
-        gallery.close()
-    if args.threshold is not None:
-        threshold = args.threshold
-    report = metrics.evaluate_pairs(args.pairs, args.images, threshold=threshold, pipeline=pipeline,
-                                    head=_head(args), upsample=args.upsample, progress=_progress("encoding"))
+    metric, pipeline = _evaluation_setup(args)
+    with _progress() as progress:
+        report = metrics.evaluate_pairs(args.pairs, args.images, threshold=args.threshold, pipeline=pipeline,
+                                        metric=metric, upsample=args.upsample, progress=progress)
     report.pop("distances"), report.pop("same")
     if args.json:
         _print_json(report)
@@ -254,54 +253,37 @@ def cmd_evaluate(args) -> int:
 
 def cmd_calibrate(args) -> int:
     """Choose and store the threshold and confidence fit."""
-    gallery, _, pipeline = _evaluation_setup(args)
-    if gallery is not None:
-        gallery.close()
-    pairs = metrics.read_pairs(args.pairs, args.images)
-    found, _ = metrics.embed_images([p for pair in pairs for p in (pair.a, pair.b)], pipeline, args.upsample,
-                                    _progress("encoding"))
-    d, y = metrics.pair_distances(pairs, found)
-    if args.far is not None:
-        if not 0 < args.far < 1:
-            raise NeuralensError(f"--far must be between 0 and 1, got {args.far}")
-        threshold = metrics.threshold_for_far(d, y, args.far)
-        info = {"method": f"far {args.far:g}", "tar": float((d[y] <= threshold).mean()),
-                "far": float((d[~y] <= threshold).mean())}
-    else:
-        info = metrics.cross_validate_threshold(d, y, args.folds)
-        threshold = info["threshold"]
-        info = {"method": f"{args.folds}-fold cross-validation", **info}
-    fit = metrics.fit_logistic(d, y)
-    info.update({"pairs": int(len(d)), "no_face": sum(v is None for v in found.values()),
-                 "pairs_file": str(args.pairs)})
-    with _open(args, create=True) as store:
-        store.set_calibration(threshold, fit, info, pipeline.fingerprint())
-        path = store.path
+    _, pipeline = _evaluation_setup(args)
+    with _progress() as progress:
+        result = calibrate(args.pairs, args.images, far=args.far, folds=args.folds, pipeline=pipeline,
+                           upsample=args.upsample, progress=progress)
+    with _open(args, create=True) as store:  # created only now, when there is something to store
+        result.store(store)
     if args.json:
-        _print_json({"threshold": threshold, "confidence": fit, "calibration": info, "gallery": str(path)})
+        _print_json(result.to_dict())
         return 0
-    if "accuracy" in info:
-        print(f"threshold {threshold:.4f} ({info['method']}: accuracy {info['accuracy']:.4f} "
-              f"± {info['accuracy_std']:.4f} on held-out folds)")
+    if result.accuracy is not None:
+        print(f"threshold {result.threshold:.4f} ({result.method}: accuracy {result.accuracy:.4f} "
+              f"± {result.accuracy_std:.4f} on held-out folds)")
     else:
-        print(f"threshold {threshold:.4f} (false-accept rate {info['far']:.2e}, "
-              f"true-accept rate {info['tar']:.4f})")
+        print(f"threshold {result.threshold:.4f} (false-accept rate {result.far:.2e}, "
+              f"true-accept rate {result.tar:.4f})")
+    fit = result.confidence_fit
     sign = "-" if fit["slope"] < 0 else "+"
     print(f"confidence P(same) = sigmoid({fit['intercept']:.3f} {sign} {abs(fit['slope']):.3f} * distance)")
-    print(f"stored in {path}")
+    print(f"stored in {result.gallery}")
     return 0
 
 
 def cmd_train(args) -> int:
     """Train heads on a folder-per-person dataset."""
     from . import training  # noqa: PLC0415 -- imports torch
-    gallery, _, pipeline = _evaluation_setup(args)
-    if gallery is not None:
-        gallery.close()
-    report = training.train(args.dataset, args.output, split=args.split, test_fraction=args.test_fraction,
-                            use=args.use, steps=args.steps, margin=args.margin, seed=args.seed,
-                            pipeline=pipeline, upsample=args.upsample, progress=_progress("encoding"),
-                            features=args.features)
+    _, pipeline = _evaluation_setup(args)
+    with _progress() as progress:
+        report = training.train(args.dataset, args.output, split=args.split, test_fraction=args.test_fraction,
+                                use=args.use, steps=args.steps, margin=args.margin, seed=args.seed,
+                                pipeline=pipeline, upsample=args.upsample, progress=progress,
+                                features=args.features)
     if args.json:
         _print_json(report)
         return 0
@@ -327,7 +309,7 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("enroll", help="add a person from one or more photos")
     p.add_argument("name", help="the person's name")
-    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo(s) of the person, or folders of them")
     _face_choice(p)
     p.add_argument("--min-face", type=int, default=MIN_FACE, metavar="PX",
                    help=f"smallest accepted face, in pixels (default {MIN_FACE})")

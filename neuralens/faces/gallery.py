@@ -1,7 +1,12 @@
-"""The face gallery: enrolled people and their embeddings in one SQLite file.
+"""The face gallery: enrolled people and their embeddings in one SQLite file, and the search over them.
+
+What to enrol and how to decide (face choice, quality checks, thresholds) is ``recognition``'s business;
+this module only stores and searches.
 
 Design notes (the why):
 - Embeddings are stored as little-endian float32 bytes, never pickled, and searched as one matrix.
+- People are matched by a key (``names.name_key``: NFC + case folding) kept under the UNIQUE constraint;
+  the name is shown as typed. ``Gallery.person`` is the one lookup every caller uses.
 - The pipeline that made them (model hashes, alignment, detector, jitter) is recorded on first use and
   other pipelines are refused, because embeddings from different pipelines are not comparable.
 - Every write is one ``BEGIN IMMEDIATE`` transaction: an interrupted enrolment leaves the gallery as it
@@ -10,53 +15,37 @@ Design notes (the why):
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
-import random
 import sqlite3
-import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
-from PIL import Image
 
 from ..errors import NeuralensError
-from . import api
-from .api import DEFAULT_CONFIDENCE, DEFAULT_THRESHOLD, Comparison, Face, ImageLike
+from . import schema
+from .api import DEFAULT_CONFIDENCE, DEFAULT_THRESHOLD
+from .metric import EuclideanMetric, Metric
 from .models import EMBEDDING_DIM, ENCODER_KEYS, Pipeline, fingerprint_differences
+from .names import MAX_NAME, UnknownPerson, display_name, name_key
+from .store import SQLiteStore
 
 GALLERY_ENV = "NEURALENS_GALLERY"
-FORMAT = "neuralens-faces-gallery"
-FORMAT_VERSION = 1
-# Enrolment quality defaults (see docs/faces.md): a face box of at least 60 px, a chip sharpness (variance
-# of the Laplacian) of at least 25 — sharp portraits measure 50-700, a Gaussian blur of 3 px brings them
-# under 20 — and a yaw (nose offset from the eye midpoint) under 0.3 inter-eye distances.
-MIN_FACE = 60
-MIN_SHARPNESS = 25.0
-MAX_YAW = 0.3
-MAX_NAME = 100
+FORMAT, FORMAT_VERSION = schema.FORMAT, schema.FORMAT_VERSION
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS persons (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS embeddings (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
-    vector BLOB NOT NULL,
-    image_sha256 TEXT NOT NULL,
-    source TEXT,
-    box TEXT,
-    created TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS embeddings_by_person ON embeddings(person_id);
-"""
+__all__ = ["EmptyGallery", "Gallery", "GALLERY_ENV", "MAX_NAME", "Person", "UnknownPerson", "default_gallery_path",
+           "vector_bytes"]
+
+
+class EmptyGallery(NeuralensError):
+    """A search in a gallery with nobody enrolled."""
+
+    def __init__(self, path: Path, hint: str = "neuralens faces enroll"):
+        super().__init__(f"gallery {path} is empty: enrol someone first ({hint})")
+        self.path = path
 
 
 def default_gallery_path() -> Path:
@@ -72,25 +61,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _is_ours(format_value: str) -> bool:
-    """Whether a settings 'format' value names this gallery format."""
-    try:
-        return json.loads(format_value).get("name") == FORMAT
-    except (ValueError, AttributeError):
-        return False
-
-
-def _check_name(name: str) -> str:
-    """A person's name, stripped; one line of 1 to 100 printable characters."""
-    name = (name or "").strip()
-    if not name:
-        raise NeuralensError("a person's name cannot be empty")
-    if len(name) > MAX_NAME or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        raise NeuralensError(
-            f"invalid name {name[:40]!r}: use one line of at most {MAX_NAME} printable characters")
-    return name
-
-
 def vector_bytes(vector: np.ndarray) -> bytes:
     """A 128-d embedding as 512 little-endian float32 bytes (the stored form)."""
     vector = np.asarray(vector, dtype="<f4")
@@ -99,180 +69,40 @@ def vector_bytes(vector: np.ndarray) -> bytes:
     return vector.tobytes()
 
 
-def image_sha256(image: Union[ImageLike, np.ndarray]) -> str:
-    """SHA-256 of a file's bytes, or of the pixels for an in-memory image."""
-    if isinstance(image, (str, os.PathLike)):
-        try:
-            return hashlib.sha256(Path(image).read_bytes()).hexdigest()
-        except OSError as exc:
-            raise NeuralensError(f"{image}: cannot read ({exc.strerror or exc})") from None
-    array = api.to_array(image)
-    return hashlib.sha256(str(array.shape).encode() + array.tobytes()).hexdigest()
-
-
-def check_quality(face: Face, source: str, min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS,
-                  max_yaw: float = MAX_YAW) -> None:
-    """Raise NeuralensError naming ``source`` unless the face is big enough, sharp enough and frontal."""
-    if face.size < min_face:
-        raise NeuralensError(f"{source}: face is too small ({face.size} px, need at least {min_face} px)")
-    if face.sharpness < min_sharpness:
-        raise NeuralensError(
-            f"{source}: face is too blurred (sharpness {face.sharpness:.0f}, need at least {min_sharpness:g})")
-    if abs(face.yaw) > max_yaw:
-        raise NeuralensError(
-            f"{source}: face is not frontal enough (turned {abs(face.yaw):.2f}, at most {max_yaw:g} allowed)")
-
-
 @dataclass
 class Person:
-    """An enrolled person: name, number of stored embeddings and when first enrolled."""
+    """An enrolled person: name (as typed), number of stored embeddings and when first enrolled."""
 
     name: str
     embeddings: int
     created: str
 
-
-@dataclass
-class EnrollResult:
-    """What an enrolment did: embeddings added, photos skipped as already enrolled, warnings."""
-
-    name: str
-    added: int
-    skipped: List[str] = field(default_factory=list)
-    warnings: List[str] = field(default_factory=list)
-
-
-@dataclass
-class Match:
-    """One face of an identified photo: its best match (``name`` None when unknown) and the distance."""
-
-    face: Face
-    name: Optional[str]
-    nearest: Optional[str]
-    distance: float
-    threshold: float
-    confidence: float
-
     def to_dict(self) -> dict:
-        """A JSON-ready form."""
-        return {**self.face.to_dict(), "name": self.name or "unknown", "nearest": self.nearest,
-                "distance": round(self.distance, 4), "threshold": round(self.threshold, 4),
-                "confidence": round(self.confidence, 4)}
+        """A JSON-ready form: {'name', 'embeddings', 'created'}."""
+        return asdict(self)
 
 
-class Gallery:
+class _Stored(NamedTuple):
+    """All embeddings as one matrix, with each row's owner (an index into ``ids`` / ``names``)."""
+
+    ids: List[int]
+    names: List[str]
+    owners: np.ndarray
+    matrix: np.ndarray
+    norms: np.ndarray  # squared row norms, reused by every Euclidean search
+
+
+class Gallery(SQLiteStore):
     """Enrolled people and their face embeddings in an SQLite file.
 
     ``Gallery(path)`` opens (creating it unless ``create=False``) the gallery at ``path``, or at
-    ``$NEURALENS_GALLERY``, or at ``faces.sqlite3`` in the user's data folder. Use as a context manager or
-    call ``close()``."""
+    ``$NEURALENS_GALLERY``, or at ``faces.sqlite3`` in the user's data folder; a file from an older version
+    is upgraded. ``len(gallery)`` is the number of people. Use as a context manager or call ``close()``.
+    Enrolment, identification and verification are functions of ``neuralens.faces.recognition``."""
 
     def __init__(self, path: Union[str, os.PathLike, None] = None, create: bool = True, timeout: float = 60.0):
-        self.path = Path(path).expanduser() if path else default_gallery_path()
-        if not self.path.exists():
-            if not create:
-                raise NeuralensError(f"gallery {self.path} is empty: enrol someone first (neuralens faces enroll)")
-            if self.path.is_dir():
-                raise NeuralensError(f"{self.path}: is a folder, not a gallery file")
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                # Faces are biometric data: only the owner may read the file (SQLite gives its -wal and
-                # -shm files the same permissions).
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            except FileExistsError:
-                pass  # another process created it a moment ago
-            except OSError as exc:
-                raise NeuralensError(f"cannot create the gallery {self.path}: {exc.strerror or exc}") from None
-        elif self.path.is_dir():
-            raise NeuralensError(f"{self.path}: is a folder, not a gallery file")
-        self._cache: Optional[Tuple[int, List[str], np.ndarray, np.ndarray]] = None
-        self._norms: Optional[np.ndarray] = None
-        self._writes = 0
-        self._timeout = timeout
-        self._conn = self._retry_when_busy(self._connect)
-
-    # --- plumbing -------------------------------------------------------------------------------------
-    def _retry_when_busy(self, action):
-        """Run ``action``, retrying while another process holds a lock that SQLite's busy handler does
-        not wait for (switching a new file to WAL, or two processes creating the schema at once)."""
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                return action()
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise NeuralensError(f"{self.path}: cannot use the gallery ({exc})") from None
-                if time.monotonic() > deadline:
-                    raise NeuralensError(f"{self.path}: the gallery stayed locked by another process for "
-                                         f"{self._timeout:g} s") from None
-                time.sleep(random.uniform(0.01, 0.1))
-
-    def _connect(self) -> sqlite3.Connection:
-        """Open the file, set the pragmas and create or check the schema."""
-        conn = sqlite3.connect(str(self.path), timeout=self._timeout, isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            # Deleted content is overwritten with zeros (privacy of removed people).
-            conn.execute("PRAGMA secure_delete = ON")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            self._conn = conn
-            self._init_schema()
-        except sqlite3.OperationalError:
-            conn.close()
-            raise
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise NeuralensError(f"{self.path}: not a neuralens gallery ({exc})") from None
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _init_schema(self) -> None:
-        """Create the tables on first use; check the format of an existing file."""
-        with self._write() as conn:
-            # One statement at a time: executescript() would commit in the middle of our transaction.
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            row = conn.execute("SELECT value FROM settings WHERE key = 'format'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO settings VALUES ('format', ?)",
-                             (json.dumps({"name": FORMAT, "version": FORMAT_VERSION}),))
-                # The defaults are written down too, so the file says which threshold and fit it uses.
-                conn.execute("INSERT INTO settings VALUES ('threshold', ?)", (json.dumps(DEFAULT_THRESHOLD),))
-                conn.execute("INSERT INTO settings VALUES ('confidence', ?)", (json.dumps(DEFAULT_CONFIDENCE),))
-            elif not _is_ours(row[0]):
-                raise NeuralensError(f"{self.path}: not a neuralens face gallery")
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken up front (BEGIN IMMEDIATE) so concurrent writers queue instead
-        of failing halfway; rolled back on any error or interruption."""
-        conn = self._conn
-        self._retry_when_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:  # SQLite may already have rolled back by itself (disk full, I/O error)
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                raise NeuralensError(f"{self.path}: the gallery was not changed ({exc})") from None
-            raise
-        self._writes += 1
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._conn.close()
-
-    def __enter__(self) -> "Gallery":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        self._cache: Optional[Tuple[tuple, _Stored]] = None
+        super().__init__(Path(path).expanduser() if path else default_gallery_path(), create, timeout, EmptyGallery)
 
     # --- settings -------------------------------------------------------------------------------------
     def setting(self, key: str, default=None):
@@ -295,6 +125,10 @@ class Gallery:
         """The logistic fit of same/different on distance: calibrated, or the default."""
         return self.setting("confidence", DEFAULT_CONFIDENCE)
 
+    def metric(self) -> EuclideanMetric:
+        """The encoder's Euclidean metric with this gallery's threshold and confidence fit."""
+        return EuclideanMetric(self.threshold, self.confidence_fit)
+
     def default_pipeline(self, detector: Optional[str] = None, jitter: Optional[int] = None) -> Pipeline:
         """The gallery's pipeline (or the defaults for a new one), with ``detector``/``jitter`` overriding."""
         stored = self.pipeline or {}
@@ -307,10 +141,12 @@ class Gallery:
         if row is None:
             conn.execute("INSERT INTO settings VALUES ('pipeline', ?)", (json.dumps(fingerprint),))
             return
-        self._refuse_other(json.loads(row[0]), fingerprint)
+        self.check_pipeline(fingerprint, json.loads(row[0]))
 
-    def _refuse_other(self, stored: Optional[dict], fingerprint: dict) -> None:
-        """Raise NeuralensError when ``fingerprint`` differs from the gallery's stored pipeline."""
+    def check_pipeline(self, fingerprint: dict, stored: Optional[dict] = None) -> None:
+        """Raise NeuralensError when embeddings made by ``fingerprint`` may not be stored here: it differs
+        from the gallery's pipeline (``stored``, default: the recorded one)."""
+        stored = stored if stored is not None else self.pipeline
         differ = fingerprint_differences(stored, fingerprint) if stored else []
         if differ:
             detail = ", ".join(f"{k}: gallery {stored.get(k)!r} vs now {fingerprint.get(k)!r}" for k in differ)
@@ -333,137 +169,101 @@ class Gallery:
                 conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
 
     # --- people ---------------------------------------------------------------------------------------
-    def persons(self) -> List[Person]:
-        """Everyone enrolled, by name, with their number of embeddings."""
+    def _people(self, where: str = "", params: tuple = ()) -> List[Person]:
         rows = self._conn.execute(
             "SELECT p.name, COUNT(e.id), p.created FROM persons p LEFT JOIN embeddings e ON e.person_id = p.id "
-            "GROUP BY p.id ORDER BY p.name").fetchall()
+            f"{where} GROUP BY p.id ORDER BY p.key, p.id", params).fetchall()
         return [Person(name, count, created) for name, count, created in rows]
 
-    def _person_id(self, name: str) -> int:
-        row = self._conn.execute("SELECT id FROM persons WHERE name = ?", (_check_name(name),)).fetchone()
-        if row is None:
-            known = ", ".join(p.name for p in self.persons()[:10]) or "nobody yet"
-            raise NeuralensError(f"no one called '{name.strip()}' in the gallery (enrolled: {known})")
-        return int(row[0])
+    def persons(self) -> List[Person]:
+        """Everyone enrolled, by name (ignoring case), with their number of embeddings."""
+        return self._people()
 
-    def canonical_name(self, name: str) -> str:
-        """The stored spelling of an enrolled person's name (names match case-insensitively)."""
-        row = self._conn.execute("SELECT name FROM persons WHERE id = ?", (self._person_id(name),)).fetchone()
-        return str(row[0])
+    def _find(self, conn: sqlite3.Connection, name: str) -> Optional[Tuple[int, str]]:
+        """(id, stored name) of the person whose key is ``name``'s, or None."""
+        key = name_key(name)
+        if not key.isprintable() and any(0xD800 <= ord(ch) <= 0xDFFF for ch in key):
+            return None  # a lone surrogate: no stored name has one, and SQLite could not even encode it
+        row = conn.execute("SELECT id, name FROM persons WHERE key = ?", (key,)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def _lookup(self, name: str) -> Tuple[int, str]:
+        found = self._find(self._conn, name) if isinstance(name, str) else None
+        if found is None:
+            known = ", ".join(p.name for p in self.persons()[:10]) or "nobody yet"
+            shown = name.strip()[:100] if isinstance(name, str) else repr(name)
+            raise UnknownPerson(f"no one called '{shown}' in the gallery (enrolled: {known})")
+        return found
+
+    def person(self, name: str) -> Person:
+        """The enrolled person called ``name`` - matched by key: regardless of case and of how accents are
+        encoded. The one lookup used by the CLI, the Python API and the web. Raises ``UnknownPerson``."""
+        return self._people("WHERE p.id = ?", (self._lookup(name)[0],))[0]
 
     def __bool__(self) -> bool:
         """Always true: an empty gallery is still a gallery (``if gallery:`` must not mean 'has people')."""
         return True
 
     def __len__(self) -> int:
+        """The number of people enrolled."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0])
+
+    def embedding_count(self) -> int:
+        """The number of stored embeddings, everyone's together."""
         return int(self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+
+    def image_hashes(self, name: str) -> Set[str]:
+        """SHA-256 of every photo enrolled for ``name`` (empty when nobody has that name yet)."""
+        found = self._find(self._conn, name)
+        if found is None:
+            return set()
+        return {row[0] for row in self._conn.execute(
+            "SELECT image_sha256 FROM embeddings WHERE person_id = ?", (found[0],))}
 
     def add_embeddings(self, name: str, vectors: Sequence[np.ndarray], hashes: Sequence[str],
                        fingerprint: dict, sources: Optional[Sequence[str]] = None,
-                       boxes: Optional[Sequence[Sequence[int]]] = None) -> int:
-        """Store embeddings for ``name`` (created if new) in one transaction: all of them or none.
-        ``fingerprint`` is the pipeline that made them (see ``Pipeline.fingerprint``). Returns the count."""
-        name = _check_name(name)
+                       boxes: Optional[Sequence[Sequence[int]]] = None) -> str:
+        """Store embeddings for ``name`` (created if new; an existing person when the name matches theirs)
+        in one transaction: all of them or none. ``fingerprint`` is the pipeline that made them (see
+        ``Pipeline.fingerprint``). Returns the person's stored name."""
+        name = display_name(name)
+        if not len(vectors):
+            raise NeuralensError("add_embeddings: no embeddings given")
         if len(vectors) != len(hashes):
             raise NeuralensError("add_embeddings: one image hash per embedding is needed")
         sources = list(sources) if sources is not None else [None] * len(vectors)
         boxes = list(boxes) if boxes is not None else [None] * len(vectors)
         with self._write() as conn:
             self._claim_pipeline(conn, fingerprint)
-            row = conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
-            person = row[0] if row else conn.execute(
-                "INSERT INTO persons (name, created) VALUES (?, ?)", (name, _now())).lastrowid
+            found = self._find(conn, name)
+            if found is None:
+                found = (conn.execute("INSERT INTO persons (name, key, created) VALUES (?, ?, ?)",
+                                      (name, name_key(name), _now())).lastrowid, name)
             for vector, digest, source, box in zip(vectors, hashes, sources, boxes):
                 conn.execute(
                     "INSERT INTO embeddings (person_id, vector, image_sha256, source, box, created) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (person, vector_bytes(vector), digest, source, json.dumps(list(box)) if box else None, _now()))
-        return len(vectors)
+                    (found[0], vector_bytes(vector), digest, source, json.dumps(list(box)) if box else None,
+                     _now()))
+        return found[1]
 
-    def enroll(self, name: str, photos: Sequence[Union[ImageLike, np.ndarray]], largest: bool = False,
-               face: Optional[int] = None, detector: Optional[str] = None, jitter: Optional[int] = None,
-               min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS, max_yaw: float = MAX_YAW,
-               upsample: int = 1) -> EnrollResult:
-        """Enrol ``name`` from one or more photos. Each photo must show exactly one usable face (one at
-        least ``min_face`` px, other faces being smaller; or pass ``largest=True`` or ``face=N``, 1-based
-        left to right) that is big, sharp and frontal enough; any
-        failure raises NeuralensError naming the photo and stores nothing. Photos already enrolled for
-        this person are skipped. Warns (in the result) when a face is within the threshold of another
-        person. Returns an ``EnrollResult``."""
-        name = _check_name(name)
-        if not photos:
-            raise NeuralensError("enrol needs at least one photo")
-        pipeline = self.default_pipeline(detector, jitter)
-        fingerprint = pipeline.fingerprint()
-        self._refuse_other(self.pipeline, fingerprint)  # before the slow encoding; checked again on write
-        existing = {row[0] for row in self._conn.execute(
-            "SELECT e.image_sha256 FROM embeddings e JOIN persons p ON p.id = e.person_id WHERE p.name = ?",
-            (name,))}
-        result = EnrollResult(name=name, added=0)
-        vectors, hashes, sources, boxes = [], [], [], []
-        for number, photo in enumerate(photos, start=1):
-            label = str(photo) if isinstance(photo, (str, os.PathLike)) else f"photo {number}"
-            array = api.to_array(photo)  # first, so a missing or broken file gets load_image's message
-            digest = image_sha256(photo)
-            if digest in existing or digest in hashes:
-                result.skipped.append(label)
-                continue
-            found = api.encode(array, pipeline=pipeline, upsample=upsample)
-            usable = [f for f in found if f.size >= min_face]
-            if len(found) > 1 and len(usable) == 1 and not largest and face is None:
-                # One face big enough to enrol and the others too small to be: the photo's subject and
-                # people in the background. Taking the subject is not a guess.
-                chosen = usable[0]
-                result.warnings.append(f"{Path(label).name}: used the one face of {chosen.size} px; ignored "
-                                       f"{len(found) - 1} smaller face(s) under {min_face} px")
-            else:
-                chosen = api.select_face(found, label, largest, face)
-            check_quality(chosen, label, min_face, min_sharpness, max_yaw)
-            vectors.append(chosen.embedding)
-            hashes.append(digest)
-            sources.append(Path(label).name if isinstance(photo, (str, os.PathLike)) else None)
-            boxes.append(chosen.box)
-        result.warnings += [f"{sources[i] or 'photo'}: {w}" for i, w in self._lookalikes(name, vectors)]
-        if vectors:
-            result.added = self.add_embeddings(name, vectors, hashes, fingerprint, sources, boxes)
-        return result
-
-    def _lookalikes(self, name: str, vectors: Sequence[np.ndarray]) -> List[Tuple[int, str]]:
-        """Warnings for new embeddings already within the threshold of someone else."""
-        names, owners, matrix = self._matrix()
-        if not vectors or matrix.shape[0] == 0:
-            return []
-        row = self._conn.execute("SELECT name FROM persons WHERE name = ?", (name,)).fetchone()
-        own = names.index(row[0]) if row else -1  # names are unique, so the stored spelling finds them
-        others = owners != own
-        if not others.any():
-            return []
-        dists = api.distance(np.stack(vectors), matrix[others])
-        other_owners = owners[others]
-        warnings = []
-        for i, row in enumerate(dists):
-            j = int(np.argmin(row))
-            if row[j] <= self.threshold:
-                warnings.append((i, f"face is within {row[j]:.2f} of '{names[other_owners[j]]}' "
-                                    f"(threshold {self.threshold:.2f}): a duplicate or a look-alike?"))
-        return warnings
-
-    def rename(self, old: str, new: str) -> None:
-        """Rename a person (refused when ``new`` is taken by someone else)."""
-        new = _check_name(new)
-        person = self._person_id(old)
+    def rename(self, old: str, new: str) -> str:
+        """Rename a person (refused when ``new`` is someone else's name; a new spelling of their own, such
+        as another case, is fine). Returns the new stored name."""
+        new = display_name(new)
+        person, _ = self._lookup(old)
         with self._write() as conn:
-            row = conn.execute("SELECT id FROM persons WHERE name = ?", (new,)).fetchone()
-            if row is not None and row[0] != person:
-                raise NeuralensError(f"'{new}' is already enrolled; remove or rename them first")
-            conn.execute("UPDATE persons SET name = ? WHERE id = ?", (new, person))
+            taken = self._find(conn, new)
+            if taken is not None and taken[0] != person:
+                raise NeuralensError(f"'{taken[1]}' is already enrolled; remove or rename them first")
+            conn.execute("UPDATE persons SET name = ?, key = ? WHERE id = ?", (new, name_key(new), person))
+        return new
 
     def remove(self, name: str) -> int:
         """Delete a person and all their embeddings for good: the rows are deleted with secure_delete
         (zeroed), then the file is vacuumed and the WAL checkpointed and truncated, so no byte of them is
         left in the gallery's files. Returns the number of embeddings removed."""
-        person = self._person_id(name)
+        person, _ = self._lookup(name)
         with self._write() as conn:
             count = conn.execute("DELETE FROM embeddings WHERE person_id = ?", (person,)).rowcount
             conn.execute("DELETE FROM persons WHERE id = ?", (person,))
@@ -480,107 +280,49 @@ class Gallery:
                                  "run the removal again when it has finished to scrub the file")
 
     # --- search ---------------------------------------------------------------------------------------
-    def _matrix(self) -> Tuple[List[str], np.ndarray, np.ndarray]:
-        """All embeddings as one (n, 128) float32 matrix, with each row's owner (an index into the name
-        list). Cached until the gallery changes (PRAGMA data_version sees other processes' writes)."""
+    def _stored(self) -> _Stored:
+        """Every embedding as one (n, 128) float32 matrix with its owners. Cached until the gallery
+        changes (PRAGMA data_version sees other processes' writes)."""
         version = (self._conn.execute("PRAGMA data_version").fetchone()[0], self._writes)
         if self._cache is not None and self._cache[0] == version:
-            return self._cache[1], self._cache[2], self._cache[3]
+            return self._cache[1]
         people = self._conn.execute("SELECT id, name FROM persons ORDER BY id").fetchall()
         position = {pid: i for i, (pid, _) in enumerate(people)}
         rows = self._conn.execute("SELECT person_id, vector FROM embeddings ORDER BY id").fetchall()
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").astype(np.float32)
         matrix = matrix.reshape(len(rows), EMBEDDING_DIM)
         owners = np.fromiter((position[r[0]] for r in rows), dtype=np.int64, count=len(rows))
-        names = [name for _, name in people]
-        self._cache = (version, names, owners, matrix)
-        self._norms = np.einsum("ij,ij->i", matrix, matrix)  # squared row norms, reused by every search
-        return names, owners, matrix
+        stored = _Stored([int(pid) for pid, _ in people], [name for _, name in people], owners, matrix,
+                         np.einsum("ij,ij->i", matrix, matrix))
+        self._cache = (version, stored)
+        return stored
 
     def embeddings(self, name: Optional[str] = None) -> np.ndarray:
         """The stored embeddings, of everyone or of one person, as an (n, 128) float32 matrix."""
-        names, owners, matrix = self._matrix()
+        stored = self._stored()
         if name is None:
-            return matrix.copy()
-        return matrix[owners == names.index(self.canonical_name(name))]
+            return stored.matrix.copy()
+        pid, _ = self._lookup(name)
+        return stored.matrix[stored.owners == stored.ids.index(pid)]
 
-    def search(self, queries: np.ndarray, head=None) -> Tuple[List[str], np.ndarray]:
+    def search(self, queries: np.ndarray, metric: Optional[Metric] = None,
+               exclude: Optional[str] = None) -> Tuple[List[Optional[str]], np.ndarray]:
         """Nearest enrolled person for each query embedding, in one vectorised pass over all stored
-        embeddings. Takes an (n, 128) array and an optional trained head. Returns (names, distances)."""
-        names, owners, matrix = self._matrix()
-        if matrix.shape[0] == 0:
-            raise NeuralensError(f"gallery {self.path} is empty: enrol someone first (neuralens faces enroll)")
+        embeddings (or all but those of ``exclude``). Takes an (n, 128) array and a metric (default: the
+        Euclidean one). Returns (names, distances); a name is None (distance inf) when there is nobody
+        to compare with besides ``exclude``. Raises ``EmptyGallery`` when nobody is enrolled."""
+        metric = metric or EuclideanMetric()
+        stored = self._stored()
+        if stored.matrix.shape[0] == 0:
+            raise EmptyGallery(self.path)
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        if head is None:
-            best, dists = api.nearest(queries, matrix, self._norms)
-        else:
-            all_dists = head.distances(queries, matrix)
-            best = np.argmin(all_dists, axis=1)
-            dists = all_dists[np.arange(len(best)), best]
-        return [names[owners[j]] for j in best], dists
-
-    def _metric(self, head) -> Tuple[float, dict]:
-        if head is None:
-            return self.threshold, self.confidence_fit
-        if self.pipeline:
-            head.check_pipeline(self.pipeline)
-        return head.threshold, head.confidence
-
-    def identify(self, photo: Union[ImageLike, np.ndarray], head=None, detector: Optional[str] = None,
-                 jitter: Optional[int] = None, upsample: int = 1) -> List[Match]:
-        """Who is in a photo: every face with its nearest enrolled person, or ``name=None`` (unknown) when
-        nobody is within the threshold. Returns a list of ``Match`` (left to right); empty if no face."""
-        if len(self) == 0:
-            raise NeuralensError(f"gallery {self.path} is empty: enrol someone first (neuralens faces enroll)")
-        pipeline = self.default_pipeline(detector, jitter)
-        self.check_query_pipeline(pipeline.fingerprint())
-        threshold, fit = self._metric(head)
-        faces = api.encode(photo, pipeline=pipeline, upsample=upsample)
-        if not faces:
-            return []
-        nearest, dists = self.search(np.stack([f.embedding for f in faces]), head)
-        return [Match(face=f, name=n if d <= threshold else None, nearest=n, distance=float(d),
-                      threshold=threshold, confidence=float(api.confidence(d, fit)))
-                for f, n, d in zip(faces, nearest, dists)]
-
-    def verify(self, photo: Union[ImageLike, np.ndarray], name: str, head=None, largest: bool = False,
-               face: Optional[int] = None, detector: Optional[str] = None, jitter: Optional[int] = None,
-               upsample: int = 1) -> Comparison:
-        """Is the face in ``photo`` the enrolled person ``name``? Compares with all of their embeddings and
-        keeps the nearest. Returns a ``Comparison`` (same, distance, threshold, confidence)."""
-        if len(self) == 0:
-            raise NeuralensError(f"gallery {self.path} is empty: enrol someone first (neuralens faces enroll)")
-        stored = self.embeddings(name)
-        pipeline = self.default_pipeline(detector, jitter)
-        self.check_query_pipeline(pipeline.fingerprint())
-        threshold, fit = self._metric(head)
-        label = str(photo) if isinstance(photo, (str, os.PathLike)) else "photo"
-        query = api.select_face(api.encode(photo, pipeline=pipeline, upsample=upsample), label, largest, face)
-        q = query.embedding[None, :]
-        dists = head.distances(q, stored)[0] if head is not None else api.distance(q, stored)[0]
-        dist = float(dists.min())
-        return Comparison(same=dist <= threshold, distance=dist, threshold=threshold,
-                          confidence=float(api.confidence(dist, fit)),
-                          details={"name": self.canonical_name(name), "embeddings": int(len(stored)),
-                                   "box": list(query.box)})
-
-
-def annotate(photo: Union[ImageLike, np.ndarray], matches: Sequence[Match]) -> Image.Image:
-    """A copy of the photo with a box and a label (name and distance, or 'unknown') on every face."""
-    from PIL import ImageDraw, ImageFont  # noqa: PLC0415
-    image = Image.fromarray(api.to_array(photo))
-    draw = ImageDraw.Draw(image)
-    width = max(2, round(max(image.size) / 300))
-    try:
-        font = ImageFont.load_default(size=max(12, round(max(image.size) / 40)))
-    except TypeError:  # Pillow < 10.1 has no sized default font
-        font = ImageFont.load_default()
-    for match in matches:
-        left, top, right, bottom = match.face.box
-        colour = (40, 200, 60) if match.name else (230, 50, 40)
-        draw.rectangle([left, top, right, bottom], outline=colour, width=width)
-        label = f"{match.name} {match.distance:.2f}" if match.name else "unknown"
-        text_box = draw.textbbox((left, bottom + width), label, font=font)
-        draw.rectangle(text_box, fill=colour)
-        draw.text((left, bottom + width), label, fill=(255, 255, 255), font=font)
-    return image
+        matrix, norms, owners = stored.matrix, stored.norms, stored.owners
+        if exclude is not None:
+            found = self._find(self._conn, exclude)
+            if found is not None:
+                keep = owners != stored.ids.index(found[0])
+                matrix, norms, owners = matrix[keep], norms[keep], owners[keep]
+            if matrix.shape[0] == 0:
+                return [None] * len(queries), np.full(len(queries), np.inf)
+        best, dists = metric.nearest(queries, matrix, norms)
+        return [stored.names[owners[j]] for j in best], np.asarray(dists, dtype=np.float64)

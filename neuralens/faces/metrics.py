@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import NeuralensError
 from . import api
+from .metric import Metric, as_metric
 from .models import Pipeline
 
 FARS = (1e-2, 1e-3)
@@ -285,42 +286,38 @@ def embed_images(paths: Iterable[Path], pipeline: Pipeline, upsample: int = 1,
 
 
 def pair_distances(pairs: Sequence[Pair], embeddings: Dict[Path, Optional[np.ndarray]],
-                   head=None) -> Tuple[np.ndarray, np.ndarray]:
-    """Distances and labels of the pairs whose two images both have a face (raw Euclidean distance, or
-    the head's). Returns (distances, same)."""
+                   metric: Optional[Metric] = None, head: Optional[Metric] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Distances (by ``metric``, default Euclidean; ``head=`` is its older name) and labels of the pairs
+    whose two images both have a face. Returns (distances, same)."""
+    metric = as_metric(metric, head)
     usable = [p for p in pairs if embeddings.get(p.a) is not None and embeddings.get(p.b) is not None]
     if not usable:
         return np.zeros(0), np.zeros(0, dtype=bool)
     a = np.stack([embeddings[p.a] for p in usable])
     b = np.stack([embeddings[p.b] for p in usable])
-    if head is not None:
-        d = head.pair_distances(a, b)
-    else:
-        d = np.linalg.norm(a.astype(np.float64) - b, axis=1)
-    return d, np.array([p.same for p in usable], dtype=bool)
+    return metric.pair_distances(a, b), np.array([p.same for p in usable], dtype=bool)
 
 
-def evaluate_pairs(pairs_file, images, threshold: float = api.DEFAULT_THRESHOLD,
-                   pipeline: Optional[Pipeline] = None, head=None, upsample: int = 1,
-                   progress: Optional[Callable[[int, int], None]] = None) -> dict:
-    """Run the face pipeline on a labelled pair list and report ``verification_metrics`` plus the
-    number of pairs, images, images without a face and seconds per image. Pairs with a faceless image
-    are left out of the metrics (and counted)."""
+def evaluate_pairs(pairs_file, images, threshold: Optional[float] = None, pipeline: Optional[Pipeline] = None,
+                   metric: Optional[Metric] = None, upsample: int = 1,
+                   progress: Optional[Callable[[int, int], None]] = None, head: Optional[Metric] = None) -> dict:
+    """Run the face pipeline on a labelled pair list and report ``verification_metrics`` of ``metric``
+    (default Euclidean) at ``threshold`` (default: the metric's own), plus the number of pairs, images,
+    images without a face and seconds per image. Pairs with a faceless image are left out of the metrics
+    (and counted). The report also holds the 'distances' and 'same' arrays."""
     pairs = read_pairs(pairs_file, images)
     pipeline = pipeline or Pipeline()
-    if head is not None:
-        head.check_pipeline(pipeline.fingerprint())
+    metric = as_metric(metric, head)
+    metric.check_pipeline(pipeline.fingerprint())
     embeddings, seconds = embed_images([p for pair in pairs for p in (pair.a, pair.b)], pipeline, upsample,
                                        progress)
-    if head is not None:
-        threshold = head.threshold
-    d, y = pair_distances(pairs, embeddings, head)
+    d, y = pair_distances(pairs, embeddings, metric)
     report = {"pairs": len(pairs), "images": len(embeddings),
               "no_face": sum(1 for e in embeddings.values() if e is None),
               "seconds_per_image": seconds}
     if d.size == 0 or y.all() or not y.any():
         raise NeuralensError(f"{pairs_file}: after leaving out {report['no_face']} image(s) without a face, "
                              f"{int(y.sum())} same and {int((~y).sum())} different pairs are left; need both")
-    report.update(verification_metrics(d, y, threshold))
+    report.update(verification_metrics(d, y, metric.threshold if threshold is None else threshold))
     report["distances"], report["same"] = d, y
     return report

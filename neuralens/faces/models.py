@@ -50,7 +50,7 @@ def _model_path(kind: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def file_sha256(path: str) -> str:
     """SHA-256 hex digest of a file (cached: the model files never change while we run)."""
     digest = hashlib.sha256()
@@ -60,25 +60,25 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hog_detector():
     """dlib's HOG + linear SVM frontal face detector."""
     return _import_dlib().get_frontal_face_detector()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cnn_detector():
     """dlib's CNN (MMOD) face detector: finds more faces (side views, small ones) but is much slower."""
     return _import_dlib().cnn_face_detection_model_v1(str(_model_path("cnn")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def landmark_predictor():
     """dlib's 5-point landmark predictor (eye corners and the base of the nose)."""
     return _import_dlib().shape_predictor(str(_model_path("landmarks")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def encoder():
     """dlib's ResNet face encoder: a 150x150 aligned chip -> a 128-d embedding."""
     return _import_dlib().face_recognition_model_v1(str(_model_path("encoder")))

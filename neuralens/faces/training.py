@@ -5,15 +5,13 @@
     batch: its farthest same-person and its nearest other-person embedding).
 (b) A binary classification head: logistic regression on |f(x1) - f(x2)| and chi-square features of a pair.
 
-A head is stored as JSON (numbers, no pickle) and applied with numpy at search time.
+The trained heads are metrics (``neuralens.faces.metric``: ``ProjectionMetric``, ``ClassifierMetric``),
+saved together as JSON numbers by ``neuralens.faces.heads`` and applied with numpy at search time.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -22,13 +20,16 @@ import torch
 from torch import nn
 
 from ..errors import NeuralensError
+from ..imageio import find_images
 from . import api, metrics
-from .models import EMBEDDING_DIM, ENCODER_KEYS, Pipeline, fingerprint_differences
+from .heads import HEAD_FORMAT, HEAD_KINDS, TrainedHeads, load_head
+from .metric import FEATURES, ClassifierMetric, EuclideanMetric, Metric, ProjectionMetric, pair_features
+from .models import EMBEDDING_DIM, ENCODER_KEYS, Pipeline
 
-HEAD_FORMAT = "neuralens-face-head"
-HEAD_KINDS = ("projection", "classifier")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-CHI2_EPS = 1e-6
+__all__ = ["Adam", "FEATURES", "HEAD_FORMAT", "HEAD_KINDS", "ProjectionHead", "TrainedHeads", "batch_hard_mining",
+           "batch_hard_triplet_loss", "load_dataset", "load_head", "make_pairs", "pair_features",
+           "split_dataset", "squared_distances", "train", "train_classifier", "train_heads", "train_projection",
+           "triplet_loss"]
 
 
 # --- losses and mining --------------------------------------------------------------------------------
@@ -69,144 +70,6 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, marg
         return embeddings.sum() * 0.0
     anchor = embeddings[valid]
     return triplet_loss(anchor, embeddings[positive[valid]], embeddings[negative[valid]], margin)
-
-
-FEATURES = ("both", "abs", "chi2")
-
-
-def pair_features(a: np.ndarray, b: np.ndarray, features: str = "both") -> np.ndarray:
-    """Features of embedding pairs for the classifier: 'abs' = |a - b|, 'chi2' = the chi-square terms
-    (a - b)^2 / (|a| + |b|), 'both' = the two side by side. The embeddings are signed, so the usual
-    (a + b) denominator of the chi-square distance, meant for non-negative features, is taken in absolute
-    values. (n, 128) or (n, 256) out."""
-    if features not in FEATURES:
-        raise NeuralensError(f"unknown pair features '{features}' (choose from {', '.join(FEATURES)})")
-    a = np.asarray(a, dtype=np.float32)
-    b = np.asarray(b, dtype=np.float32)
-    diff = a - b
-    parts = []
-    if features in ("both", "abs"):
-        parts.append(np.abs(diff))
-    if features in ("both", "chi2"):
-        parts.append(diff * diff / (np.abs(a) + np.abs(b) + CHI2_EPS))
-    return np.concatenate(parts, axis=-1)
-
-
-# --- the stored head ----------------------------------------------------------------------------------
-@dataclass
-class Head:
-    """A trained head, ready to score embeddings: ``distances(Q, G)`` gives an (n, m) matrix where
-    smaller means 'more likely the same person', compared with ``threshold``; ``confidence`` is the
-    logistic fit of same/different on that distance."""
-
-    kind: str
-    threshold: float
-    confidence: Dict[str, float]
-    pipeline: Dict[str, object]
-    projection_weight: Optional[np.ndarray] = None  # (128, 128)
-    projection_bias: Optional[np.ndarray] = None  # (128,)
-    classifier_weight: Optional[np.ndarray] = None  # (256,) for 'both' features, (128,) for one kind
-    classifier_bias: float = 0.0
-    classifier_features: str = "both"
-    info: Dict[str, object] = field(default_factory=dict)
-
-    def project(self, x: np.ndarray) -> np.ndarray:
-        """Apply the projection: (n, 128) -> (n, 128)."""
-        return np.asarray(x, dtype=np.float32) @ self.projection_weight.T + self.projection_bias
-
-    def same_probability(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """The classifier's P(same) for row-aligned pairs (n, 128), (n, 128) -> (n,)."""
-        logit = pair_features(a, b, self.classifier_features) @ self.classifier_weight + self.classifier_bias
-        return 1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))
-
-    def pair_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Distances of row-aligned pairs: (n, 128), (n, 128) -> (n,)."""
-        if self.kind == "projection":
-            return np.linalg.norm(self.project(a) - self.project(b), axis=1).astype(np.float64)
-        return 1.0 - self.same_probability(a, b).astype(np.float64)
-
-    def distances(self, queries: np.ndarray, gallery: np.ndarray, chunk: int = 65536) -> np.ndarray:
-        """All query-by-gallery distances at once: (n, 128), (m, 128) -> (n, m)."""
-        queries = np.atleast_2d(queries)
-        if self.kind == "projection":
-            return api.distance(self.project(queries), self.project(gallery))
-        out = np.empty((len(queries), len(gallery)), dtype=np.float64)
-        for i, q in enumerate(queries):
-            for start in range(0, len(gallery), chunk):
-                part = gallery[start:start + chunk]
-                out[i, start:start + len(part)] = 1.0 - self.same_probability(np.broadcast_to(q, part.shape), part)
-        return out
-
-    def check_pipeline(self, fingerprint: Dict[str, object]) -> None:
-        """Refuse embeddings from another encoder, landmark model or alignment than the head saw."""
-        if fingerprint_differences(self.pipeline, fingerprint, ENCODER_KEYS):
-            raise NeuralensError("this head was trained on embeddings of another face encoder or alignment")
-
-    def save(self, path) -> Path:
-        """Write the head as JSON (atomically). Returns the path."""
-        path = Path(path)
-        data = {
-            "format": HEAD_FORMAT, "version": 1, "kind": self.kind, "threshold": self.threshold,
-            "confidence": self.confidence, "pipeline": self.pipeline, "info": self.info,
-            "projection": None if self.projection_weight is None else {
-                "weight": self.projection_weight.astype(float).tolist(),
-                "bias": self.projection_bias.astype(float).tolist()},
-            "classifier": None if self.classifier_weight is None else {
-                "weight": self.classifier_weight.astype(float).tolist(), "bias": float(self.classifier_bias),
-                "features": self.classifier_features},
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
-        return path
-
-
-def _array(value, shape: Tuple[int, ...], what: str, path: Path) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError):
-        array = np.zeros(0)
-    if array.shape != shape or not np.all(np.isfinite(array)):
-        raise NeuralensError(f"{path}: damaged face head ({what} should be {shape} numbers)")
-    return array
-
-
-def load_head(path, kind: Optional[str] = None) -> Head:
-    """Read a head saved by ``train`` (JSON). ``kind`` picks 'projection' or 'classifier' instead of the
-    one the file recommends. Returns a ``Head``."""
-    path = Path(path)
-    if not path.is_file():
-        raise NeuralensError(f"{path}: no such head file")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise NeuralensError(f"{path}: not a face head file ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != HEAD_FORMAT:
-        raise NeuralensError(f"{path}: not a neuralens face head file")
-    kind = kind or data.get("kind")
-    if kind not in HEAD_KINDS or not data.get(kind):
-        raise NeuralensError(f"{path}: has no '{kind}' head")
-    head = Head(kind=kind, threshold=float(data["threshold"]), confidence=dict(data["confidence"]),
-                pipeline=dict(data["pipeline"]), info=dict(data.get("info") or {}))
-    if data.get("projection"):
-        head.projection_weight = _array(data["projection"]["weight"], (EMBEDDING_DIM, EMBEDDING_DIM), "weight",
-                                        path)
-        head.projection_bias = _array(data["projection"]["bias"], (EMBEDDING_DIM,), "bias", path)
-    if data.get("classifier"):
-        features = data["classifier"].get("features", "both")
-        if features not in FEATURES:
-            raise NeuralensError(f"{path}: damaged face head (unknown features {features!r})")
-        size = 2 * EMBEDDING_DIM if features == "both" else EMBEDDING_DIM
-        head.classifier_weight = _array(data["classifier"]["weight"], (size,), "weight", path)
-        head.classifier_features = features
-        head.classifier_bias = float(data["classifier"]["bias"])
-    if kind != data.get("kind"):  # the stored threshold and fit belong to the recommended kind
-        calibration = (data.get("info") or {}).get("calibration", {}).get(kind)
-        if not calibration:
-            raise NeuralensError(f"{path}: no threshold stored for the '{kind}' head")
-        head.threshold, head.confidence = float(calibration["threshold"]), dict(calibration["confidence"])
-    return head
 
 
 # --- training -----------------------------------------------------------------------------------------
@@ -398,8 +261,12 @@ def load_dataset(folder, pipeline: Optional[Pipeline] = None, upsample: int = 1,
     folder = Path(folder)
     if not folder.is_dir():
         raise NeuralensError(f"{folder}: no such folder")
-    files = [(person.name, path) for person in sorted(folder.iterdir()) if person.is_dir()
-             for path in sorted(person.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
+    files = []
+    for person in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            files += [(person.name, path) for path in find_images(person)]
+        except NeuralensError:  # a sub-folder without photos: nobody to learn from there
+            continue
     if not files:
         raise NeuralensError(f"{folder}: no photos found (expected one sub-folder of photos per person)")
     found, seconds = metrics.embed_images([path for _, path in files], pipeline or Pipeline(), upsample, progress)
@@ -438,57 +305,51 @@ def split_dataset(labels: Sequence, test_fraction: float = 0.25, by: str = "peop
     return ~test, test
 
 
-def _pair_metrics(head: Optional[Head], x: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
-    """verification_metrics on every pair of ``x`` (raw distances when ``head`` is None)."""
+def _pair_metrics(metric: Metric, x: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    """verification_metrics of ``metric`` on every pair of ``x``."""
     pairs, same = make_pairs(labels)
-    a, b = x[pairs[:, 0]], x[pairs[:, 1]]
-    d = head.pair_distances(a, b) if head is not None else np.linalg.norm(a.astype(np.float64) - b, axis=1)
+    d = metric.pair_distances(x[pairs[:, 0]], x[pairs[:, 1]])
     return metrics.verification_metrics(d, same, threshold)
 
 
-def _calibrate(head: Head, x: np.ndarray, labels: np.ndarray) -> Dict[str, object]:
-    """The head's threshold (best accuracy on the training pairs) and confidence fit."""
+def _calibrate(metric: Metric, x: np.ndarray, labels: np.ndarray) -> None:
+    """Set the head's threshold (best accuracy on the training pairs) and confidence fit."""
     pairs, same = make_pairs(labels)
-    d = head.pair_distances(x[pairs[:, 0]], x[pairs[:, 1]])
-    threshold, _ = metrics.best_threshold(d, same)
-    return {"threshold": threshold, "confidence": metrics.fit_logistic(d, same)}
+    d = metric.pair_distances(x[pairs[:, 0]], x[pairs[:, 1]])
+    metric.threshold, _ = metrics.best_threshold(d, same)
+    metric.confidence_fit = metrics.fit_logistic(d, same)
 
 
 def train_heads(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence,
                 fingerprint: Dict[str, object], use: str = "best", steps: int = 300, margin: float = 0.2,
                 seed: int = 0, threshold: float = api.DEFAULT_THRESHOLD,
-                features: str = "both") -> Tuple[Head, dict]:
-    """Train both heads on (train_x, train_y) (the classifier on ``features``), measure the raw encoder
-    and each head on every held-out pair, and return the head to use ('best' = higher held-out accuracy
-    at its own threshold, or 'projection' / 'classifier') with a report {'before', 'projection',
-    'classifier', 'use', 'features', losses}."""
+                features: str = "both") -> Tuple[TrainedHeads, dict]:
+    """Train both heads on (train_x, train_y) (the classifier on ``features``), each with its threshold
+    and confidence fit chosen on the training pairs; measure the raw encoder (at ``threshold``) and each
+    head on every held-out pair. ``use`` picks the head the file applies: 'best' (higher held-out
+    accuracy at its own threshold), 'projection' or 'classifier'. Returns (``TrainedHeads``, report
+    {'before', 'projection', 'classifier', 'use', 'features', 'losses', sizes})."""
+    if use not in ("best",) + HEAD_KINDS:
+        raise NeuralensError(f"unknown head '{use}' (choose best, projection or classifier)")
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     weight, bias, projection_losses = train_projection(train_x, train_y, steps=steps, margin=margin, seed=seed)
     c_weight, c_bias, classifier_losses = train_classifier(train_x, train_y, seed=seed, features=features)
-    base = dict(threshold=0.0, confidence={}, pipeline={k: fingerprint.get(k) for k in ENCODER_KEYS},
-                projection_weight=weight, projection_bias=bias, classifier_weight=c_weight, classifier_bias=c_bias,
-                classifier_features=features)
-    heads = {kind: Head(kind=kind, **base) for kind in HEAD_KINDS}
-    calibration = {}
-    for kind, head in heads.items():
-        calibration[kind] = _calibrate(head, train_x, train_y)
-        head.threshold, head.confidence = calibration[kind]["threshold"], calibration[kind]["confidence"]
+    pipeline = {k: fingerprint.get(k) for k in ENCODER_KEYS}
+    heads = TrainedHeads(projection=ProjectionMetric(weight, bias, 0.0, pipeline=pipeline),
+                         classifier=ClassifierMetric(c_weight, c_bias, 0.0, features=features, pipeline=pipeline))
+    for kind in HEAD_KINDS:
+        _calibrate(heads[kind], train_x, train_y)
     report = {"train_images": int(len(train_y)), "test_images": int(len(test_y)),
               "train_people": int(len(np.unique(train_y))), "test_people": int(len(np.unique(test_y))),
-              "before": _pair_metrics(None, test_x, test_y, threshold),
-              "projection": _pair_metrics(heads["projection"], test_x, test_y, heads["projection"].threshold),
-              "classifier": _pair_metrics(heads["classifier"], test_x, test_y, heads["classifier"].threshold),
+              "before": _pair_metrics(EuclideanMetric(threshold), test_x, test_y, threshold),
+              **{kind: _pair_metrics(heads[kind], test_x, test_y, heads[kind].threshold) for kind in HEAD_KINDS},
               "features": features,
               "losses": {"projection": projection_losses, "classifier": classifier_losses}}
     if use == "best":
         use = max(HEAD_KINDS, key=lambda k: (report[k]["accuracy"], report[k]["roc_auc"]))
-    elif use not in HEAD_KINDS:
-        raise NeuralensError(f"unknown head '{use}' (choose best, projection or classifier)")
-    report["use"] = use
-    chosen = heads[use]
-    chosen.info = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                   "calibration": calibration, "report": report}
-    return chosen, report
+    report["use"] = heads.use = use
+    heads.info = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "report": report}
+    return heads, report
 
 
 def train(dataset, output, split: str = "people", test_fraction: float = 0.25, use: str = "best",
@@ -496,7 +357,7 @@ def train(dataset, output, split: str = "people", test_fraction: float = 0.25, u
           upsample: int = 1, progress: Optional[Callable[[int, int], None]] = None, features: str = "both") -> dict:
     """The whole ``neuralens faces train``: embed a folder-per-person dataset with the frozen encoder,
     split it, train both heads, report metrics before/after on the held-out part and save the chosen
-    head to ``output``. Returns the report (with 'no_face', 'output')."""
+    heads to ``output`` (a JSON file for ``load_head``). Returns the report (with 'no_face', 'output')."""
     pipeline = pipeline or Pipeline()
     pair_features(np.zeros((1, EMBEDDING_DIM)), np.zeros((1, EMBEDDING_DIM)), features)  # check the name early
     x, y, _, no_face = load_dataset(dataset, pipeline, upsample, progress)
@@ -505,8 +366,8 @@ def train(dataset, output, split: str = "people", test_fraction: float = 0.25, u
     if len(np.unique(held_out)) < 2 or not any((held_out == n).sum() >= 2 for n in np.unique(held_out)):
         raise NeuralensError("the held-out part needs two people and someone with two photos; add photos "
                              "or raise --test-fraction")
-    head, report = train_heads(x[train_mask], y[train_mask], x[test_mask], y[test_mask], pipeline.fingerprint(),
-                               use=use, steps=steps, margin=margin, seed=seed, features=features)
+    heads, report = train_heads(x[train_mask], y[train_mask], x[test_mask], y[test_mask], pipeline.fingerprint(),
+                                use=use, steps=steps, margin=margin, seed=seed, features=features)
     report["no_face"] = no_face
-    report["output"] = str(head.save(output))
+    report["output"] = str(heads.save(output))
     return report

@@ -111,9 +111,9 @@ class StyleOptions:
                                               minimum=0, none_help="20 below 512 px, 75 at the 512-px scale")
     learning_rate: float = option(0.02, "Adam's step size in pixel units (image in [0, 1])", above=0)
     scales: Optional[int] = option(None, "number of coarse-to-fine scales, each sqrt(2) larger", kind="int",
-                                   above=0, none_help="from --min-scale-size up")
-    min_scale_size: int = option(256, "long side of the coarsest scale when --scales is not given", above=0,
-                                 metavar="PX")
+                                   above=0, none_help="from the smallest scale size up")
+    min_scale_size: int = option(256, "long side of the coarsest scale (unless the number of scales is given)",
+                                 above=0, metavar="PX")
     style_blend: Optional[Sequence[float]] = option(None, "weights of several style images (normalised to sum 1)",
                                                     kind="floats", minimum=0, check=_not_empty_weights,
                                                     none_help="equal")
@@ -123,10 +123,10 @@ class StyleOptions:
     content_mask: Optional[ImageLike] = option(None, "where any style may paint: white = stylize, black = keep "
                                                "the photo, grey = partly", kind="path", metavar="MASK",
                                                web=SERVER_PATH, none_help="everywhere")
-    fine_style: Optional[ImageLike] = option(None, "scale control: take the fine brush strokes (--fine-layers) "
+    fine_style: Optional[ImageLike] = option(None, "scale control: take the fine brush strokes (the fine layers) "
                                              "from this image and the large structure from STYLE", kind="path",
                                              metavar="IMAGE", web=SERVER_PATH, none_help="STYLE")
-    fine_layers: LayerSpec = option(DEFAULT_FINE_LAYERS, "layers taken from --fine-style", kind="layers",
+    fine_layers: LayerSpec = option(DEFAULT_FINE_LAYERS, "layers taken from the fine-style image", kind="layers",
                                     check=_check_layers, web="used only with fine_style, a server path")
     preserve_color: Optional[str] = option(None, "keep the photo's colours: transfer luminance only, or match "
                                            "the style's colours to the photo first", choices=PRESERVE_COLOR,
@@ -156,7 +156,7 @@ class StyleOptions:
     progress: bool = option(False, "show progress on stderr", cli="--quiet", web="the page shows progress",
                             sweep=False)
 
-    def validate(self) -> "StyleOptions":
+    def validate(self) -> StyleOptions:
         """Check every value; raise OptionError naming the first bad field. Returns self."""
         check(self)
         if self.fine_style is not None:

@@ -108,9 +108,9 @@ def check_shape(width: int, height: int, size: int, what: str, min_side: int = 1
     h, w = scaled_shape(height, width, size)
     if min(h, w) < min_side:
         need = math.ceil(min_side * max(width, height) / min(width, height))
-        raise NeuralensError(f"{what} ({width}x{height}) is too thin: at {size} px its short side is {min(h, w)} "
-                             f"px, and the network needs at least {min_side} px (use --size {need} or more, "
-                             "or crop the image)")
+        raise NeuralensError(f"{what} ({width}x{height}) is too thin: at a long side of {size} px its short side is "
+                             f"{min(h, w)} px, and the network needs at least {min_side} px (crop the image, or "
+                             f"use a size of {need} px or more)")
 
 
 @dataclass

@@ -171,7 +171,8 @@ class StyleTransfer:
             y0, y1, x0, x1 = box
             objective = self.objective(target[:, :, y0:y1, x0:x1], final_pixels, reference, box, (h, w))
 
-            def whole(tile_image: torch.Tensor) -> Image.Image:  # previews show the whole image
+            def whole(tile_image: torch.Tensor, y0=y0, y1=y1, x0=x0, x1=x1) -> Image.Image:
+                """The whole image with this tile's current state in place (previews show the whole)."""
                 composite = image.clone()
                 composite[:, :, y0:y1, x0:x1] = tile_image.detach().float().cpu()
                 return postprocess(composite)

@@ -34,6 +34,12 @@ class MaximizeResult:
     seconds: float = 0.0
     stopped: bool = False              # True when Ctrl-C ended the ascent early (the image so far is returned)
 
+    def to_dict(self) -> dict:
+        """Everything but the image, JSON-ready."""
+        return {"layer": self.layer, "unit": self.unit, "size": list(self.image.size),
+                "start_activation": self.start_activation, "final_activation": self.final_activation,
+                "history": list(self.history), "seconds": self.seconds, "stopped": self.stopped}
+
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (1, 3, H, W), borders extended (replicate works for any image size)."""

@@ -39,6 +39,9 @@ class ReceptiveField:
     jump: int
     start: float
 
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "size": self.size, "jump": self.jump, "start": self.start}
+
     def center(self, y: int, x: int) -> Tuple[float, float]:
         """Image coordinates (cy, cx) of the centre of the receptive field of activation position (y, x)."""
         return self.start + y * self.jump, self.start + x * self.jump
@@ -66,7 +69,7 @@ class ReceptiveField:
         return width, height
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def receptive_fields() -> Dict[str, ReceptiveField]:
     """The receptive field of every VGG19 layer (conv1_1 ... pool5), computed layer by layer from the input."""
     size, jump, start = 1, 1, 0.0  # the input: each "unit" is one pixel
@@ -94,7 +97,7 @@ def receptive_field(layer: str) -> ReceptiveField:
 def layer_units(layer: str) -> int:
     """Number of units (channels) of a VGG19 layer; NeuralensError for an unknown name."""
     layer_index(layer)
-    block = int(layer.lstrip("convrelupool")[0])  # conv3_2 -> 3, pool4 -> 4
+    block = int(next(ch for ch in layer if ch.isdigit()))  # conv3_2 -> 3, pool4 -> 4
     return _BLOCK_CHANNELS[block]
 
 

@@ -39,6 +39,9 @@ class Reconstruction:
     def image(self) -> Image.Image:
         return self.result.image
 
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "layers": list(self.layers), "caption": self.caption, **self.result.to_dict()}
+
 
 @dataclass
 class ReconstructionSheet:
@@ -47,6 +50,10 @@ class ReconstructionSheet:
     sheet: Image.Image
     original: Image.Image
     reconstructions: List[Reconstruction]
+
+    def to_dict(self) -> dict:
+        return {"sheet_size": list(self.sheet.size), "original_size": list(self.original.size),
+                "reconstructions": [r.to_dict() for r in self.reconstructions]}
 
 
 def _style_caption(layers: Sequence[str]) -> str:

@@ -22,11 +22,12 @@ from PIL import Image
 
 from .. import __version__
 from .. import options as option_specs
-from ..options import Spec
 from ..errors import NeuralensError
 from ..imageio import ImageLike, check_output_path, save_image
+from ..options import Spec
 from ..style import StyleOptions, StyleResult, StyleTransfer
 from .sheets import SheetLayout, contact_sheet, sheet_layout
+
 
 def option_fields() -> Dict[str, Spec]:
     """The StyleOptions fields a sweep can vary, {name: Spec}, read from the option declarations (so options
@@ -141,6 +142,12 @@ class SweepRun:
         return {"content": last["content_loss"], "style": last["style_loss"], "tv": last["tv_loss"],
                 "total": last["loss"]}
 
+    def to_dict(self) -> dict:
+        """Settings, caption, tile box and size, final losses, steps, timings; JSON-ready."""
+        return {"index": self.index, "settings": self.settings, "values": self.values, "caption": self.caption,
+                "box": list(self.box), "size": list(self.image.size), "losses": self.losses(),
+                "steps": len(self.result.history), "timings": self.result.timings, "stopped": self.result.stopped}
+
 
 @dataclass
 class SweepResult:
@@ -156,6 +163,14 @@ class SweepResult:
     @property
     def stopped(self) -> bool:
         return bool(self.runs) and self.runs[-1].result.stopped
+
+    def to_dict(self) -> dict:
+        """The axes, grid, options and every run, JSON-ready (images left out)."""
+        return {"vary": {k.replace("_", "-"): labels for k, labels in self.axes},
+                "grid": {"columns": self.layout.columns, "rows": self.layout.rows,
+                         "tile_size": list(self.layout.tile_size), "sheet_size": list(self.layout.size)},
+                "planned": self.planned, "stopped": self.stopped, "options": self.options.to_dict(),
+                "runs": [run.to_dict() for run in self.runs]}
 
 
 def grid_columns(axes: Sequence[Tuple[str, Sequence]], count: int) -> int:
@@ -223,23 +238,6 @@ def save_sweep(result: SweepResult, path: Union[str, Path], content: Any = None,
     settings, final losses, timings and tile file names of every run. Returns the JSON's path."""
     path = check_output_path(path)
     save_image(result.sheet, path)
-    runs = []
-    for run in result.runs:
-        tile = path.with_name(f"{path.stem}-{run.index + 1:02d}.png")
-        save_image(run.image, tile)
-        runs.append({
-            "index": run.index,
-            "settings": run.settings,
-            "values": run.values,
-            "caption": run.caption,
-            "tile": tile.name,
-            "box": list(run.box),
-            "size": list(run.image.size),
-            "losses": run.losses(),
-            "steps": len(run.result.history),
-            "timings": run.result.timings,
-            "stopped": run.result.stopped,
-        })
     report = {
         "neuralens": __version__,
         "torch": torch.__version__,
@@ -247,13 +245,12 @@ def save_sweep(result: SweepResult, path: Union[str, Path], content: Any = None,
         "content": str(content) if content is not None else None,
         "style": [str(s) for s in style] if isinstance(style, (list, tuple)) else (str(style) if style else None),
         "sheet": path.name,
-        "vary": {k.replace("_", "-"): labels for k, labels in result.axes},
-        "grid": {"columns": result.layout.columns, "rows": result.layout.rows,
-                 "tile_size": list(result.layout.tile_size), "sheet_size": list(result.layout.size)},
-        "planned": result.planned,
-        "options": {k: v for k, v in dataclasses.asdict(result.options).items() if k != "progress"},
-        "runs": runs,
+        **result.to_dict(),
     }
+    for run, entry in zip(result.runs, report["runs"]):
+        tile = path.with_name(f"{path.stem}-{run.index + 1:02d}.png")
+        save_image(run.image, tile)
+        entry["tile"] = tile.name
     json_path = path.with_suffix(".json")
     json_path.write_text(json.dumps(report, indent=1, default=str))
     return json_path

@@ -13,12 +13,13 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 import torch
 from PIL import Image
 
-from .. import devices
+from .. import devices, imageio
 from ..backbone import load_vgg19
 from ..errors import NeuralensError
-from ..imageio import ImageLike, image_to_tensor, is_image_name, load_image, resize_long_side
+from ..imageio import ImageLike, image_to_tensor, load_image, resize_long_side
 from .receptive import ReceptiveField, check_unit, layer_units, receptive_field
 from .sheets import EMPTY_TILE, contact_sheet
+
 
 @dataclass
 class Patch:
@@ -31,6 +32,11 @@ class Patch:
     position: Tuple[int, int]         # (y, x) in the activation map
     box: Tuple[int, int, int, int]    # receptive field in the (resized) image, clamped: left, top, right, bottom
     image: Image.Image = field(repr=False)  # the receptive field window; parts outside the image are grey
+
+    def to_dict(self) -> dict:
+        """The patch's numbers, JSON-ready (the image left out)."""
+        return {"unit": self.unit, "activation": self.activation, "image_index": self.image_index,
+                "source": self.source, "position": list(self.position), "box": list(self.box)}
 
 
 @dataclass
@@ -45,9 +51,13 @@ class UnitPatches:
     def peak(self) -> float:
         return self.patches[0].activation if self.patches else 0.0
 
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "unit": self.unit, "peak": self.peak,
+                "patches": [p.to_dict() for p in self.patches]}
+
 
 def find_images(paths: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]:
-    """Expand folders (the images directly in them, sorted by name) and keep files and PIL images as they are.
+    """``imageio.find_images`` for files and folders, with PIL images kept as they are (in place).
 
     Raises NeuralensError for a missing path or a folder with no images in it."""
     if isinstance(paths, (str, os.PathLike, Image.Image)):
@@ -58,19 +68,12 @@ def find_images(paths: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]
         if isinstance(item, Image.Image):
             found.append(item)
             continue
-        path = Path(item)
-        if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if p.is_file() and is_image_name(p))
-            if not inside:
-                raise NeuralensError(f"{path}: no images in this folder")
-            found.extend(p for p in inside if p.resolve() not in seen)
-            seen.update(p.resolve() for p in inside)
-        elif path.exists():
+        if not Path(item).exists():
+            raise NeuralensError(f"{item}: no such file or folder")
+        for path in imageio.find_images(item):
             if path.resolve() not in seen:
-                found.append(path)
                 seen.add(path.resolve())
-        else:
-            raise NeuralensError(f"{path}: no such file or folder")
+                found.append(path)
     if not found:
         raise NeuralensError("no images given")
     return found
@@ -206,13 +209,13 @@ def units_sheet(results: Sequence[UnitPatches], tile: Optional[int] = None, font
         for j in range(columns):
             p = r.patches[j] if j < len(r.patches) else None
             tiles.append(p.image if p else None)
-            captions.append(_short(p.activation) if p else "")
+            captions.append(format_activation(p.activation) if p else "")
     labels = [f"unit {r.unit}" for r in results]
     title = f"{layer}: strongest patches per unit (receptive field {rf.size} px)"
     return contact_sheet(tiles, captions, columns=columns, row_labels=labels, title=title,
                          tile_size=(side, side), font_size=font_size)
 
 
-def _short(value: float) -> str:
+def format_activation(value: float) -> str:
     """An activation for a caption: whole numbers from 100 up, three significant digits below."""
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"

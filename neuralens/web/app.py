@@ -3,38 +3,46 @@
     from neuralens.web import create_app
     app = create_app(token="a-long-secret")      # then: uvicorn.run(app, host=..., port=...)
 
-The page (``static/``) and the bundled samples are public; everything under ``/api`` goes through the
-guard (token, cross-site refusal). Every error leaves as JSON ``{"error": "..."}`` with a 4xx status
-(or 500 for a bug), and the server keeps serving.
+The page (``static/``), the bundled samples and the API docs (``/docs``, with Swagger UI's files served
+from the ``fastapi-offline`` package, so it works offline) are public; everything under ``/api``
+goes through the guard (token, cross-site refusal). Every error leaves as JSON ``{"error": "..."}`` with a
+4xx status (or 500 for a bug), and the server keeps serving. The OpenAPI schema says so: every error
+status a route can answer is declared with that shape, and the bearer scheme only when there is a token.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, devices
 from ..errors import NeuralensError
+from ..options import OptionError, check_value, parse_text
 from . import faces_api, style_api
 from .jobs import JobManager, QueueFull
-from .security import BodyLimit, HostGuard, api_guard
-from .style_api import samples
+from .security import ERROR_MEANINGS, BodyLimit, Error, HostGuard, api_guard
+from .style_api import WEB_SPECS, option_fields, sample_list, samples
 from .uploads import UploadError
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
+DOCS_ASSETS = "/docs-assets"   # Swagger UI, from the fastapi-offline package
 
 
 @dataclass
@@ -59,12 +67,61 @@ class WebConfig:
         return self.max_upload_bytes * self.max_files + 1_000_000  # the files plus room for the form fields
 
 
+class Sample(BaseModel):
+    name: str
+    url: str
+    kind: Optional[Literal["content", "style"]]
+    title: str
+
+
+class OptionField(BaseModel):
+    """One option of the style form (``neuralens.options.web_fields``)."""
+
+    name: str
+    kind: str
+    default: Any
+    nullable: bool
+    choices: Optional[List[Any]]
+    minimum: Optional[float]
+    maximum: Optional[float]
+    above: Optional[float]
+    help: str
+    none_help: Optional[str]
+
+
+class Info(BaseModel):
+    version: str
+    device: str
+    limits: Dict[str, int]
+    samples: List[Sample]
+    options: List[OptionField]
+
+
+def _option_message(name: str, value: Any) -> Optional[str]:
+    """The options' own message for a bad form value of option ``name`` (as the CLI and the Python API
+    word it, naming the field), or None when it cannot say."""
+    spec = WEB_SPECS.get(name)
+    if spec is None or not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_text(name, spec, value)
+        choices = style_api.web_choices(name, spec)
+        if choices is not None and parsed not in choices:
+            return f"{name} must be one of {', '.join(str(c) for c in choices)}, got {value[:60]!r}"
+        check_value(name, spec, parsed)
+    except OptionError as exc:
+        return str(exc)
+    return None
+
+
 def _validation_message(exc: RequestValidationError) -> str:
-    """One line naming each bad field, e.g. "size: Input should be a valid integer"."""
+    """One line naming each bad field, e.g. "size must be a whole number > 0, got -4"."""
     parts = []
     for err in exc.errors():
-        where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path", "form"))
-        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path", "form")]
+        where = ".".join(loc)
+        own = _option_message(loc[-1], err.get("input")) if len(loc) == 1 else None
+        parts.append(own or f"{where or 'request'}: {err.get('msg', 'invalid')}")
     return "bad request: " + "; ".join(parts)
 
 
@@ -111,10 +168,11 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
         finally:
             manager.shutdown()
 
-    app = FastAPI(
-        title="neuralens", version=__version__, lifespan=lifespan,
-        description="Neural style transfer with live previews, and face enrolment and search, over HTTP. "
-                    "When the server has a token, send it as `Authorization: Bearer <token>`.")
+    description = "Neural style transfer with live previews, and face enrolment and search, over HTTP."
+    if config.token:
+        description += " This server has an access token: send it as `Authorization: Bearer <token>`."
+    app = FastAPI(title="neuralens", version=__version__, lifespan=lifespan, description=description,
+                  docs_url=None, redoc_url=None)
     app.state.config = config
     app.state.manager = manager
     _install_error_handlers(app)
@@ -125,19 +183,99 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
 
     api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(config.token))])
 
-    @api.get("/info", summary="Server version, device, limits and bundled samples")
+    @api.get("/info", summary="Server version, device, limits, bundled samples and the style options",
+             response_model=Info,
+             description="`options`: every option of `POST /api/jobs` with its kind, default, limits, choices "
+                         "and help (the page builds its settings from these).")
     def info() -> dict:
         fields = ("workers", "max_queue", "preview_every", "max_upload_bytes", "max_pixels", "max_files",
                   "max_size", "max_iterations")
         return {"version": __version__, "device": str(devices.pick_device(config.device)),
                 "limits": {name: getattr(config, name) for name in fields},
-                "samples": [{"name": name, "url": f"/samples/{name}"} for name in samples()]}
+                "samples": sample_list(), "options": option_fields()}
 
     style_api.register(api, manager, config)
     faces_api.register(api, config)
     app.include_router(api)
     _add_page_routes(app)
+    _add_docs_routes(app)
+    app.openapi = lambda: _openapi(app, config)
     return app
+
+
+def _error_response(status: int) -> dict:
+    return {"description": ERROR_MEANINGS[status],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _openapi(app: FastAPI, config: WebConfig) -> dict:
+    """FastAPI's schema, made to say what this server really answers:
+
+    - a validation error is a 400 ``{"error": ...}`` here (see ``_install_error_handlers``), not FastAPI's
+      422 ``HTTPValidationError``, which no route ever sends: that one is replaced;
+    - the errors every route shares are added: 400 (bad input, or any request when the Host header is
+      checked), 401 (token) on /api when there is a token, 403 on /api writes (cross-site), 413 where a
+      body is taken. The routes declare their own (404, 409, 415, 422, 429) with ``responses=``."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
+            if "HTTPValidationError" in str(responses.get("422", "")):
+                del responses["422"]
+            extra = []
+            if operation.get("parameters") or operation.get("requestBody") or config.allowed_hosts:
+                extra.append(400)
+            if path.startswith("/api/"):
+                if config.token:
+                    extra.append(401)
+                if method not in ("get", "head", "options"):
+                    extra.append(403)
+            if operation.get("requestBody"):
+                extra.append(413)
+            for status in extra:
+                responses.setdefault(str(status), _error_response(status))
+            operation["responses"] = dict(sorted(responses.items()))
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    components["Error"] = Error.model_json_schema()
+    app.openapi_schema = schema
+    return schema
+
+
+def _docs_assets() -> Optional[Path]:
+    """The folder of Swagger UI's files shipped by the fastapi-offline package (None without it)."""
+    found = importlib.util.find_spec("fastapi_offline")
+    if found is None or not found.submodule_search_locations:
+        return None
+    folder = Path(list(found.submodule_search_locations)[0]) / "static"
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
+def _add_docs_routes(app: FastAPI) -> None:
+    """/docs (Swagger UI), loading its script and styles from this server, never a CDN. (No /redoc: ReDoc's
+    bundle fetches its logo from the vendor's site.)"""
+    assets = _docs_assets()
+    if assets is None:
+        @app.get("/docs", include_in_schema=False)
+        def no_docs() -> HTMLResponse:
+            return HTMLResponse("<!doctype html><title>neuralens API</title><p>The interactive docs need the "
+                                "<code>fastapi-offline</code> package. The schema is at "
+                                "<a href='/openapi.json'>/openapi.json</a>.</p>")
+        return
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="neuralens API",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url="/static/favicon.svg",
+                                   # no "valid schema" badge: it would ask a validator site about the schema
+                                   swagger_ui_parameters={"validatorUrl": None})
 
 
 def _add_page_routes(app: FastAPI) -> None:

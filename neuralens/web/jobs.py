@@ -8,6 +8,9 @@ Why it is built this way:
   web layer adds no optimisation code of its own.
 - Each job owns a folder named by its server-generated id under the manager's root (a temporary folder);
   nothing a client sends ever becomes part of a path. Deleting a job, or stopping the server, removes it.
+- A server killed without a chance to clean up (``kill -9``, a power cut) leaves its root behind. Each root
+  therefore holds a lock file that its server keeps locked (``flock``) while it lives; a new manager deletes
+  every ``neuralens-web-*`` root whose lock it can take, and never one whose owner still holds it.
 - Readers (status polling, the SSE stream) watch ``Job.version``, bumped under a condition variable on
   every change, so they never miss the final state and never need to hold the lock for long.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import collections
 import io
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -30,12 +34,19 @@ from PIL import Image
 
 from ..errors import NeuralensError
 from ..imageio import save_image
-from ..style.transfer import StyleOptions, StyleTransfer, plan_scales
+from ..style import StyleOptions, StyleTransfer, plan_scales
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; stale roots are then left alone (never risk a live one)
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
+ROOT_PREFIX = "neuralens-web-"
+LOCK_NAME = "server.lock"   # inside each root; held (flock) by its server for as long as it runs
 
 
 class QueueFull(NeuralensError):
@@ -72,17 +83,13 @@ class Job:
 
     def to_dict(self) -> dict:
         """The JSON the API returns for this job (no image data: those have their own URLs)."""
-        o = self.options
         base = f"/api/jobs/{self.id}"
         return {
             "id": self.id, "status": self.status, "version": self.version,
             "created": self.created, "started": self.started, "finished": self.finished,
             "error": self.error, "stopped_early": self.stopped_early,
             "progress": dict(self.progress),
-            "options": {"size": o.size, "iterations": o.iterations, "style_weight": o.style_weight,
-                        "content_weight": o.content_weight, "tv_weight": o.tv_weight,
-                        "preserve_color": o.preserve_color, "style_blend": list(o.style_blend or []) or None,
-                        "seed": o.seed, "optimizer": o.optimizer},
+            "options": self.options.to_dict(),
             "inputs": dict(self.labels),
             "result_size": self.result_size,
             "preview_iteration": self.preview_iteration,
@@ -90,6 +97,68 @@ class Job:
                      "preview": f"{base}/preview" if self.preview is not None or self.result_size else None,
                      "result": f"{base}/result" if self.result_size is not None else None},
         }
+
+
+def _lock(path: Path, create: bool):
+    """An open file on ``path`` holding an exclusive flock, or None when another process holds it (or the
+    file is missing and ``create`` is false)."""
+    try:
+        handle = open(path, "a+" if create else "r+")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def make_root(parent: Optional[Path] = None) -> Tuple[Path, object]:
+    """A fresh results folder ``neuralens-web-*`` under ``parent`` (the temporary folder by default), with its
+    lock file held: returns (folder, open lock file; None without flock). The lock file is locked under a
+    temporary name and then renamed into place, so a lock file visible under its own name is always held
+    by a living server from the start."""
+    root = Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-", dir=parent))
+    if fcntl is None:
+        return root, None
+    pending = root / (LOCK_NAME + ".new")
+    handle = _lock(pending, create=True)
+    if handle is not None:
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        os.replace(pending, root / LOCK_NAME)
+    return root, handle
+
+
+def remove_stale_roots(parent: Optional[Path] = None) -> List[Path]:
+    """Delete the results folders of servers that died without cleaning up: every ``neuralens-web-*`` folder
+    under ``parent`` whose lock file nobody holds. Folders without a lock file (being made right now, or
+    left by an older version) and folders whose server is alive are left alone. Returns those deleted."""
+    if fcntl is None:
+        return []
+    parent = Path(parent or tempfile.gettempdir())
+    removed = []
+    try:
+        candidates = [p for p in parent.iterdir() if p.name.startswith(ROOT_PREFIX)]
+    except OSError:
+        return []
+    for root in candidates:
+        try:
+            if root.is_symlink() or not root.is_dir() or root.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        handle = _lock(root / LOCK_NAME, create=False)
+        if handle is None:
+            continue  # a live server holds it, or it has no lock file
+        try:
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(root)
+            log.info("removed %s, left by a server that is no longer running", root)
+        finally:
+            handle.close()
+    return removed
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -143,8 +212,8 @@ class JobManager:
     """Accepts jobs, runs them ``workers`` at a time in background threads, keeps their results.
 
     ``max_queue`` is how many jobs may wait (not counting running ones); ``preview_every`` is how often (in
-    loss evaluations) an intermediate image is taken; ``root`` is the folder for results (a fresh temporary
-    folder by default, removed by ``shutdown``)."""
+    loss evaluations) an intermediate image is taken; ``root`` is the folder for results (by default a fresh
+    temporary folder, removed by ``shutdown``; the folders of dead servers are removed on the way)."""
 
     def __init__(self, workers: int = 1, max_queue: int = 4, preview_every: int = 5,
                  root: Optional[Path] = None, runner: Runner = run_style_transfer):
@@ -155,7 +224,12 @@ class JobManager:
         self.preview_every = preview_every
         self.runner = runner
         self._own_root = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="neuralens-web-")) if root is None else Path(root)
+        self._root_lock = None
+        if root is None:
+            remove_stale_roots()
+            self.root, self._root_lock = make_root()
+        else:
+            self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._jobs: Dict[str, Job] = {}
         self._waiting: Deque[Job] = collections.deque()
@@ -185,6 +259,9 @@ class JobManager:
             thread.join(timeout)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
+            if self._root_lock is not None:
+                self._root_lock.close()
+                self._root_lock = None
 
     # --- requests -----------------------------------------------------------------------------------
     def submit(self, options: StyleOptions, content: Image.Image, styles: List[Image.Image],

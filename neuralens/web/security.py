@@ -12,16 +12,45 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from typing import Optional
+from typing import Any, Dict, Optional
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 
 from ..errors import NeuralensError
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 bearer = HTTPBearer(auto_error=False, description="The server's access token (`neuralens serve --token`)")
+
+
+class Error(BaseModel):
+    """Every error the server answers: one line saying what is wrong."""
+
+    error: str = Field(..., description="what went wrong, in one line")
+
+
+# What each error status means in this API (docs/web.md, "Safety"). ``error_responses`` turns a list of
+# statuses into FastAPI's ``responses=`` with the shared model, so the schema says what really comes back.
+ERROR_MEANINGS = {
+    400: "malformed request (a missing or badly typed field, a value outside the schema's limits)",
+    401: "missing or wrong access token",
+    403: "cross-site request refused",
+    404: "not found",
+    409: "conflict: the resource does not exist (yet)",
+    413: "too many bytes or pixels",
+    415: "an upload that is not a supported image",
+    422: "a value the library refuses (its one-line message)",
+    429: "the queue is full: retry later",
+}
+
+
+def error_responses(*statuses: int, **meanings: str) -> Dict[Any, Dict[str, Any]]:
+    """``responses=`` for FastAPI: each status with the shared ``Error`` model and its meaning
+    (``meanings`` overrides it, keyed ``e404="no job with that id"``)."""
+    return {status: {"model": Error, "description": meanings.get(f"e{status}", ERROR_MEANINGS[status])}
+            for status in statuses}
 
 
 def is_loopback(host: str) -> bool:
@@ -62,13 +91,21 @@ def same_origin(request: Request) -> bool:
 def api_guard(token: Optional[str]):
     """A FastAPI dependency for every /api route: cross-site writes refused, the token checked when set.
 
-    Declared through the HTTP bearer security scheme, so /docs shows an "Authorize" button."""
-    async def guard(request: Request,
-                    credentials: Optional[HTTPAuthorizationCredentials] = Security(bearer)) -> None:
+    With a token it is declared through the HTTP bearer security scheme, so /docs shows an "Authorize"
+    button; without one the schema declares no security at all (there is nothing to send)."""
+    def refuse_cross_site(request: Request) -> None:
         if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(request):
             raise HTTPException(403, "cross-site request refused: use the page served by this server")
-        if token is None:
-            return
+
+    if token is None:
+        async def open_guard(request: Request) -> None:
+            refuse_cross_site(request)
+
+        return open_guard
+
+    async def guard(request: Request,
+                    credentials: Optional[HTTPAuthorizationCredentials] = Security(bearer)) -> None:
+        refuse_cross_site(request)
         given = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
         if not token_matches(token, given):
             message = ("an access token is required: send 'Authorization: Bearer <token>'"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuralens.faces import Gallery, api
+from neuralens.faces import Gallery, api, enroll
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "faces"
 
@@ -44,8 +44,8 @@ def enrolled(tmp_path_factory):
     """A gallery file with Obama (2 photos) and Biden (1 photo) enrolled. Tests must not modify it."""
     path = tmp_path_factory.mktemp("enrolled") / "gallery.sqlite3"
     with Gallery(path) as gallery:
-        gallery.enroll("Obama", [DATA / "obama.jpg", DATA / "obama2.jpg"])
-        gallery.enroll("Biden", [DATA / "biden.jpg"])
+        enroll(gallery, "Obama", [DATA / "obama.jpg", DATA / "obama2.jpg"])
+        enroll(gallery, "Biden", [DATA / "biden.jpg"])
     return path
 
 

@@ -1,5 +1,6 @@
 """`neuralens faces ...` end to end through neuralens.cli.main, and every bad input's one-line error."""
 import json
+import re
 import shutil
 
 import pytest
@@ -14,12 +15,14 @@ def run(capsys, *args):
     return code, out, err
 
 
+PROGRESS = re.compile(r"^encoding \d+(/\d+)? image")  # neuralens.progress's plain lines (stderr is no terminal)
+
+
 def assert_one_line_error(code, err, pattern):
     assert code == 2, err
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if not PROGRESS.match(line)]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
-    import re
     assert re.search(pattern, lines[0]), lines[0]
 
 
@@ -99,6 +102,7 @@ def test_evaluate_text_and_json(capsys, pair_list):
     # --upsample 0: these portraits' faces are large, and detection is then about 4x faster.
     code, out, err = run(capsys, "evaluate", csv_file, "--images", images, "--upsample", "0")
     assert code == 0, err
+    assert PROGRESS.match(err.splitlines()[-1]) and "6/6 image" in err  # progress shows without a terminal
     for label in ("accuracy", "best threshold", "ROC AUC", "EER", "TAR @ FAR=0.01", "TAR @ FAR=0.001",
                   "seconds/image", "without a face"):
         assert label in out

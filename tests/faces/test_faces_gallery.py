@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from neuralens.errors import NeuralensError
-from neuralens.faces import Gallery, default_gallery_path
+from neuralens.faces import Gallery, default_gallery_path, enroll, identify, verify
 from neuralens.faces.gallery import vector_bytes
 from neuralens.faces.models import Pipeline
 
@@ -32,9 +32,9 @@ def gallery(tmp_path, enrolled):
 
 
 def test_identify_finds_both_people_in_the_group_photos(gallery, photo):
-    names = [m.name for m in gallery.identify(photo("two_people.jpg"))]
+    names = [m.name for m in identify(gallery, photo("two_people.jpg"))]
     assert names == ["Obama", "Biden"]
-    matches = gallery.identify(photo("obama_and_biden.jpg"))
+    matches = identify(gallery, photo("obama_and_biden.jpg"))
     assert [m.name for m in matches] == ["Biden", "Obama", None]  # the third person is not enrolled
     unknown = matches[2]
     assert unknown.distance > unknown.threshold and unknown.nearest in ("Obama", "Biden")
@@ -43,40 +43,40 @@ def test_identify_finds_both_people_in_the_group_photos(gallery, photo):
 
 def test_unknown_for_someone_not_enrolled(tmp_path, photo):
     with Gallery(tmp_path / "g.sqlite3") as g:
-        g.enroll("Obama", [photo("obama.jpg")])
-        (match,) = g.identify(photo("biden2.jpg"))
+        enroll(g, "Obama", [photo("obama.jpg")])
+        (match,) = identify(g, photo("biden2.jpg"))
         assert match.name is None and match.nearest == "Obama" and match.distance > 0.6
-        assert not g.verify(photo("biden2.jpg"), "obama").same
+        assert not verify(g, photo("biden2.jpg"), "obama").same
 
 
 def test_verify_searches_all_photos_of_the_person(gallery, photo):
-    result = gallery.verify(photo("obama_small.jpg"), "OBAMA")  # names match case-insensitively
+    result = verify(gallery, photo("obama_small.jpg"), "OBAMA")  # names match case-insensitively
     assert result.same and result.details["name"] == "Obama" and result.details["embeddings"] == 2
     stored = gallery.embeddings("Obama")
-    query = gallery.identify(photo("obama_small.jpg"))[0].face.embedding
+    query = identify(gallery, photo("obama_small.jpg"))[0].face.embedding
     assert result.distance == pytest.approx(np.linalg.norm(stored - query, axis=1).min(), abs=1e-5)
-    assert not gallery.verify(photo("biden2.jpg"), "Obama").same
+    assert not verify(gallery, photo("biden2.jpg"), "Obama").same
     with pytest.raises(NeuralensError, match="no one called 'Trump'"):
-        gallery.verify(photo("biden2.jpg"), "Trump")
+        verify(gallery, photo("biden2.jpg"), "Trump")
 
 
 def test_enrol_remove_identify_leaves_no_trace(tmp_path, photo):
     path = tmp_path / "g.sqlite3"
     with Gallery(path) as g:
-        g.enroll("Obama", [photo("obama.jpg")])
-        g.enroll("Zebulon Biden", [photo("biden.jpg"), photo("biden2.jpg")])
+        enroll(g, "Obama", [photo("obama.jpg")])
+        enroll(g, "Zebulon Biden", [photo("biden.jpg"), photo("biden2.jpg")])
         secret = [vector_bytes(v) for v in g.embeddings("Zebulon Biden")]
-        assert [m.name for m in g.identify(photo("two_people.jpg"))] == ["Obama", "Zebulon Biden"]
+        assert [m.name for m in identify(g, photo("two_people.jpg"))] == ["Obama", "Zebulon Biden"]
         before = b"".join(p.read_bytes() for p in tmp_path.glob("g.sqlite3*"))
         assert b"Zebulon" in before and secret[0][:16] in before  # the search below can find them
         assert g.remove("zebulon biden") == 2
         assert [p.name for p in g.persons()] == ["Obama"]
-        assert [m.name for m in g.identify(photo("two_people.jpg"))] == ["Obama", None]
+        assert [m.name for m in identify(g, photo("two_people.jpg"))] == ["Obama", None]
         with pytest.raises(NeuralensError, match="no one called"):
             g.remove("Zebulon Biden")
     leftovers = b"".join(p.read_bytes() for p in tmp_path.glob("g.sqlite3*"))
     assert leftovers, "the gallery file should still exist"
-    assert b"Zebulon" not in leftovers and "biden.jpg".encode() not in leftovers
+    assert b"Zebulon" not in leftovers and b"biden.jpg" not in leftovers
     for source in (photo("biden.jpg"), photo("biden2.jpg")):  # nor the hashes of their photos
         assert hashlib.sha256(source.read_bytes()).hexdigest().encode() not in leftovers
     for blob in secret:
@@ -93,10 +93,10 @@ def test_rename(gallery):
 
 
 def test_several_photos_duplicates_and_lookalike_warning(gallery, photo):
-    result = gallery.enroll("Obama", [photo("obama.jpg"), photo("obama_small.jpg")])
+    result = enroll(gallery, "Obama", [photo("obama.jpg"), photo("obama_small.jpg")])
     assert result.added == 1 and result.skipped == [str(photo("obama.jpg"))]
     assert len(gallery.embeddings("Obama")) == 3
-    result = gallery.enroll("Barack", [photo("obama_small.jpg")])
+    result = enroll(gallery, "Barack", [photo("obama_small.jpg")])
     assert result.added == 1 and any("'Obama'" in w and "look-alike" in w for w in result.warnings)
 
 
@@ -107,35 +107,35 @@ def test_several_photos_duplicates_and_lookalike_warning(gallery, photo):
 ])
 def test_enrolment_quality_checks(gallery, photo, make, message):
     with pytest.raises(NeuralensError, match=message):
-        gallery.enroll("Someone", [make(photo)])
+        enroll(gallery, "Someone", [make(photo)])
     assert "Someone" not in [p.name for p in gallery.persons()]
 
 
 def test_enrolment_frontal_check_and_face_choice(gallery, photo):
     with pytest.raises(NeuralensError, match="not frontal enough"):
-        gallery.enroll("Someone", [photo("obama_small.jpg")], max_yaw=0.001)
-    assert gallery.enroll("Pair left", [photo("two_people.jpg")], face=1).added == 1
+        enroll(gallery, "Someone", [photo("obama_small.jpg")], max_yaw=0.001)
+    assert enroll(gallery, "Pair left", [photo("two_people.jpg")], face=1).added == 1
     with pytest.raises(NeuralensError, match="--face 3 asked for, but the photo has 2"):
-        gallery.enroll("Pair", [photo("two_people.jpg")], face=3)
-    assert gallery.enroll("Pair largest", [photo("two_people.jpg")], largest=True).added == 1
+        enroll(gallery, "Pair", [photo("two_people.jpg")], face=3)
+    assert enroll(gallery, "Pair largest", [photo("two_people.jpg")], largest=True).added == 1
 
 
 def test_small_background_faces_do_not_count(tmp_path, photo):
     with Gallery(tmp_path / "g.sqlite3") as g:
-        g.enroll("Obama", [photo("obama.jpg")])
+        enroll(g, "Obama", [photo("obama.jpg")])
         # Biden (53 px) and a girl (44 px) are under the 60 px minimum; Obama (63 px) is the one usable face.
-        result = g.enroll("Obama again", [photo("obama_and_biden.jpg")])
+        result = enroll(g, "Obama again", [photo("obama_and_biden.jpg")])
         assert result.added == 1 and any("ignored 2 smaller face(s)" in w for w in result.warnings)
         assert any("'Obama'" in w for w in result.warnings)  # and it is indeed Obama's face
         with pytest.raises(NeuralensError, match="3 faces found"):
-            g.enroll("Someone", [photo("obama_and_biden.jpg")], min_face=40)
+            enroll(g, "Someone", [photo("obama_and_biden.jpg")], min_face=40)
 
 
 def test_a_failed_photo_stores_nothing(gallery, photo, faceless):
-    before = len(gallery)
+    before = gallery.embedding_count()
     with pytest.raises(NeuralensError, match="landscape.jpg: no face found"):
-        gallery.enroll("Joe", [photo("biden2.jpg"), faceless])
-    assert len(gallery) == before and "Joe" not in [p.name for p in gallery.persons()]
+        enroll(gallery, "Joe", [photo("biden2.jpg"), faceless])
+    assert gallery.embedding_count() == before and "Joe" not in [p.name for p in gallery.persons()]
 
 
 def test_an_error_inside_the_write_rolls_back(gallery):
@@ -143,7 +143,7 @@ def test_an_error_inside_the_write_rolls_back(gallery):
     good = np.zeros(128, np.float32)
     with pytest.raises(NeuralensError, match="128 finite numbers"):
         gallery.add_embeddings("Half", [good, np.zeros(5)], ["a", "b"], fingerprint)
-    assert len(gallery) == 3 and "Half" not in [p.name for p in gallery.persons()]
+    assert gallery.embedding_count() == 3 and len(gallery) == 2 and "Half" not in [p.name for p in gallery.persons()]
 
 
 def test_a_process_killed_mid_enrolment_leaves_the_gallery_as_it_was(gallery):
@@ -165,7 +165,7 @@ def test_a_process_killed_mid_enrolment_leaves_the_gallery_as_it_was(gallery):
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
     with Gallery(gallery.path) as again:
-        assert len(again) == 3 and [p.name for p in again.persons()] == ["Biden", "Obama"]
+        assert again.embedding_count() == 3 and [p.name for p in again.persons()] == ["Biden", "Obama"]
 
 
 def test_two_processes_enrolling_at_once_lose_nothing(tmp_path):
@@ -198,16 +198,16 @@ def test_two_processes_enrolling_at_once_lose_nothing(tmp_path):
     for worker in workers:
         assert worker.wait(timeout=120) == 0, worker.stderr.read()
     with Gallery(path) as g:
-        assert len(g) == 48
+        assert g.embedding_count() == 48 and len(g) == 8
         assert sorted((p.name, p.embeddings) for p in g.persons()) == \
             sorted((f"{w}{i}", 6) for w in ("ann", "bob") for i in range(4))
 
 
 def test_refuses_to_mix_pipelines(gallery, photo):
     with pytest.raises(NeuralensError, match="jitter: gallery 0 vs now 1.*refusing to mix"):
-        gallery.enroll("Obama", [photo("obama_small.jpg")], jitter=1)
+        enroll(gallery, "Obama", [photo("obama_small.jpg")], jitter=1)
     with pytest.raises(NeuralensError, match="detector.*refusing to mix"):
-        gallery.enroll("Obama", [photo("obama_small.jpg")], detector="cnn")
+        enroll(gallery, "Obama", [photo("obama_small.jpg")], detector="cnn")
     other = dict(Pipeline().fingerprint(), encoder_sha256="0" * 64)
     with pytest.raises(NeuralensError, match="encoder_sha256"):
         gallery.add_embeddings("X", [np.zeros(128)], ["h"], other)
@@ -248,9 +248,9 @@ def test_empty_missing_and_foreign_galleries(tmp_path, photo):
     assert not (tmp_path / "missing.sqlite3").exists()
     with Gallery(tmp_path / "new.sqlite3") as g:
         with pytest.raises(NeuralensError, match="is empty"):
-            g.identify(photo("obama.jpg"))
+            identify(g, photo("obama.jpg"))
         with pytest.raises(NeuralensError, match="is empty"):
-            g.verify(photo("obama.jpg"), "Obama")
+            verify(g, photo("obama.jpg"), "Obama")
     text = tmp_path / "notes.txt"
     text.write_text("not a database " * 200)
     with pytest.raises(NeuralensError, match="not a neuralens gallery"):
@@ -309,7 +309,7 @@ def test_threads_creating_and_filling_a_new_gallery_at_once_lose_nothing(tmp_pat
         t.join(60)
     assert not errors
     with Gallery(path) as g:
-        assert len(g) == 40 and [p.embeddings for p in g.persons()] == [10] * 4
+        assert g.embedding_count() == 40 and len(g) == 4 and [p.embeddings for p in g.persons()] == [10] * 4
 
 
 def test_a_read_only_gallery_gives_a_one_line_error(gallery, tmp_path):

@@ -175,12 +175,11 @@ def test_evaluate_pairs_on_real_photos(tmp_path, lfw_tree):
 
 
 def test_evaluate_pairs_with_a_head_uses_its_distances_and_threshold(tmp_path, lfw_tree):
-    from neuralens.faces.training import Head
+    from neuralens.faces import ProjectionMetric
     pairs_file = tmp_path / "pairs.txt"
     pairs_file.write_text("Barack_Obama\t1\t2\nJoe_Biden\t1\t2\nBarack_Obama\t1\tJoe_Biden\t1\n")
-    head = Head(kind="projection", threshold=1.2, confidence={"intercept": 9, "slope": -15},
-                pipeline=Pipeline().fingerprint(), projection_weight=2 * np.eye(128, dtype=np.float32),
-                projection_bias=np.zeros(128, np.float32))
+    head = ProjectionMetric(2 * np.eye(128, dtype=np.float32), np.zeros(128, np.float32), threshold=1.2,
+                            confidence_fit={"intercept": 9, "slope": -15}, pipeline=Pipeline().fingerprint())
     raw = metrics.evaluate_pairs(pairs_file, lfw_tree, upsample=0)
     doubled = metrics.evaluate_pairs(pairs_file, lfw_tree, head=head, upsample=0)
     assert np.allclose(doubled["distances"], 2 * raw["distances"], atol=1e-5)  # W = 2I doubles distances
@@ -188,3 +187,39 @@ def test_evaluate_pairs_with_a_head_uses_its_distances_and_threshold(tmp_path, l
     head.pipeline = dict(head.pipeline, alignment="something else")
     with pytest.raises(NeuralensError, match="another face encoder or alignment"):
         metrics.evaluate_pairs(pairs_file, lfw_tree, head=head, upsample=0)
+
+
+def test_calibrate_distances_by_cross_validation_and_by_false_accept_rate():
+    from neuralens.faces import calibrate_distances
+    result = calibrate_distances(D, Y, folds=2)
+    expected = metrics.cross_validate_threshold(D, Y, 2)
+    assert result.method == "2-fold cross-validation" and result.threshold == pytest.approx(expected["threshold"])
+    assert result.accuracy == pytest.approx(expected["accuracy"]) and result.pairs == 6
+    assert result.confidence_fit == pytest.approx(metrics.fit_logistic(D, Y))
+    # At most half the 3 different pairs (0.4, 0.7, 0.9) accepted: just below 0.7, where all same pairs pass.
+    by_far = calibrate_distances(D, Y, far=0.5)
+    assert by_far.threshold == pytest.approx(0.7) and by_far.threshold < 0.7
+    assert by_far.tar == 1.0 and by_far.far == pytest.approx(1 / 3) and by_far.accuracy is None
+    assert by_far.to_dict()["calibration"] == {"method": "far 0.5", "tar": 1.0, "far": pytest.approx(1 / 3),
+                                               "pairs": 6, "no_face": 0, "pairs_file": None}
+    with pytest.raises(NeuralensError, match="between 0 and 1"):
+        calibrate_distances(D, Y, far=2)
+
+
+def test_calibrate_a_pair_list_into_a_gallery(tmp_path, lfw_tree):
+    from neuralens.faces import Gallery, calibrate
+    pairs_file = tmp_path / "pairs.txt"
+    pairs_file.write_text("Barack_Obama\t1\t2\nBarack_Obama\t1\t3\nJoe_Biden\t1\t2\nBarack_Obama\t1\tJoe_Biden\t1\n"
+                          "Barack_Obama\t2\tJoe_Biden\t2\nBarack_Obama\t3\tNobody\t1\n")
+    seen = []
+    with Gallery(tmp_path / "g.sqlite3") as gallery:
+        result = calibrate(pairs_file, lfw_tree, folds=2, upsample=0, gallery=gallery,
+                           progress=lambda done, total: seen.append((done, total)))
+        assert seen[-1] == (6, 6) and result.no_face == 1 and result.pairs == 5
+        assert gallery.threshold == pytest.approx(result.threshold) and 0.3 < result.threshold < 0.9
+        assert gallery.confidence_fit == pytest.approx(result.confidence_fit)
+        assert gallery.setting("calibration") == result.info() and result.gallery == str(gallery.path)
+        assert gallery.metric().threshold == pytest.approx(result.threshold)
+    data = result.to_dict()
+    assert set(data) == {"threshold", "confidence", "calibration", "gallery"}
+    assert data["calibration"]["method"] == "2-fold cross-validation" and data["calibration"]["pairs_file"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neuralens.errors import NeuralensError
-from neuralens.faces import Gallery, training
+from neuralens.faces import Gallery, ProjectionMetric, identify, training
 from neuralens.faces.models import Pipeline
 
 
@@ -98,20 +98,21 @@ def test_train_heads_reports_before_and_after_on_held_out_people(tmp_path):
     x, labels = synthetic(people=20, per_person=5)
     train, test = training.split_dataset(labels, 0.25, "people", seed=0)
     assert not set(labels[train]) & set(labels[test])  # whole people are held out
-    head, report = training.train_heads(x[train], labels[train], x[test], labels[test],
-                                        Pipeline().fingerprint(), steps=150)
+    heads, report = training.train_heads(x[train], labels[train], x[test], labels[test],
+                                         Pipeline().fingerprint(), steps=150)
     for key in ("before", "projection", "classifier"):
         assert {"accuracy", "best_threshold", "roc_auc", "eer", "tar_at_far"} <= set(report[key])
-    assert report["use"] in ("projection", "classifier") and head.kind == report["use"]
+    assert report["use"] in ("projection", "classifier") and heads.chosen.kind == heads.use == report["use"]
     assert max(report["projection"]["roc_auc"], report["classifier"]["roc_auc"]) > report["before"]["roc_auc"]
-    path = head.save(tmp_path / "head.json")
+    path = heads.save(tmp_path / "head.json")
     data = json.loads(path.read_text())  # plain JSON: no pickle anywhere
-    assert data["format"] == "neuralens-face-head" and data["kind"] == head.kind
+    assert data["format"] == "neuralens-face-head" and data["kind"] == heads.use
+    assert training.load_head(path).kind == heads.use
     for kind in ("projection", "classifier"):
         loaded = training.load_head(path, kind)
-        original = training.Head(kind=kind, threshold=0, confidence={}, pipeline={},
-                                 projection_weight=head.projection_weight, projection_bias=head.projection_bias,
-                                 classifier_weight=head.classifier_weight, classifier_bias=head.classifier_bias)
+        original = heads[kind]
+        assert type(loaded) is type(original) and loaded.threshold == pytest.approx(original.threshold)
+        assert loaded.confidence_fit == pytest.approx(original.confidence_fit)
         assert np.allclose(loaded.distances(x[:3], x[:20]), original.distances(x[:3], x[:20]), atol=1e-5)
         pairs = loaded.pair_distances(x[:3], x[3:6])
         assert np.allclose(pairs, np.diag(loaded.distances(x[:3], x[3:6])), atol=1e-5)
@@ -140,14 +141,13 @@ def test_bad_head_files(tmp_path):
 
 
 def test_an_identity_head_identifies_like_the_raw_encoder(tmp_path, enrolled, photo):
-    head = training.Head(kind="projection", threshold=0.6, confidence={"intercept": 9, "slope": -15},
-                         pipeline=Pipeline().fingerprint(), projection_weight=np.eye(128, dtype=np.float32),
-                         projection_bias=np.zeros(128, np.float32))
+    head = ProjectionMetric(np.eye(128, dtype=np.float32), np.zeros(128, np.float32), threshold=0.6,
+                            confidence_fit={"intercept": 9, "slope": -15}, pipeline=Pipeline().fingerprint())
     with Gallery(enrolled) as gallery:
-        plain = gallery.identify(photo("two_people.jpg"))
-        with_head = gallery.identify(photo("two_people.jpg"), head=head)
+        plain = identify(gallery, photo("two_people.jpg"))
+        with_head = identify(gallery, photo("two_people.jpg"), head=head)  # the older keyword still works
         assert [m.name for m in with_head] == [m.name for m in plain] == ["Obama", "Biden"]
         assert np.allclose([m.distance for m in with_head], [m.distance for m in plain], atol=1e-5)
         head.pipeline = dict(head.pipeline, encoder_sha256="f" * 64)
         with pytest.raises(NeuralensError, match="another face encoder"):
-            gallery.identify(photo("two_people.jpg"), head=head)
+            identify(gallery, photo("two_people.jpg"), metric=head)

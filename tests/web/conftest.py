@@ -10,8 +10,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's note about httpx vs httpx2 is not ours to act on
     from fastapi.testclient import TestClient
 
-from neuralens.web import create_app
 from web_helpers import png
+
+from neuralens.web import create_app
 
 
 @pytest.fixture()

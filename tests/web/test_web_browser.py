@@ -1,7 +1,7 @@
 """The page in a real headless Chromium (Debian's package, driven by Playwright) against a real
 `neuralens serve` process: stylize with live previews and download; enrol and identify a face; the token.
 
-Screenshots go to test-artifacts/ (web-style.png, web-faces.png, web-token.png)."""
+Screenshots go to test-artifacts/ (web-style.png, web-samples.png, web-faces.png, web-token.png, web-docs.png)."""
 from __future__ import annotations
 
 import base64
@@ -13,7 +13,6 @@ from typing import Iterator
 
 import pytest
 from PIL import Image
-
 from web_helpers import DATA, png, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +91,7 @@ def assert_only_own_requests(page, url: str) -> None:
 def test_stylize_in_the_browser(browser, server, tmp_path, content_image, style_image):
     (tmp_path / "photo.png").write_bytes(png(content_image))
     page = signed_in_page(browser, server)
-    assert page.locator("#content-samples .sample").count() == 4
+    assert page.locator("#content-samples .sample").count() == 2
 
     page.set_input_files("#content-file", str(tmp_path / "photo.png"))
     # The style image is dropped onto its zone, as a user would drag it from their files.
@@ -104,10 +103,10 @@ def test_stylize_in_the_browser(browser, server, tmp_path, content_image, style_
     }""", base64.b64encode(png(style_image)).decode())
     page.dispatch_event("#style-drop", "drop", {"dataTransfer": drop})
     assert page.locator("#style-chosen li").count() == 1
-    set_range(page, "#size", 64)
+    set_range(page, "#opt-size", 64)
     # Enough evaluations (a preview every 2) that a fast machine still shows several previews before the end.
-    set_range(page, "#iterations", 24)
-    assert page.inner_text("#size-value") == "64 px" and page.inner_text("#iterations-value") == "24"
+    set_range(page, "#opt-iterations", 24)
+    assert page.inner_text("#opt-size-value") == "64 px" and page.inner_text("#opt-iterations-value") == "24"
     # Record every image the result element shows, to see the preview change while it optimises.
     page.evaluate("""() => {
         window.shown = [];
@@ -143,12 +142,81 @@ def test_stylize_in_the_browser(browser, server, tmp_path, content_image, style_
     assert_only_own_requests(page, server)
 
 
+def test_sample_pickers_show_photos_and_paintings(browser, server):
+    """At 1280x900 the content picker shows the two photos and the style picker the two paintings, each
+    thumbnail loaded and on screen."""
+    page = signed_in_page(browser, server)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.wait_for_load_state("networkidle")
+    pickers = {"#content-samples": ["chelsea.jpg", "tubingen.jpg"], "#style-samples": ["starry_night.jpg", "the_scream.jpg"]}
+    for picker, names in pickers.items():
+        thumbnails = page.locator(f"{picker} .sample")
+        assert thumbnails.count() == len(names)
+        assert sorted(thumbnails.evaluate_all("els => els.map(e => e.dataset.sample)")) == names
+        for index in range(len(names)):
+            thumbnail = thumbnails.nth(index)
+            assert thumbnail.is_visible()
+            box = thumbnail.bounding_box()
+            assert box["width"] >= 40 and box["height"] >= 40 and box["y"] + box["height"] <= 900, box
+            assert thumbnail.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+    # No two thumbnails of a picker are drawn on top of each other.
+    for picker in pickers:
+        boxes = [page.locator(f"{picker} .sample").nth(i).bounding_box() for i in range(2)]
+        assert abs(boxes[0]["x"] - boxes[1]["x"]) >= boxes[0]["width"], boxes
+    page.screenshot(path=str(ARTIFACTS / "web-samples.png"))
+    assert_no_errors(page)
+
+
+def test_the_settings_come_from_the_server_and_are_sent(browser, server):
+    """The page builds every option of /api/info (four main controls, the rest under "More settings") with
+    the server's defaults, and sends what the user changed."""
+    page = signed_in_page(browser, server)
+    options = page.evaluate("info.options")
+    assert len(options) > 10
+    assert page.locator("#options-main .control").count() == 4
+    assert page.locator("#options-more .control").count() == len(options) - 4
+    assert page.input_value("#opt-size") == "512" and page.inner_text("#opt-iterations-value") == "auto"
+    page.click("#options-advanced summary")
+    for option in options:
+        if option["name"] in ("style_weight", "size", "iterations", "preserve_color"):
+            continue
+        control = page.locator(f"#opt-{option['name'].replace('_', '-')}")
+        assert control.is_visible(), option["name"]
+        if option["kind"] in ("int", "float") and option["default"] is not None:
+            assert float(control.input_value()) == option["default"], option["name"]
+    page.select_option("#opt-pooling", "avg")
+    page.fill("#opt-seed", "7")
+    page.click("#content-samples .sample[data-sample='tubingen.jpg']")
+    page.click("#style-samples .sample[data-sample='the_scream.jpg']")
+    set_range(page, "#opt-size", 64)
+    set_range(page, "#opt-iterations", 2)
+    with page.expect_request(lambda r: r.url.endswith("/api/jobs") and r.method == "POST") as request_info:
+        page.click("#stylize")
+    sent = request_info.value.post_data
+    for name, value in (("pooling", "avg"), ("seed", "7"), ("size", "64"), ("iterations", "2")):
+        assert f'name="{name}"\r\n\r\n{value}\r\n' in sent, (name, sent)
+    assert 'name="learning_rate"' not in sent  # unchanged: left to the server's default
+    page.wait_for_selector("#result[data-final='1']", timeout=120_000)
+    assert page.inner_text("#stat-status") == "done"
+    assert_no_errors(page)
+
+
+def test_api_docs_work_offline(browser, server):
+    page = new_page(browser, server + "docs")
+    page.wait_for_selector(".swagger-ui .info", timeout=30_000)
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/jobs']")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(ARTIFACTS / "web-docs.png"))
+    assert page.errors == []
+    assert_only_own_requests(page, server)
+
+
 def test_reload_resumes_and_cancel_keeps_the_image(browser, server):
     page = signed_in_page(browser, server)
     page.click("#content-samples .sample[data-sample='chelsea.jpg']")
     page.click("#style-samples .sample[data-sample='the_scream.jpg']")
-    set_range(page, "#size", 64)
-    set_range(page, "#iterations", 500)
+    set_range(page, "#opt-size", 64)
+    set_range(page, "#opt-iterations", 500)
     page.click("#stylize")
     page.wait_for_selector("#result[data-final='0']", timeout=60_000)  # the first preview
     page.screenshot(path=str(ARTIFACTS / "web-style-running.png"), full_page=True)
@@ -215,7 +283,7 @@ def test_the_page_asks_for_the_token_once(browser, server):
     page.fill("#token-input", TOKEN)
     page.click("#token-form button[type=submit]")
     page.wait_for_selector("body[data-ready='1']")
-    assert page.locator("#content-samples .sample").count() == 4
+    assert page.locator("#content-samples .sample").count() == 2
     page.reload()  # kept in the browser: not asked again
     page.wait_for_selector("body[data-ready='1']")
     assert page.locator("#token-dialog[open]").count() == 0

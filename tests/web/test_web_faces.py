@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from PIL import Image
-
-from web_helpers import DATA
+from web_helpers import DATA, fuzz, schema_operations
 
 
 def upload(name: str):
@@ -15,7 +15,7 @@ def upload(name: str):
 def test_faces_round_trip(client):
     assert client.get("/api/faces/people").json()["people"] == []
     empty = client.post("/api/faces/identify", files={"photo": upload("two_people.jpg")})
-    assert empty.status_code == 422 and "enrol someone first" in empty.json()["error"]
+    assert empty.status_code == 422 and "enrol someone first (POST /api/faces/people)" in empty.json()["error"]
 
     obama = client.post("/api/faces/people", data={"name": "Barack Obama"}, files={"photo": upload("obama.jpg")})
     assert obama.status_code == 201, obama.text
@@ -34,7 +34,7 @@ def test_faces_round_trip(client):
     assert all(len(f["box"]) == 4 and f["distance"] < f["threshold"] for f in found["faces"])
 
     drawn = client.post("/api/faces/identify?annotate=true", files={"photo": upload("two_people.jpg")})
-    assert drawn.headers["content-type"] == "image/png"
+    assert drawn.status_code == 200 and drawn.content.startswith(b"\x89PNG")
     assert Image.open(io.BytesIO(drawn.content)).size == (560, 329)
 
     same = client.post("/api/faces/verify", data={"name": "barack obama"}, files={"photo": upload("obama2.jpg")})
@@ -68,3 +68,96 @@ def test_enrolment_errors_say_what_is_wrong(client):
     not_image = client.post("/api/faces/identify", files={"photo": ("x.jpg", b"GIF89a-not-really", "image/jpeg")})
     assert not_image.status_code == 415
     assert client.get("/api/faces/people").json()["people"] == []
+
+
+def test_names_match_whatever_their_case_or_unicode_encoding(client):
+    first = client.post("/api/faces/people", data={"name": "\u00c9mile"}, files={"photo": upload("obama.jpg")})
+    assert first.status_code == 201, first.text
+    # Python's casefold() said these were one person, SQLite's ASCII-only NOCASE said two.
+    second = client.post("/api/faces/people", data={"name": "\u00e9mile"}, files={"photo": upload("obama2.jpg")})
+    assert second.status_code == 201 and second.json()["name"] == "\u00c9mile", second.text
+    assert second.json()["warnings"] == []  # not a look-alike of someone else: the same person
+    decomposed = client.post("/api/faces/people", data={"name": "E\u0301MILE"},
+                             files={"photo": upload("biden.jpg")})
+    assert decomposed.status_code == 201 and decomposed.json()["name"] == "\u00c9mile"
+    people = client.get("/api/faces/people").json()["people"]
+    assert [(p["name"], p["embeddings"]) for p in people] == [("\u00c9mile", 3)]
+    hidden = client.post("/api/faces/people", data={"name": "\u00c9mile\u200b"}, files={"photo": upload("biden.jpg")})
+    assert hidden.status_code == 422 and "U+200B" in hidden.json()["error"]
+    removed = client.delete("/api/faces/people/%C3%A9MILE")
+    assert removed.status_code == 200 and removed.json() == {"removed": "\u00c9mile", "embeddings": 3}
+    assert client.get("/api/faces/people").json()["people"] == []
+
+
+def test_verify_unknown_is_404_and_errors_name_the_webs_own_fields(client):
+    enrolled = client.post("/api/faces/people", data={"name": "Obama"}, files={"photo": upload("obama.jpg")})
+    assert enrolled.status_code == 201
+    unknown = client.post("/api/faces/verify", data={"name": "Nobody"}, files={"photo": upload("obama2.jpg")})
+    assert unknown.status_code == 404 and "no one called 'Nobody'" in unknown.json()["error"]
+    for route, data in (("/api/faces/people", {"name": "Both"}), ("/api/faces/verify", {"name": "Obama"})):
+        two = client.post(route, data=data, files={"photo": upload("two_people.jpg")})
+        assert two.status_code == 422 and "2 faces found" in two.json()["error"], two.text
+        assert "largest=true" in two.json()["error"] and "--" not in two.json()["error"]
+    both = client.post("/api/faces/verify", data={"name": "obama", "largest": "true"},
+                       files={"photo": upload("two_people.jpg")})
+    assert both.status_code == 200
+    assert client.delete("/api/faces/people/Obama").status_code == 200
+    empty = client.post("/api/faces/identify", files={"photo": upload("obama.jpg")})
+    assert empty.status_code == 422 and "POST /api/faces/people" in empty.json()["error"]
+    assert "neuralens faces" not in empty.json()["error"]
+
+
+def test_the_schema_says_what_the_faces_routes_answer(client):
+    schema = client.get("/openapi.json").json()
+    models = schema["components"]["schemas"]
+    routes = {("/api/faces/people", "get"): ("200", {"422"}),
+              ("/api/faces/people", "post"): ("201", {"400", "403", "413", "415", "422"}),
+              ("/api/faces/people/{name}", "delete"): ("200", {"400", "403", "404", "422"}),
+              ("/api/faces/identify", "post"): ("200", {"400", "403", "413", "415", "422"}),
+              ("/api/faces/verify", "post"): ("200", {"400", "403", "404", "413", "415", "422"})}
+    for (path, method), (ok, errors) in routes.items():
+        responses = schema["paths"][path][method]["responses"]
+        assert set(responses) == {ok} | errors, (path, method, sorted(responses))
+        for status in errors:
+            assert responses[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert "image/png" in schema["paths"]["/api/faces/identify"]["post"]["responses"]["200"]["content"]
+    # Every field the answers always carry is required (they are the results' to_dict(), nothing dropped).
+    assert models["VerifyOut"]["required"] == ["same", "distance", "threshold", "confidence", "name", "embeddings",
+                                               "box"]
+    assert set(models["FaceMatchOut"]["required"]) == set(models["FaceMatchOut"]["properties"])
+    assert set(models["EnrollOut"]["required"]) == {"name", "added", "skipped", "warnings"}
+    assert set(models["PeopleOut"]["required"]) == {"people", "threshold"}
+    assert set(models["PersonOut"]["required"]) == {"name", "embeddings", "created"}
+    assert set(models["RemovedOut"]["required"]) == {"removed", "embeddings"}
+
+
+def test_the_answers_are_the_results_to_dict(client):
+    from neuralens.web.faces_api import EnrollOut, FaceMatchOut, VerifyOut
+    enrolled = client.post("/api/faces/people", data={"name": "Obama"}, files={"photo": upload("obama.jpg")})
+    assert set(enrolled.json()) == set(EnrollOut.model_fields)
+    found = client.post("/api/faces/identify", files={"photo": upload("obama2.jpg")}).json()["faces"]
+    assert set(found[0]) == set(FaceMatchOut.model_fields)
+    verified = client.post("/api/faces/verify", data={"name": "Obama"}, files={"photo": upload("obama2.jpg")})
+    assert set(verified.json()) == set(VerifyOut.model_fields)
+
+
+def test_the_faces_routes_match_the_schema_under_schemathesis(client):
+    """Generated requests (valid and invalid) to every faces route, plus real photos: no 5xx, and every
+    answer's status, content type and body as the schema says."""
+    pytest.importorskip("schemathesis", reason="schemathesis is not installed (requirements-dev.txt)")
+    _, checks, operations = schema_operations(client.app, "/api/faces")
+    assert len(operations) == 5, sorted(operations)
+    photo = (DATA / "obama.jpg").read_bytes()
+    form = "multipart/form-data"
+    for label, body, status in (("POST /api/faces/people", {"name": "Obama", "photo": [photo]}, 201),
+                                ("POST /api/faces/identify", {"photo": photo}, 200),
+                                ("POST /api/faces/verify", {"name": "obama", "photo": photo}, 200),
+                                ("POST /api/faces/verify", {"name": "Nobody", "photo": photo}, 404)):
+        response = operations[label].Case(body=body, media_type=form).call_and_validate(checks=checks)
+        assert response.status_code == status, (label, response.text)
+    drawn = operations["POST /api/faces/identify"].Case(body={"photo": photo}, query={"annotate": True},
+                                                        media_type=form).call_and_validate(checks=checks)
+    assert drawn.status_code == 200 and drawn.content.startswith(b"\x89PNG")
+    fuzz(operations, checks, max_examples=6)
+    names = [p["name"] for p in client.get("/api/faces/people").json()["people"]]
+    assert "Obama" in names or names == []  # a generated DELETE may have removed him

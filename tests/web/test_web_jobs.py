@@ -5,7 +5,6 @@ import io
 import time
 
 from PIL import Image
-
 from web_helpers import read_events, wait_status
 
 TINY = {"size": "64", "iterations": "4"}
@@ -115,7 +114,7 @@ def test_deleting_a_running_job_stops_it(client):
 def test_time_left_counts_the_larger_scales_still_to_come():
     from types import SimpleNamespace
 
-    from neuralens.style.transfer import StyleOptions, plan_scales
+    from neuralens.style import StyleOptions, plan_scales
     from neuralens.web.jobs import TimeLeft
 
     options = StyleOptions(size=512, iterations=10)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from web_helpers import png
 
 from neuralens.cli import main
 from neuralens.errors import NeuralensError
 from neuralens.web.security import check_bind, is_loopback
-from web_helpers import png
 
 STATIC = Path(__file__).resolve().parents[2] / "neuralens" / "web" / "static"
 SAMPLES = {"content_sample": "tubingen.jpg", "style_sample": "starry_night.jpg", "size": "64", "iterations": "2"}
@@ -47,12 +47,28 @@ def test_bad_requests_get_clear_json_errors_and_the_server_keeps_serving(client,
         client.post("/api/jobs", data={**SAMPLES, "content_sample": "../../etc/passwd"}), 404)
     assert "size" in error_of(client.post("/api/jobs", data={**SAMPLES, "size": "big"}), 400)
     assert "preserve_color" in error_of(client.post("/api/jobs", data={**SAMPLES, "preserve_color": "sepia"}), 400)
-    assert "size must be a positive" in error_of(client.post("/api/jobs", data={**SAMPLES, "size": "-4"}), 422)
+    # Values outside the schema's limits are malformed requests (400), worded as the options word them:
+    # naming the field, never a command-line flag.
+    assert "size must be a whole number > 0, got -4" in error_of(
+        client.post("/api/jobs", data={**SAMPLES, "size": "-4"}), 400)
+    assert "style_weight must be a number >= 0" in error_of(
+        client.post("/api/jobs", data={**SAMPLES, "style_weight": "-1"}), 400)
+    assert "init must be one of content, noise, style" in error_of(  # never a path on the server
+        client.post("/api/jobs", data={**SAMPLES, "init": "/etc/hosts"}), 400)
     assert "over this server's limit" in error_of(client.post("/api/jobs", data={**SAMPLES, "size": "99999"}), 422)
+    assert "coarse_iterations 5000 is over this server's limit" in error_of(
+        client.post("/api/jobs", data={**SAMPLES, "coarse_iterations": "5000"}), 422)
+    assert "style_scale 40 makes the style images 2560 px" in error_of(
+        client.post("/api/jobs", data={**SAMPLES, "style_scale": "40"}), 422)
     assert "style_blend has 2 weights for 1" in error_of(
         client.post("/api/jobs", data={**SAMPLES, "style_blend": "1,2"}), 422)
-    assert "style_blend must be numbers" in error_of(
+    assert "style_blend expected numbers separated by commas" in error_of(
         client.post("/api/jobs", data={**SAMPLES, "style_blend": "a lot"}), 422)
+    assert "style_layers" in error_of(client.post("/api/jobs", data={**SAMPLES, "style_layers": "relu9_9"}), 422)
+    for message in (error_of(client.post("/api/jobs", data={**SAMPLES, name: value}), status)
+                    for name, value, status in (("size", "-4", 400), ("coarse_iterations", "5000", 422),
+                                                ("style_blend", "a lot", 422), ("tv_weight", "-1", 400))):
+        assert "--" not in message, message
     assert "job_id" in error_of(client.get("/api/jobs/not-an-id"), 400)
     assert "no job" in error_of(client.get("/api/jobs/" + "0" * 32), 404)
     assert "no job" in error_of(client.post("/api/jobs/" + "0" * 32 + "/cancel"), 404)

@@ -75,3 +75,50 @@ def start_server(tmp_path: Path, *extra: str, env: dict = None) -> tuple:
             return process, match.group(1)
     process.kill()
     raise AssertionError("the server did not start:\n" + "".join(seen))
+
+
+# ---- schemathesis: the schema against the API ------------------------------------------------------------
+SCHEMA_CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+                 "response_schema_conformance", "negative_data_rejection")
+
+
+def schema_operations(app, prefix: str = "/api/"):
+    """(schemathesis, checks, {label: operation}) for the app's routes under ``prefix``, in-process (ASGI)."""
+    import schemathesis
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi import checks as openapi_checks
+
+    checks = [not_a_server_error] + [getattr(openapi_checks, name) for name in SCHEMA_CHECKS[1:]]
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = {op.label: op for op in (result.ok() for result in schema.get_all_operations())
+                  if op.path.startswith(prefix)}
+    return schemathesis, checks, operations
+
+
+def fuzz(operations, checks, max_examples: int, call=None) -> None:
+    """Generated requests, valid then invalid, ``max_examples`` of each per operation (seeded), each checked.
+    ``call(label, positive, case)`` may send a case itself (default: ``case.call_and_validate``)."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+
+    def test_for(label, operation, mode):
+        positive = mode == schemathesis.GenerationMode.POSITIVE
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
+                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        def run(case):
+            if call is None:
+                case.call_and_validate(checks=checks)
+            else:
+                call(label, positive, case)
+        return run, positive
+
+    for label, operation in operations.items():
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+            run, positive = test_for(label, operation, mode)
+            try:
+                run()
+            except Unsatisfiable:
+                assert not positive  # no input to get wrong (GET /api/info, a plain path string)

@@ -80,7 +80,7 @@ function showTab(name) {
 
 // ---- style transfer: choosing inputs ----------------------------------------------------------------
 const chosen = { content: null, styles: [] }; // items: {file} or {sample}, plus url for the thumbnail
-let info = { samples: [], limits: {} };
+let info = { samples: [], limits: {}, options: [] };
 
 function setContent(item) {
   chosen.content = item;
@@ -125,16 +125,19 @@ function markSamples() {
   for (const el of document.querySelectorAll("#style-samples .sample")) el.classList.toggle("picked", chosen.styles.some((s) => s.sample === el.dataset.sample));
 }
 
+// Photos in the content picker, paintings in the style picker (the server says which is which; a sample
+// of no declared kind goes in both).
 function renderSamples() {
-  for (const [boxId, pick] of [["content-samples", (s) => setContent(s)], ["style-samples", (s) => addStyles([s])]]) {
+  const pickers = [["content-samples", "content", (s) => setContent(s)], ["style-samples", "style", (s) => addStyles([s])]];
+  for (const [boxId, kind, pick] of pickers) {
     const box = $(boxId);
     box.replaceChildren();
-    for (const sample of info.samples) {
+    for (const sample of info.samples.filter((s) => !s.kind || s.kind === kind)) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "sample";
       button.dataset.sample = sample.name;
-      button.title = "use the sample " + sample.name;
+      button.title = sample.title || sample.name;
       const img = document.createElement("img");
       img.src = sample.url;
       img.alt = sample.name;
@@ -159,13 +162,140 @@ function wireDrop(zoneId, onFiles) {
   });
 }
 
-// ---- style transfer: settings -----------------------------------------------------------------------
-function styleWeight() { return Math.pow(10, Number($("style-strength").value)); }
+// ---- style transfer: settings ----------------------------------------------------------------------
+// The controls are built from info.options (every option of POST /api/jobs, with its kind, default,
+// limits, choices and help). These four are shown first, with widgets of their own; the rest go under
+// "More settings" and are sent only when changed.
+const MAIN_OPTIONS = ["style_weight", "size", "iterations", "preserve_color"];
+const LABELS = { style_weight: "Style strength", size: "Size (long side)", iterations: "Iterations",
+                 preserve_color: "Photo's colours" };
+const CHOICE_LABELS = { preserve_color: { none: "style's colours", luminance: "keep (luminance)", histogram: "keep (histogram)" } };
+const controls = new Map(); // option name -> {field, input, read(): value to send ("" for none), show()}
 
-function showSettings() {
-  $("style-strength-value").textContent = "β = " + styleWeight().toExponential(1).replace("e+", "e");
-  $("size-value").textContent = $("size").value + " px";
-  $("iterations-value").textContent = $("iterations").value;
+const optionId = (name) => "opt-" + name.replace(/_/g, "-");
+const labelOf = (field) => LABELS[field.name] || field.name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+const asText = (value) => (value === null || value === undefined ? "" : Array.isArray(value) ? value.join(",") : String(value));
+
+function choiceSelect(field) {
+  const select = document.createElement("select");
+  for (const choice of field.choices) {
+    const option = document.createElement("option");
+    option.value = choice === null ? "none" : String(choice);
+    option.textContent = (CHOICE_LABELS[field.name] || {})[option.value] || (option.value === "none" ? field.none_help || "none" : option.value);
+    select.append(option);
+  }
+  select.value = field.default === null ? "none" : String(field.default);
+  return select;
+}
+
+// A generic control: a select for choices, a checkbox for true/false, a number box for numbers and a
+// text box for the rest (layer lists, weights); an empty box means the option's "none" (its none_help).
+function genericInput(field) {
+  if (field.choices) return choiceSelect(field);
+  const input = document.createElement("input");
+  if (field.kind === "bool") {
+    input.type = "checkbox";
+    input.checked = Boolean(field.default);
+    return input;
+  }
+  if (field.kind === "int" || field.kind === "float") {
+    input.type = "number";
+    input.step = field.kind === "int" ? "1" : "any";
+    const low = field.minimum !== null ? field.minimum : field.above !== null && field.kind === "int" ? field.above + 1 : null;
+    if (low !== null) input.min = String(low);
+    if (field.maximum !== null) input.max = String(field.maximum);
+  } else {
+    input.type = "text";
+  }
+  input.value = asText(field.default);
+  if (field.none_help) input.placeholder = field.none_help;
+  return input;
+}
+
+function rangeInput(min, max, step, value) {
+  const input = document.createElement("input");
+  input.type = "range";
+  Object.assign(input, { min: String(min), max: String(max), step: String(step) });
+  input.value = String(value);
+  return input;
+}
+
+// The four main controls: β on a log scale, the size and the iterations as sliders (0 iterations: the
+// option's default, by size), the colours as a select.
+function mainControl(field) {
+  if (field.name === "style_weight") {
+    const input = rangeInput(2, 6, 0.1, Math.log10(field.default || 1).toFixed(1));
+    const value = () => Math.pow(10, Number(input.value));
+    return { input, read: () => String(value()), show: () => "β = " + value().toExponential(1).replace("e+", "e") };
+  }
+  if (field.name === "size") {
+    const max = info.limits.max_size || 1024;
+    const input = rangeInput(64, max, 32, Math.min(field.default, max));
+    return { input, read: () => input.value, show: () => input.value + " px" };
+  }
+  if (field.name === "iterations") {
+    const input = rangeInput(0, Math.min(500, info.limits.max_iterations || 500), 1, field.default || 0);
+    input.title = "0: " + (field.none_help || "the default");
+    return { input, read: () => (input.value === "0" ? "" : input.value), show: () => (input.value === "0" ? "auto" : input.value) };
+  }
+  const input = genericInput(field);
+  return { input, read: () => input.value, show: null };
+}
+
+function buildOptions() {
+  const main = $("options-main");
+  const more = $("options-more");
+  main.replaceChildren();
+  more.replaceChildren();
+  controls.clear();
+  const fields = [...MAIN_OPTIONS.map((n) => info.options.find((f) => f.name === n)).filter(Boolean),
+                  ...info.options.filter((f) => !MAIN_OPTIONS.includes(f.name))];
+  for (const field of fields) {
+    const isMain = MAIN_OPTIONS.includes(field.name);
+    const control = isMain ? mainControl(field) : { input: genericInput(field), show: null };
+    const input = control.input;
+    input.id = optionId(field.name);
+    input.name = field.name;
+    input.title = input.title || field.help;
+    if (!control.read) control.read = () => (input.type === "checkbox" ? String(input.checked) : input.value.trim());
+    control.field = field;
+    const row = document.createElement("div");
+    row.className = "control" + (control.show ? "" : " wide");
+    const label = document.createElement("label");
+    label.htmlFor = input.id;
+    label.textContent = labelOf(field);
+    label.title = field.help;
+    row.append(label, input);
+    if (control.show) {
+      const output = document.createElement("output");
+      output.id = input.id + "-value";
+      output.htmlFor = input.id;
+      row.append(output);
+      const update = () => { output.textContent = control.show(); };
+      input.addEventListener("input", update);
+      update();
+    }
+    if (!isMain) {
+      const help = document.createElement("p");
+      help.className = "help muted small";
+      help.textContent = field.help + (field.nullable && field.none_help ? ` (empty: ${field.none_help})` : "");
+      row.append(help);
+    }
+    (isMain ? main : more).append(row);
+    controls.set(field.name, control);
+  }
+}
+
+// The options to send: the main ones always (an empty value means the option's default), the others only
+// when they differ from the default.
+function appendOptions(form) {
+  for (const [name, control] of controls) {
+    const value = control.read();
+    const isMain = MAIN_OPTIONS.includes(name);
+    if (value === "" || (!isMain && value === asText(control.field.default))) continue;
+    if (!isMain && control.field.kind === "bool" && value === String(Boolean(control.field.default))) continue;
+    form.append(name, value);
+  }
 }
 
 // ---- style transfer: running a job ------------------------------------------------------------------
@@ -180,10 +310,7 @@ async function stylize(event) {
   else form.append("content_sample", chosen.content.sample);
   for (const s of chosen.styles) if (s.file) form.append("style", s.file);
   for (const s of chosen.styles) if (s.sample) form.append("style_sample", s.sample);
-  form.append("size", $("size").value);
-  form.append("iterations", $("iterations").value);
-  form.append("style_weight", String(styleWeight()));
-  form.append("preserve_color", $("preserve-color").value);
+  appendOptions(form);
   $("stylize").disabled = true;
   say("style-message", "Sending…");
   try {
@@ -480,7 +607,6 @@ async function verify(event) {
 // ---- start ------------------------------------------------------------------------------------------
 async function start() {
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
-  for (const id of ["style-strength", "size", "iterations"]) $(id).addEventListener("input", showSettings);
   $("content-file").addEventListener("change", (e) => { const f = imagesOf(e.target.files)[0]; if (f) setContent(fileItem(f)); });
   $("style-file").addEventListener("change", (e) => { addStyles(imagesOf(e.target.files).map(fileItem)); e.target.value = ""; });
   wireDrop("content-drop", (files) => files[0] && setContent(fileItem(files[0])));
@@ -490,16 +616,13 @@ async function start() {
   $("enroll-form").addEventListener("submit", enroll);
   $("identify-form").addEventListener("submit", identify);
   $("verify-form").addEventListener("submit", verify);
-  showSettings();
   try {
     info = await apiJSON("/api/info");
   } catch (error) {
     return showNotice("Cannot reach the server: " + error.message);
   }
   $("server-info").textContent = `v${info.version} · ${info.device}`;
-  $("size").max = String(info.limits.max_size);
-  $("iterations").max = String(Math.min(500, info.limits.max_iterations));
-  showSettings();
+  buildOptions();
   renderSamples();
   loadGallery();
   document.body.dataset.ready = "1";
