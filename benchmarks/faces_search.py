@@ -8,6 +8,7 @@ of rows, no loop over people. Embeddings are float32, so 1M of them take 512 MB;
 blocks straight into one preallocated array, so the peak stays near that. Times are the best of
 ``--repeats`` runs (the least disturbed by other work on the machine), plus the median.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ def synthetic_embeddings(count: int, seed: int = 0, block: int = 1 << 17) -> np.
     for start in range(0, count, block):
         part = rng.standard_normal((min(block, count - start), DIM), dtype=np.float32)
         part /= np.linalg.norm(part, axis=1, keepdims=True)
-        out[start:start + len(part)] = part
+        out[start : start + len(part)] = part
     return out
 
 
@@ -56,8 +57,7 @@ def bench_matrix(size: int, batch: int, repeats: int) -> dict:
     # Check the answer once against a direct computation (block by block, to keep memory flat), so the
     # timing is of a right search.
     index, _ = api.nearest(queries[:1], matrix, norms)
-    direct = np.concatenate([np.linalg.norm(matrix[i:i + 65536] - queries[0], axis=1)
-                             for i in range(0, size, 65536)])
+    direct = np.concatenate([np.linalg.norm(matrix[i : i + 65536] - queries[0], axis=1) for i in range(0, size, 65536)])
     assert index[0] == int(np.argmin(direct))
     return {"size": size, "megabytes": matrix.nbytes / 2**20, "one": one, "batch": many, "batch_size": batch}
 
@@ -67,6 +67,7 @@ def bench_sqlite(size: int) -> dict:
     (which loads every embedding into one matrix) and a second search (matrix cached)."""
     from neuralens.faces import Gallery  # noqa: PLC0415
     from neuralens.faces.models import Pipeline  # noqa: PLC0415
+
     vectors = synthetic_embeddings(size, seed=2)
     fingerprint = Pipeline().fingerprint()
     with tempfile.TemporaryDirectory() as folder:
@@ -75,18 +76,21 @@ def bench_sqlite(size: int) -> dict:
         per_person = 10
         with Gallery(path) as gallery:  # one transaction per 1000 people, as a bulk import would do
             import json  # noqa: PLC0415
+
             with gallery._write() as conn:
                 conn.execute("INSERT INTO settings VALUES ('pipeline', ?)", (json.dumps(fingerprint),))
             for first in range(0, size, 1000 * per_person):
                 with gallery._write() as conn:
                     for p in range(first, min(size, first + 1000 * per_person), per_person):
                         name = f"person {p // per_person}"
-                        person = conn.execute("INSERT INTO persons (name, key, created) VALUES (?, ?, 'bench')",
-                                              (name, name_key(name))).lastrowid
+                        person = conn.execute(
+                            "INSERT INTO persons (name, key, created) VALUES (?, ?, 'bench')", (name, name_key(name))
+                        ).lastrowid
                         conn.executemany(
                             "INSERT INTO embeddings (person_id, vector, image_sha256, created) "
                             "VALUES (?, ?, 'bench', 'bench')",
-                            [(person, v.tobytes()) for v in vectors[p:p + per_person]])
+                            [(person, v.tobytes()) for v in vectors[p : p + per_person]],
+                        )
         fill = time.perf_counter() - start
         query = synthetic_embeddings(1, seed=3)
         start = time.perf_counter()
@@ -120,19 +124,22 @@ def main() -> None:
     parser.add_argument("--sqlite", type=int, default=100_000, help="size of the SQLite gallery test (0: skip)")
     args = parser.parse_args()
     print(f"machine: {machine()}; numpy {np.__version__}")
-    print("| enrolled | matrix | 1 query: best / median | "
-          f"{args.batch} queries: best / median | per face in a batch |")
+    print(f"| enrolled | matrix | 1 query: best / median | {args.batch} queries: best / median | per face in a batch |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for size in args.sizes:
         r = bench_matrix(size, args.batch, args.repeats)
-        print(f"| {size:,} | {r['megabytes']:.1f} MB | {r['one'][0] * 1e3:.2f} / {r['one'][1] * 1e3:.2f} ms | "
-              f"{r['batch'][0] * 1e3:.2f} / {r['batch'][1] * 1e3:.2f} ms | "
-              f"{r['batch'][0] / args.batch * 1e3:.3f} ms |")
+        print(
+            f"| {size:,} | {r['megabytes']:.1f} MB | {r['one'][0] * 1e3:.2f} / {r['one'][1] * 1e3:.2f} ms | "
+            f"{r['batch'][0] * 1e3:.2f} / {r['batch'][1] * 1e3:.2f} ms | "
+            f"{r['batch'][0] / args.batch * 1e3:.3f} ms |"
+        )
     if args.sqlite:
         r = bench_sqlite(args.sqlite)
-        print(f"\nSQLite gallery with {r['size']:,} embeddings ({r['file_mb']:.0f} MB file, filled in "
-              f"{r['fill']:.1f} s): open + load + first search {r['open_and_first'] * 1e3:.0f} ms; later searches "
-              f"(matrix cached) best {r['cached'][0] * 1e3:.2f} ms / median {r['cached'][1] * 1e3:.2f} ms")
+        print(
+            f"\nSQLite gallery with {r['size']:,} embeddings ({r['file_mb']:.0f} MB file, filled in "
+            f"{r['fill']:.1f} s): open + load + first search {r['open_and_first'] * 1e3:.0f} ms; later searches "
+            f"(matrix cached) best {r['cached'][0] * 1e3:.2f} ms / median {r['cached'][1] * 1e3:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

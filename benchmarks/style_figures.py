@@ -1,4 +1,5 @@
 """Small figures for the reports drawn with Pillow alone: a side-by-side strip and a line plot."""
+
 from __future__ import annotations
 
 import io
@@ -35,8 +36,9 @@ def save_jpeg_under(image: Image.Image, path: Path, max_bytes: int = 500_000) ->
 def side_by_side(images: Sequence[Image.Image], captions: Sequence[str], height: int = 384) -> Image.Image:
     """The images scaled to one height, left to right with a caption strip above each."""
     font = _font(15)
-    scaled = [im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS)
-              for im in images]
+    scaled = [
+        im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS) for im in images
+    ]
     strip, gap = 44, 6
     width = sum(im.width for im in scaled) + gap * (len(scaled) - 1)
     canvas = Image.new("RGB", (width, height + strip), "white")
@@ -60,9 +62,16 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> List[float]:
     return [first + i * step for i in range(int((hi - first) / step) + 1)]
 
 
-def line_plot(series: Sequence[Series], title: str, x_label: str, y_label: str, log_y: bool = True,
-              hlines: Sequence[Tuple[float, str]] = (), vlines: Sequence[Tuple[float, str]] = (),
-              size: Tuple[int, int] = (760, 440)) -> Image.Image:
+def line_plot(
+    series: Sequence[Series],
+    title: str,
+    x_label: str,
+    y_label: str,
+    log_y: bool = True,
+    hlines: Sequence[Tuple[float, str]] = (),
+    vlines: Sequence[Tuple[float, str]] = (),
+    size: Tuple[int, int] = (760, 440),
+) -> Image.Image:
     """A plain line plot (points joined, with markers) of ``series``; y on a log10 axis when ``log_y``.
     ``hlines`` / ``vlines`` are dashed reference lines with a label."""
     W, H = size
@@ -92,7 +101,7 @@ def line_plot(series: Sequence[Series], title: str, x_label: str, y_label: str, 
         _, Y = px(x0, t)
         d.line([left - 4, Y, left, Y], fill="black")
         d.line([left, Y, W - right, Y], fill=(232, 232, 232))
-        d.text((4, Y - 7), f"{10 ** t:.3g}" if log_y else f"{t:.3g}", fill="black", font=small)
+        d.text((4, Y - 7), f"{10**t:.3g}" if log_y else f"{t:.3g}", fill="black", font=small)
     for value, label in hlines:
         if value > 0 or not log_y:
             _, Y = px(x0, f(value))

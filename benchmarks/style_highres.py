@@ -7,6 +7,7 @@ that a size that does not fit fails with an allocation error rather than waking 
 machine. A 4000-px run is expected to use neuralens's tiled final pass; whatever the CLI does (tiles, a
 refusal with the largest size that fits, a crash) is recorded as it happened.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,11 +40,19 @@ from .style_figures import save_jpeg_under
 
 FULL_SIZES = (2048, 4000)
 FULL_ITERATIONS = (None, None)  # (final scale, each coarser scale): None = neuralens's defaults
-QUICK_ITERATIONS = (1, 0)    # smoke: one evaluation at the output size only
+QUICK_ITERATIONS = (1, 0)  # smoke: one evaluation at the output size only
 
 
-def run_one(size: int, iterations: Optional[int], coarse_iterations: Optional[int], memory_limit_gib: Optional[float],
-            timeout_s: float, out_dir: Path, smoke: bool, extra: Sequence[str] = ()) -> Dict[str, Any]:
+def run_one(
+    size: int,
+    iterations: Optional[int],
+    coarse_iterations: Optional[int],
+    memory_limit_gib: Optional[float],
+    timeout_s: float,
+    out_dir: Path,
+    smoke: bool,
+    extra: Sequence[str] = (),
+) -> Dict[str, Any]:
     """One `neuralens stylize --size SIZE` run: wall time, peak RSS, per-scale timings, output size and a
     preview (downscaled whole image, plus a full-resolution crop from the centre to look for seams)."""
     folder = WORK / "highres"
@@ -52,8 +61,22 @@ def run_one(size: int, iterations: Optional[int], coarse_iterations: Optional[in
     out.unlink(missing_ok=True)
     report.unlink(missing_ok=True)
     content, style = image_path("content", "tubingen"), image_path("style", "starry_night")
-    cmd = [python(), "-m", "neuralens", "stylize", str(content), str(style), "-o", str(out), "--size", str(size),
-           "--quiet", "--report", str(report), *extra]
+    cmd = [
+        python(),
+        "-m",
+        "neuralens",
+        "stylize",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--size",
+        str(size),
+        "--quiet",
+        "--report",
+        str(report),
+        *extra,
+    ]
     if iterations is not None:
         cmd += ["--iterations", str(iterations)]
     if coarse_iterations is not None:
@@ -61,9 +84,15 @@ def run_one(size: int, iterations: Optional[int], coarse_iterations: Optional[in
     limit = safe_memory_limit(memory_limit_gib)
     print(f"[highres] {size} px (address space cap {limit} GiB) ...", file=sys.stderr, flush=True)
     m = run_measured(cmd, timeout_s=timeout_s, memory_limit_gib=limit)
-    row: Dict[str, Any] = {"size": size, "iterations": iterations, "coarse_iterations": coarse_iterations,
-                           "content": str(content), "style": str(style), "run": m.as_dict(),
-                           "ok": m.returncode == 0 and out.is_file()}
+    row: Dict[str, Any] = {
+        "size": size,
+        "iterations": iterations,
+        "coarse_iterations": coarse_iterations,
+        "content": str(content),
+        "style": str(style),
+        "run": m.as_dict(),
+        "ok": m.returncode == 0 and out.is_file(),
+    }
     if report.is_file():
         data = json.loads(report.read_text())
         run = (data.get("runs") or [{}])[0]
@@ -94,9 +123,15 @@ def run_one(size: int, iterations: Optional[int], coarse_iterations: Optional[in
     return row
 
 
-def run(quick: bool = False, sizes: Optional[Sequence[int]] = None, iterations: Optional[int] = None,
-        coarse_iterations: Optional[int] = None, memory_limit_gib: Optional[float] = 20.0,
-        timeout_s: Optional[float] = None, out_dir: Path = RESULTS) -> Dict[str, Any]:
+def run(
+    quick: bool = False,
+    sizes: Optional[Sequence[int]] = None,
+    iterations: Optional[int] = None,
+    coarse_iterations: Optional[int] = None,
+    memory_limit_gib: Optional[float] = 20.0,
+    timeout_s: Optional[float] = None,
+    out_dir: Path = RESULTS,
+) -> Dict[str, Any]:
     """Run each size and write style_highres(.md/.json) plus previews. ``timeout_s`` per run (default one
     hour, ten minutes for --quick); a run past it is killed and reported as timed out."""
     timeout_s = timeout_s or (600 if quick else 3600)
@@ -104,13 +139,21 @@ def run(quick: bool = False, sizes: Optional[Sequence[int]] = None, iterations: 
     iterations = iterations if iterations is not None else default_iters[0]
     coarse_iterations = coarse_iterations if coarse_iterations is not None else default_iters[1]
     info = machine_info()
-    rows = [run_one(s, iterations, coarse_iterations, memory_limit_gib, timeout_s, out_dir, quick)
-            for s in (sizes or FULL_SIZES)]
-    data = {"part": "style_highres", "machine": info, "results": rows, "memory_limit_gib": memory_limit_gib,
-            "timeout_s": timeout_s,
-            "end_load_average": [round(x, 2) for x in os.getloadavg()]}
-    paths = write_report(out_dir, report_name("style_highres", quick), "Style transfer: high resolution",
-                         _markdown(data), data, quick)
+    rows = [
+        run_one(s, iterations, coarse_iterations, memory_limit_gib, timeout_s, out_dir, quick)
+        for s in (sizes or FULL_SIZES)
+    ]
+    data = {
+        "part": "style_highres",
+        "machine": info,
+        "results": rows,
+        "memory_limit_gib": memory_limit_gib,
+        "timeout_s": timeout_s,
+        "end_load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    paths = write_report(
+        out_dir, report_name("style_highres", quick), "Style transfer: high resolution", _markdown(data), data, quick
+    )
     print(f"[highres] wrote {paths['markdown']}", file=sys.stderr)
     return data
 
@@ -138,49 +181,94 @@ def _markdown(data: Dict[str, Any]) -> str:
         t = r.get("timings") or {}
         status = _status(r)
         out = "×".join(map(str, r["output_size"])) if r.get("output_size") else "–"
-        table_rows.append([r["size"], out, status, r["run"]["wall_s"], t.get("total"), t.get("load_model"),
-                           r["run"]["max_rss_mib"] / 1024, r["run"]["memory_limit_gib"], r.get("evaluations"),
-                           " → ".join("×".join(map(str, s)) for s in r.get("scale_sizes", [])) or "–"])
-    lines = [f"""## Machine
+        table_rows.append(
+            [
+                r["size"],
+                out,
+                status,
+                r["run"]["wall_s"],
+                t.get("total"),
+                t.get("load_model"),
+                r["run"]["max_rss_mib"] / 1024,
+                r["run"]["memory_limit_gib"],
+                r.get("evaluations"),
+                " → ".join("×".join(map(str, s)) for s in r.get("scale_sizes", [])) or "–",
+            ]
+        )
+    lines = [
+        f"""## Machine
 
-{machine_markdown(data['machine'])}
-- Load average at end: {', '.join(str(x) for x in data['end_load_average'])}
+{machine_markdown(data["machine"])}
+- Load average at end: {", ".join(str(x) for x in data["end_load_average"])}
 
 ## What is measured
 
 `neuralens stylize tubingen starry_night --size S --quiet` (plus `--iterations I --coarse-iterations C` where
 listed below; otherwise neuralens's default plan) (content
-{data['results'][0]['content'] if data['results'] else '–'}), one child process per size. **Wall** includes
+{data["results"][0]["content"] if data["results"] else "–"}), one child process per size. **Wall** includes
 start-up; **run total** is neuralens's own `timings.total` (optimisation and targets, without start-up and
 saving). **Peak RSS** is the child's maximum resident set size (`ru_maxrss`), with its address space capped at
 the listed GiB (RLIMIT_AS, never more than what the machine had available at launch minus 1 GiB), so that a
-size too large fails cleanly; a run longer than {data.get('timeout_s', 3600):.0f} s is killed. A size above what fits in memory should be handled by the tiled final pass (or a
+size too large fails cleanly; a run longer than {data.get("timeout_s", 3600):.0f} s is killed. A size above what fits in memory should be handled by the tiled final pass (or a
 refusal naming the largest size that fits).
 
-"""]
-    lines.append(markdown_table(["size", "output W×H", "status", "wall s", "run total s", "model load s",
-                                 "peak RSS GiB", "cap GiB", "evaluations", "sizes optimised (W×H; tiles too)"], table_rows))
+"""
+    ]
+    lines.append(
+        markdown_table(
+            [
+                "size",
+                "output W×H",
+                "status",
+                "wall s",
+                "run total s",
+                "model load s",
+                "peak RSS GiB",
+                "cap GiB",
+                "evaluations",
+                "sizes optimised (W×H; tiles too)",
+            ],
+            table_rows,
+        )
+    )
     for r in data["results"]:
         lines.append(f"\n### {r['size']} px\n")
         if r["iterations"] is None and r["coarse_iterations"] is None:
             lines.append("Iterations: neuralens's defaults.")
         else:
-            lines.append(f"Iterations: {r['iterations']} at the output size, {r['coarse_iterations']} at each coarser scale.")
+            lines.append(
+                f"Iterations: {r['iterations']} at the output size, {r['coarse_iterations']} at each coarser scale."
+            )
         if r.get("evaluations_per_size"):
-            lines.append("Evaluations per optimised size (a tile size counts every tile): "
-                         + ", ".join(f"{k}: {v}" for k, v in r["evaluations_per_size"].items()) + ".")
+            lines.append(
+                "Evaluations per optimised size (a tile size counts every tile): "
+                + ", ".join(f"{k}: {v}" for k, v in r["evaluations_per_size"].items())
+                + "."
+            )
         if r.get("timings"):
             lines.append("Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()))
         if r.get("seams"):
-            lines.append(f"Seams (`benchmarks/seams.py`): mean pixel jump across the {r['seams']['edges']} tile edges "
-                         f"relative to the typical jump: columns {r['seams']['columns']:.3f}, rows "
-                         f"{r['seams']['rows']:.3f} (1 = no seam).")
+            lines.append(
+                f"Seams (`benchmarks/seams.py`): mean pixel jump across the {r['seams']['edges']} tile edges "
+                f"relative to the typical jump: columns {r['seams']['columns']:.3f}, rows "
+                f"{r['seams']['rows']:.3f} (1 = no seam)."
+            )
         if not r["ok"]:
-            lines += ["", "The run did not produce an image. Last lines of its output:", "", "```",
-                      r["run"]["stderr_tail"], "```"]
+            lines += [
+                "",
+                "The run did not produce an image. Last lines of its output:",
+                "",
+                "```",
+                r["run"]["stderr_tail"],
+                "```",
+            ]
         if r.get("preview"):
-            lines += ["", f"![whole image, downscaled]({r['preview']})", "",
-                      f"![centre crop at full resolution (look for seams)]({r['crop']})"]
+            lines += [
+                "",
+                f"![whole image, downscaled]({r['preview']})",
+                "",
+                f"![centre crop at full resolution (look for seams)]({r['crop']})",
+            ]
     return "\n".join(lines) + "\n"
 
 

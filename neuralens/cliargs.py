@@ -1,5 +1,6 @@
 """Argument types shared by every capability's command line: each turns text into a value or gives argparse
 a one-line reason."""
+
 from __future__ import annotations
 
 import argparse

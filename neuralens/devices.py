@@ -1,4 +1,5 @@
 """Device and precision choice, shared by every capability."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Image input/output shared by every capability: load any common image safely, save atomically."""
+
 from __future__ import annotations
 
 import glob
@@ -23,8 +24,15 @@ MAX_PIXELS = int(os.environ.get("NEURALENS_MAX_PIXELS", 100_000_000))
 # Files that count as images when a folder or a pattern is searched (the one list every command uses).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
-SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
-                ".webp": "WEBP", ".bmp": "BMP"}
+SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -73,7 +81,8 @@ def load_image(source: ImageLike, max_pixels: Optional[int] = None) -> Image.Ima
             with Image.open(path) as image:
                 if image.width * image.height > max_pixels:
                     raise NeuralensError(
-                        f"{path}: {image.width}x{image.height} px is over the limit of {max_pixels} px")
+                        f"{path}: {image.width}x{image.height} px is over the limit of {max_pixels} px"
+                    )
                 if image.width == 0 or image.height == 0:
                     raise NeuralensError(f"{path}: image has no pixels")
                 image.load()  # decode now so truncation surfaces here, not later
@@ -95,8 +104,9 @@ def is_image_name(path: Union[str, os.PathLike]) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def find_images(sources: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]],
-                recursive: bool = False) -> List[Path]:
+def find_images(
+    sources: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]], recursive: bool = False
+) -> List[Path]:
     """The image files named by ``sources``: a file as given, a folder replaced by the images in it (sorted;
     with ``recursive``, in its sub-folders too) and a pattern ('photos/*.jpg') by its matching images.
 
@@ -119,15 +129,21 @@ def find_images(sources: Union[str, os.PathLike, Iterable[Union[str, os.PathLike
         name = os.fspath(source)
         path = Path(name)
         if any(ch in name for ch in "*?[") and not path.exists():
-            matches = sorted(Path(p) for p in glob.glob(name, recursive=recursive)
-                             if is_image_name(p) and Path(p).is_file())
+            matches = sorted(
+                Path(p) for p in glob.glob(name, recursive=recursive) if is_image_name(p) and Path(p).is_file()
+            )
             if not matches:
                 raise NeuralensError(f"{name}: no images match this pattern")
             add(matches)
         elif path.is_dir():
             walk = path.rglob("*") if recursive else path.iterdir()
-            inside = sorted(p for p in walk if is_image_name(p) and p.is_file()
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            inside = sorted(
+                p
+                for p in walk
+                if is_image_name(p)
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             if not inside:
                 raise NeuralensError(f"{path}: no images in this folder")
             add(inside)
@@ -211,7 +227,7 @@ def save_image(image: Image.Image, path: Union[str, os.PathLike]) -> Path:
     try:
         mode = os.stat(path).st_mode & 0o7777  # replacing a file keeps its mode
     except OSError:
-        mode = 0o666 & ~_umask()              # mkstemp makes files private; give the user's usual permissions
+        mode = 0o666 & ~_umask()  # mkstemp makes files private; give the user's usual permissions
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

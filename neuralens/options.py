@@ -12,6 +12,7 @@ parser, the web form and its schema, and the checks with their error messages.
 An OptionError names the field (``style_weight``), which is what the Python API and the web API call it;
 the command line prints the same message with the flag instead (``--style-weight``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,7 +65,7 @@ class Spec:
     cli: Any = True
     web: Any = True
     sweep: bool = True
-    check: Optional[Callable[[Any], Any]] = None   # more checks; raises NeuralensError with a plain problem
+    check: Optional[Callable[[Any], Any]] = None  # more checks; raises NeuralensError with a plain problem
 
 
 def option(default: Any, help: str, kind: Optional[str] = None, **spec: Any) -> Any:
@@ -183,8 +184,9 @@ def parse_text(name: str, spec: Spec, text: str) -> Any:
         if spec.kind == "floats":
             return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
     except (ValueError, OverflowError):
-        kind = {"bool": "true or false", "int": "a whole number", "float": "a number"}.get(spec.kind,
-                                                                                       "numbers separated by commas")
+        kind = {"bool": "true or false", "int": "a whole number", "float": "a number"}.get(
+            spec.kind, "numbers separated by commas"
+        )
         raise OptionError(name, f"expected {kind}, got {text[:60]!r}", flag_of(name, spec)) from None
     return text
 
@@ -222,8 +224,9 @@ class _ParseText(argparse.Action):
         setattr(namespace, self.dest, value)
 
 
-def add_arguments(parser: Any, cls: Any, only: Optional[Sequence[str]] = None, exclude: Sequence[str] = (),
-                  defaults_from: Any = None) -> List[str]:
+def add_arguments(
+    parser: Any, cls: Any, only: Optional[Sequence[str]] = None, exclude: Sequence[str] = (), defaults_from: Any = None
+) -> List[str]:
     """Add a flag for every option of ``cls`` that has one (``only``: just these; ``exclude``: not these) to
     an argparse parser or group; ``defaults_from`` (an instance) overrides the defaults shown and used.
     Returns the field names added (their values land under the field name)."""
@@ -239,8 +242,7 @@ def add_arguments(parser: Any, cls: Any, only: Optional[Sequence[str]] = None, e
         elif spec.choices is not None:
             kwargs["choices"] = [c for c in spec.choices if c is not None]
         else:
-            kwargs.update(action=_ParseText, field_name=name, spec=spec,
-                          metavar=spec.metavar or _metavar(spec))
+            kwargs.update(action=_ParseText, field_name=name, spec=spec, metavar=spec.metavar or _metavar(spec))
             if spec.kind == "floats":
                 kwargs["nargs"] = "+"
         parser.add_argument(flag_of(name, spec), **kwargs)
@@ -254,7 +256,8 @@ def _index(cls: Any, name: str) -> int:
 
 def _metavar(spec: Spec) -> str:
     return {"int": "N", "float": "X", "floats": "W", "layers": "LAYERS", "path": "PATH", "bool": "BOOL"}.get(
-        spec.kind, "TEXT")
+        spec.kind, "TEXT"
+    )
 
 
 def values_from(args: argparse.Namespace, cls: Any) -> Dict[str, Any]:
@@ -272,8 +275,18 @@ def web_fields(cls: Any) -> List[Dict[str, Any]]:
         spec = f.metadata.get("spec")
         if spec is None or spec.web is not True:
             continue
-        out.append({"name": f.name, "kind": spec.kind, "default": f.default, "nullable": spec.nullable,
-                    "choices": list(spec.choices) if spec.choices is not None else None,
-                    "minimum": spec.minimum, "maximum": spec.maximum, "above": spec.above,
-                    "help": spec.help, "none_help": spec.none_help or None})
+        out.append(
+            {
+                "name": f.name,
+                "kind": spec.kind,
+                "default": f.default,
+                "nullable": spec.nullable,
+                "choices": list(spec.choices) if spec.choices is not None else None,
+                "minimum": spec.minimum,
+                "maximum": spec.maximum,
+                "above": spec.above,
+                "help": spec.help,
+                "none_help": spec.none_help or None,
+            }
+        )
     return out

@@ -4,6 +4,7 @@ On a terminal: a live tqdm bar. Anywhere else (a log file, a pipe, CI): one plai
 with the count, the status, the time elapsed and the time left - tqdm's carriage-return updates wrote
 about 60 KB into a log for one 512-px stylization, a line per 5 s writes about 1 KB.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,15 @@ class Progress:
     (default stderr): a tqdm bar when the stream is a terminal, else a line every ``interval`` seconds and
     one at the end. ``enabled=False`` shows nothing. Use as a context manager or call ``close()``."""
 
-    def __init__(self, total: Optional[int], what: str = "", unit: str = "step", enabled: bool = True,
-                 stream: Optional[IO[str]] = None, interval: Optional[float] = None):
+    def __init__(
+        self,
+        total: Optional[int],
+        what: str = "",
+        unit: str = "step",
+        enabled: bool = True,
+        stream: Optional[IO[str]] = None,
+        interval: Optional[float] = None,
+    ):
         self.total = total
         self.what = what
         self.unit = unit
@@ -46,8 +54,10 @@ class Progress:
         self._bar = None
         if enabled and _is_terminal(self.stream):
             from tqdm.auto import tqdm  # noqa: PLC0415 -- only needed on a terminal
-            self._bar = tqdm(total=total, desc=what or None, unit=unit, dynamic_ncols=True, leave=True,
-                             file=self.stream)
+
+            self._bar = tqdm(
+                total=total, desc=what or None, unit=unit, dynamic_ncols=True, leave=True, file=self.stream
+            )
 
     def update(self, n: int = 1, status: Optional[str] = None) -> None:
         """Count ``n`` more units done; ``status`` (e.g. '512x384 content 1.2e5 style 3.4e5') replaces the

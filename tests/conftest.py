@@ -1,4 +1,5 @@
 """Shared fixtures: tiny real images from the bundled samples, so every test is fast."""
+
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ def run_cli(capsys):
         code = cli.main([str(a) for a in args])
         captured = capsys.readouterr()
         return code, captured.out, captured.err
+
     return run
 
 
@@ -51,6 +53,7 @@ def cli_error(run_cli):
     """Run a command that must fail with one line on stderr ('error: ...' or argparse's 'neuralens X: error:
     ...', no traceback); returns the line.
     ``code`` (keyword) is the exit status expected (default 2, a user error)."""
+
     def fail(*args, code=2):
         status, _, err = run_cli(*args)
         lines = err.strip().splitlines()
@@ -58,4 +61,5 @@ def cli_error(run_cli):
         assert len(lines) == 1 and "error: " in lines[0], err
         assert "Traceback" not in err
         return lines[0]
+
     return fail

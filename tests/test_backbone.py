@@ -1,4 +1,5 @@
 """VGG19: layer names, truncation, weight formats, and that the pretrained features are sane."""
+
 import pytest
 import torch
 import torch.nn.functional as F

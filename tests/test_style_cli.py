@@ -1,4 +1,5 @@
 """`neuralens stylize | reconstruct` end to end, and every bad input's one-line error and exit status."""
+
 import json
 
 import pytest
@@ -13,8 +14,9 @@ FAST = ["--size", "40", "--iterations", "4", "--quiet", "--device", "cpu"]
 def test_stylize_writes_an_image_of_the_right_size(tmp_path, image_files, run_cli):
     content, style = image_files
     out = tmp_path / "out.jpg"
-    code, _, err = run_cli("stylize", content, style, "-o", out, *FAST, "--report", tmp_path / "run.json",
-                       "--save-every", "2")
+    code, _, err = run_cli(
+        "stylize", content, style, "-o", out, *FAST, "--report", tmp_path / "run.json", "--save-every", "2"
+    )
     assert code == 0, err
     image = Image.open(out)
     assert image.format == "JPEG" and max(image.size) == 40 and image.size == (40, 30)
@@ -66,18 +68,21 @@ def test_interrupted_run_still_writes_the_image(tmp_path, image_files, run_cli, 
     assert "stopped early" in err and out.exists()
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", "no such file"),
-    ("not_image", "not an image"),
-    ("truncated", "truncated"),
-    ("too_large", "over the limit"),
-    ("size0", "size"),
-    ("negative_weight", "style-weight"),
-    ("unknown_layer", "unknown layer"),
-    ("bad_output", "unknown output format"),
-    ("bad_number", "expected a number"),
-    ("bad_weights_file", "not a readable"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "no such file"),
+        ("not_image", "not an image"),
+        ("truncated", "truncated"),
+        ("too_large", "over the limit"),
+        ("size0", "size"),
+        ("negative_weight", "style-weight"),
+        ("unknown_layer", "unknown layer"),
+        ("bad_output", "unknown output format"),
+        ("bad_number", "expected a number"),
+        ("bad_weights_file", "not a readable"),
+    ],
+)
 def test_bad_input_gives_one_line_error(tmp_path, image_files, cli_error, monkeypatch, case, message):
     content, style = image_files
     out = tmp_path / "out.png"
@@ -94,6 +99,7 @@ def test_bad_input_gives_one_line_error(tmp_path, image_files, cli_error, monkey
     elif case == "too_large":
         monkeypatch.setenv("NEURALENS_MAX_PIXELS", "100")
         from neuralens import imageio
+
         monkeypatch.setattr(imageio, "MAX_PIXELS", 100)
     elif case == "size0":
         args += ["--size", "0"]
@@ -123,8 +129,16 @@ def test_existing_output_survives_a_failed_run(tmp_path, image_files, cli_error)
 def test_help_lists_commands_and_examples(capsys):
     assert cli.main(["stylize", "--help"]) == 0
     text = capsys.readouterr().out
-    for option in ("--style-weight", "--preserve-color", "--style-blend", "--save-every", "--report", "--weights",
-                   "--precision", "examples:"):
+    for option in (
+        "--style-weight",
+        "--preserve-color",
+        "--style-blend",
+        "--save-every",
+        "--report",
+        "--weights",
+        "--precision",
+        "examples:",
+    ):
         assert option in text
 
 
@@ -133,8 +147,9 @@ def test_style_masks_and_fine_style_from_the_command_line(tmp_path, image_files,
     mask = tmp_path / "left.png"
     Image.new("L", (20, 15), 255).crop((0, 0, 20, 15)).save(mask)
     out = tmp_path / "out.png"
-    code, _, err = run_cli("stylize", content, f"{style}:{mask}", "--content-mask", mask,
-                       "--fine-style", content, "-o", out, *FAST)
+    code, _, err = run_cli(
+        "stylize", content, f"{style}:{mask}", "--content-mask", mask, "--fine-style", content, "-o", out, *FAST
+    )
     assert code == 0, err
     assert Image.open(out).size == (40, 30)
     black = tmp_path / "black.png"
@@ -153,8 +168,10 @@ def test_demo_writes_its_results(tmp_path, run_cli):
 
 def _never_optimise(monkeypatch):
     """Make any loss evaluation fail the test: the command must refuse before optimising."""
+
     def fail(self, image):
         raise AssertionError("optimised although the request had to be refused first")
+
     monkeypatch.setattr(Objective, "__call__", fail)
 
 
@@ -164,14 +181,16 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, image_files, cli
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the output folder should be")  # unwritable even for root
     assert "cannot write there" in cli_error("stylize", content, style, "-o", blocker / "out.png", *FAST)
-    assert "cannot write there" in cli_error("stylize", content, style, "-o", tmp_path / "out.png", "--report",
-                       blocker / "run.json", *FAST)
+    assert "cannot write there" in cli_error(
+        "stylize", content, style, "-o", tmp_path / "out.png", "--report", blocker / "run.json", *FAST
+    )
 
 
 def test_result_is_kept_when_the_final_save_fails(tmp_path, image_files, cli_error, monkeypatch):
     content, style = image_files
     out = tmp_path / "out.png"
     from neuralens import imageio
+
     real_save = imageio.save_image
 
     def refuse_the_output(image, path):
@@ -186,8 +205,9 @@ def test_result_is_kept_when_the_final_save_fails(tmp_path, image_files, cli_err
     assert Image.open(kept).size == (40, 30)
 
 
-@pytest.mark.parametrize("size, extra", [("100000", ["--tile-size", "0"]), ("100000", []),
-                                         ("20000", ["--tile-size", "0"])])
+@pytest.mark.parametrize(
+    "size, extra", [("100000", ["--tile-size", "0"]), ("100000", []), ("20000", ["--tile-size", "0"])]
+)
 def test_huge_size_is_refused_before_allocating(tmp_path, image_files, cli_error, monkeypatch, size, extra):
     content, style = image_files
     _never_optimise(monkeypatch)
@@ -195,6 +215,7 @@ def test_huge_size_is_refused_before_allocating(tmp_path, image_files, cli_error
 
     def no_resize(image, long_side):  # the refusal is arithmetic: no image of that size is ever made
         raise AssertionError(f"resized to {long_side} px before refusing")
+
     monkeypatch.setattr(transfer, "resize_long_side", no_resize)
     args = ["stylize", content, style, "-o", tmp_path / "out.png", "--quiet", "--device", "cpu", "--size", size]
     assert "largest size that fits is --size" in cli_error(*args, *extra)
@@ -216,8 +237,24 @@ def test_wide_panorama_starts_at_a_scale_where_it_fits(tmp_path, image_files, ru
     wide = tmp_path / "wide.png"
     Image.open(content).resize((400, 20)).save(wide)  # 20:1 -- too thin for the coarse scales only
     out = tmp_path / "out.png"
-    code, _, err = run_cli("stylize", wide, style, "-o", out, "--size", "400", "--iterations", "2",
-                       "--coarse-iterations", "1", "--min-scale-size", "200", "--quiet", "--device", "cpu")
+    code, _, err = run_cli(
+        "stylize",
+        wide,
+        style,
+        "-o",
+        out,
+        "--size",
+        "400",
+        "--iterations",
+        "2",
+        "--coarse-iterations",
+        "1",
+        "--min-scale-size",
+        "200",
+        "--quiet",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     assert Image.open(out).size == (400, 20)
 
@@ -233,10 +270,12 @@ def test_existing_folder_as_output_of_one_image(tmp_path, image_files, run_cli):
 
 def test_progress_is_a_few_lines_when_stderr_is_not_a_terminal(tmp_path, image_files, run_cli, monkeypatch):
     from neuralens import progress
+
     monkeypatch.setattr(progress, "LINE_SECONDS", 3600.0)  # only the first and the final line
     content, style = image_files
-    code, _, err = run_cli("stylize", content, style, "-o", tmp_path / "out.png", "--size", "40",
-                       "--iterations", "12", "--device", "cpu")
+    code, _, err = run_cli(
+        "stylize", content, style, "-o", tmp_path / "out.png", "--size", "40", "--iterations", "12", "--device", "cpu"
+    )
     assert code == 0, err
     assert "\r" not in err
     lines = [line for line in err.splitlines() if line.startswith("stylize ")]

@@ -1,4 +1,5 @@
 """Tuning sweeps: `neuralens sweep` renders every combination and lays out one captioned tile per run."""
+
 from __future__ import annotations
 
 import itertools
@@ -36,22 +37,28 @@ def test_parse_vary_spellings():
     assert parse_vary("style-layers=relu1_1+relu2_1,relu3_1") == ("style_layers", ["relu1_1,relu2_1", "relu3_1"])
     assert parse_vary("style-weight=1e+3") == ("style_weight", ["1e+3"])
     axes = normalise_vary(["size=32,4e1", "seed=none,3", "style-blend=0.7+0.3"])
-    assert axes == [("size", [("32", 32), ("4e1", 40)]), ("seed", [("none", None), ("3", 3)]),
-                    ("style_blend", [("0.7+0.3", [0.7, 0.3])])]
+    assert axes == [
+        ("size", [("32", 32), ("4e1", 40)]),
+        ("seed", [("none", None), ("3", 3)]),
+        ("style_blend", [("0.7+0.3", [0.7, 0.3])]),
+    ]
     assert normalise_vary({"style-weight": [1e3, 1e5]}) == [("style_weight", [("1000", 1e3), ("100000", 1e5)])]
 
 
-@pytest.mark.parametrize("spec, message", [
-    (["colour=1,2"], "not a stylize option"),
-    (["progress=true"], "not a stylize option"),
-    (["style-weight"], "NAME=VALUE"),
-    (["style-weight="], "no values"),
-    (["size=big"], "whole number"),
-    (["size=1.5"], "whole number"),
-    (["tv-weight=x"], "a number"),
-    (["size=32", "size=64"], "given twice"),
-    ([], "nothing to vary"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (["colour=1,2"], "not a stylize option"),
+        (["progress=true"], "not a stylize option"),
+        (["style-weight"], "NAME=VALUE"),
+        (["style-weight="], "no values"),
+        (["size=big"], "whole number"),
+        (["size=1.5"], "whole number"),
+        (["tv-weight=x"], "a number"),
+        (["size=32", "size=64"], "given twice"),
+        ([], "nothing to vary"),
+    ],
+)
 def test_bad_vary_specs(spec, message):
     with pytest.raises(NeuralensError, match=message):
         normalise_vary(spec)
@@ -68,8 +75,22 @@ def test_bad_values_fail_before_any_run(pair):
 def test_sweep_sheet_has_one_labelled_tile_per_combination(pair, tmp_path, capsys):
     content, style = pair
     out = tmp_path / "out" / "sheet.png"
-    rc = main(["sweep", str(content), str(style), "--vary", "style-weight=1e3,1e5",
-               "--vary", "content-layers=relu2_2,relu3_2", "--tv-weight", "0", *FAST, "-o", str(out)])
+    rc = main(
+        [
+            "sweep",
+            str(content),
+            str(style),
+            "--vary",
+            "style-weight=1e3,1e5",
+            "--vary",
+            "content-layers=relu2_2,relu3_2",
+            "--tv-weight",
+            "0",
+            *FAST,
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "run 4/4" in err
@@ -91,7 +112,10 @@ def test_sweep_sheet_has_one_labelled_tile_per_combination(pair, tmp_path, capsy
     assert boxes[0][1] == boxes[1][1] < boxes[2][1] == boxes[3][1]
     assert boxes[0][0] == boxes[2][0] < boxes[1][0] == boxes[3][0]
     for r in runs:
-        assert r["caption"] == f"style-weight={r['settings']['style-weight']}\ncontent-layers={r['settings']['content-layers']}"
+        assert (
+            r["caption"]
+            == f"style-weight={r['settings']['style-weight']}\ncontent-layers={r['settings']['content-layers']}"
+        )
         assert set(r["losses"]) == {"content", "style", "tv", "total"}
         assert all(math.isfinite(v) for v in r["losses"].values())
         assert r["steps"] >= 1 and r["timings"]["total"] > 0 and not r["stopped"]
@@ -112,8 +136,16 @@ def test_sweep_sheet_has_one_labelled_tile_per_combination(pair, tmp_path, capsy
 def test_sweep_api_single_setting(pair):
     content, style = pair
     seen = []
-    result = sweep(content, style, {"style-weight": [1e2, 1e6]}, size=32, iterations=1, scales=1, device="cpu",
-                   callback=lambda i, n, c: seen.append(c))
+    result = sweep(
+        content,
+        style,
+        {"style-weight": [1e2, 1e6]},
+        size=32,
+        iterations=1,
+        scales=1,
+        device="cpu",
+        callback=lambda i, n, c: seen.append(c),
+    )
     assert seen == ["style-weight=100", "style-weight=1e+06"]
     assert len(result.runs) == 2 and result.planned == 2 and not result.stopped
     assert (result.layout.columns, result.layout.rows) == (2, 1)
@@ -123,8 +155,16 @@ def test_sweep_api_single_setting(pair):
 
 def test_sweep_stops_early_with_the_runs_so_far(pair):
     content, style = pair
-    result = sweep(content, style, ["style-weight=1e3,1e4,1e5"], size=32, iterations=3, scales=1, device="cpu",
-                   should_stop=lambda: True)
+    result = sweep(
+        content,
+        style,
+        ["style-weight=1e3,1e4,1e5"],
+        size=32,
+        iterations=3,
+        scales=1,
+        device="cpu",
+        should_stop=lambda: True,
+    )
     assert result.stopped and result.planned == 3 and len(result.runs) == 1
     assert result.sheet.size == result.layout.size and result.layout.columns == 1
     with pytest.raises(NeuralensError, match="not a stylize option"):
@@ -137,13 +177,14 @@ def test_sweep_cli_errors_are_one_line(pair, tmp_path, cli_error):
     assert "not a stylize option" in cli_error("sweep", content, style, "--vary", "colour=1", "-o", out)
     assert "expected a number" in cli_error("sweep", content, style, "--vary", "style-weight=1e3,x", "-o", out)
     assert "unknown layer" in cli_error("sweep", content, style, "--vary", "content-layers=relu2_2,conv9_1", "-o", out)
-    assert "both fixed and varied" in cli_error("sweep", content, style, "--vary", "size=32",
-                                                      "--size", "64", "-o", out)
-    assert "whole number" in cli_error("sweep", content, style, "--vary", "style-weight=1", "--iterations",
-                                             "many", "-o", out)
+    assert "both fixed and varied" in cli_error("sweep", content, style, "--vary", "size=32", "--size", "64", "-o", out)
+    assert "whole number" in cli_error(
+        "sweep", content, style, "--vary", "style-weight=1", "--iterations", "many", "-o", out
+    )
     assert "no such file" in cli_error("sweep", str(tmp_path / "nope.jpg"), style, "--vary", "size=32", "-o", out)
-    assert "unknown output format" in cli_error("sweep", content, style, "--vary", "size=32", "-o",
-                                                      str(tmp_path / "s.txt"))
+    assert "unknown output format" in cli_error(
+        "sweep", content, style, "--vary", "size=32", "-o", str(tmp_path / "s.txt")
+    )
     fake = tmp_path / "fake.png"
     fake.write_text("no picture")
     assert "not an image" in cli_error("sweep", content, str(fake), "--vary", "size=32", "-o", out)

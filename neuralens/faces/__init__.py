@@ -10,17 +10,18 @@ calibration and trainable heads.
         faces.enroll(gallery, "Ada", ["ada.jpg"])
         [m.name for m in faces.identify(gallery, "group.jpg")]
 """
+
 from .api import (
-                  DEFAULT_THRESHOLD,
-                  Comparison,
-                  Face,
-                  SeveralFaces,
-                  align,
-                  confidence,
-                  detect,
-                  distance,
-                  encode,
-                  landmarks,
+    DEFAULT_THRESHOLD,
+    Comparison,
+    Face,
+    SeveralFaces,
+    align,
+    confidence,
+    detect,
+    distance,
+    encode,
+    landmarks,
 )
 from .calibration import Calibration, calibrate, calibrate_distances
 from .draw import annotate
@@ -30,8 +31,37 @@ from .metric import ClassifierMetric, EuclideanMetric, Metric, ProjectionMetric
 from .names import UnknownPerson, display_name, name_key
 from .recognition import EnrollResult, Match, compare, enroll, identify, verify
 
-__all__ = ["DEFAULT_THRESHOLD", "Calibration", "ClassifierMetric", "Comparison", "EmptyGallery", "EnrollResult",
-           "EuclideanMetric", "Face", "Gallery", "Match", "Metric", "Person", "ProjectionMetric", "SeveralFaces",
-           "UnknownPerson", "align", "annotate", "calibrate", "calibrate_distances", "compare", "confidence",
-           "default_gallery_path", "detect", "display_name", "distance", "encode", "enroll", "identify",
-           "landmarks", "load_head", "name_key", "verify"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Calibration",
+    "ClassifierMetric",
+    "Comparison",
+    "EmptyGallery",
+    "EnrollResult",
+    "EuclideanMetric",
+    "Face",
+    "Gallery",
+    "Match",
+    "Metric",
+    "Person",
+    "ProjectionMetric",
+    "SeveralFaces",
+    "UnknownPerson",
+    "align",
+    "annotate",
+    "calibrate",
+    "calibrate_distances",
+    "compare",
+    "confidence",
+    "default_gallery_path",
+    "detect",
+    "display_name",
+    "distance",
+    "encode",
+    "enroll",
+    "identify",
+    "landmarks",
+    "load_head",
+    "name_key",
+    "verify",
+]

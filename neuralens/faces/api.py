@@ -6,6 +6,7 @@
 
 Comparison policy (thresholds, decisions) lives in ``metric`` and ``recognition``.
 """
+
 from __future__ import annotations
 
 import collections
@@ -65,8 +66,14 @@ class Face:
 
     def to_dict(self) -> dict:
         """A JSON-ready summary (without the embedding)."""
-        return {"index": self.index, "box": list(self.box), "size": self.size, "score": round(self.score, 3),
-                "sharpness": round(self.sharpness, 1), "yaw": round(self.yaw, 3)}
+        return {
+            "index": self.index,
+            "box": list(self.box),
+            "size": self.size,
+            "score": round(self.score, 3),
+            "sharpness": round(self.sharpness, 1),
+            "yaw": round(self.yaw, 3),
+        }
 
 
 @dataclass
@@ -81,8 +88,13 @@ class Comparison:
 
     def to_dict(self) -> dict:
         """A JSON-ready form."""
-        return {"same": self.same, "distance": round(self.distance, 4), "threshold": round(self.threshold, 4),
-                "confidence": round(self.confidence, 4), **self.details}
+        return {
+            "same": self.same,
+            "distance": round(self.distance, 4),
+            "threshold": round(self.threshold, 4),
+            "confidence": round(self.confidence, 4),
+            **self.details,
+        }
 
 
 def to_array(image: Union[ImageLike, np.ndarray]) -> np.ndarray:
@@ -92,6 +104,7 @@ def to_array(image: Union[ImageLike, np.ndarray]) -> np.ndarray:
             raise NeuralensError(f"expected an HxWx3 uint8 RGB array, got {image.dtype} {image.shape}")
         return np.ascontiguousarray(image)
     from ..imageio import load_image  # noqa: PLC0415 -- see ImageLike above
+
     return np.ascontiguousarray(np.asarray(load_image(image), dtype=np.uint8))
 
 
@@ -123,8 +136,9 @@ def _pixels_key(array: np.ndarray, *settings) -> tuple:
     return (array.shape, hashlib.blake2b(array.tobytes(), digest_size=16).digest(), *settings)
 
 
-def detect(image: Union[ImageLike, np.ndarray], detector: str = "hog", upsample: int = 1,
-           max_side: int = DETECT_MAX_SIDE) -> List[Tuple[Box, float]]:
+def detect(
+    image: Union[ImageLike, np.ndarray], detector: str = "hog", upsample: int = 1, max_side: int = DETECT_MAX_SIDE
+) -> List[Tuple[Box, float]]:
     """Find faces. Takes an image (path, PIL or RGB array), the detector ('hog' or 'cnn'), how many times
     to upsample (each doubles the size and finds faces half as small) and the long side the image is
     shrunk to for detection. Returns ``[(box, score), ...]`` with boxes ``(left, top, right, bottom)`` in
@@ -164,6 +178,7 @@ def detect(image: Union[ImageLike, np.ndarray], detector: str = "hog", upsample:
 def _shape(array: np.ndarray, box: Box):
     """dlib's 5-point landmark detection for one box."""
     import dlib  # noqa: PLC0415 -- models.* already checked that it imports
+
     left, top, right, bottom = box
     return models.landmark_predictor()(array, dlib.rectangle(int(left), int(top), int(right) - 1, int(bottom) - 1))
 
@@ -179,6 +194,7 @@ def align(image: Union[ImageLike, np.ndarray], box: Box, size: int = CHIP_SIZE) 
     """The face in ``box`` rotated upright and scaled from its 5 landmarks, as dlib's encoder expects.
     Returns a ``size`` x ``size`` RGB PIL image (150 px is what the encoder was trained on)."""
     import dlib  # noqa: PLC0415
+
     array = to_array(image)
     return Image.fromarray(dlib.get_face_chip(array, _shape(array, box), size=size, padding=CHIP_PADDING))
 
@@ -187,7 +203,7 @@ def sharpness(chip: Union[Image.Image, np.ndarray]) -> float:
     """Variance of the Laplacian of an aligned chip's grey levels: low means blurred. Measured on the
     fixed-size chip, so the value does not depend on the photo's resolution."""
     grey = np.asarray(Image.fromarray(np.asarray(chip)).convert("L"), dtype=np.float64)
-    laplacian = (grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4.0 * grey[1:-1, 1:-1])
+    laplacian = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4.0 * grey[1:-1, 1:-1]
     return float(laplacian.var())
 
 
@@ -204,13 +220,19 @@ def yaw(points: np.ndarray) -> float:
     return float(np.dot(nose - (left_eye + right_eye) / 2.0, axis / between) / between)
 
 
-def encode(image: Union[ImageLike, np.ndarray], detector: str = "hog", jitter: int = 0, upsample: int = 1,
-           pipeline: Optional[Pipeline] = None) -> List[Face]:
+def encode(
+    image: Union[ImageLike, np.ndarray],
+    detector: str = "hog",
+    jitter: int = 0,
+    upsample: int = 1,
+    pipeline: Optional[Pipeline] = None,
+) -> List[Face]:
     """Find every face and compute its 128-d embedding. Takes an image (path, PIL or RGB array), the
     detector, the jitter count (re-encode that many jittered copies and average: slower, slightly more
     robust) and the upsample count; ``pipeline`` overrides detector and jitter. Returns a list of
     ``Face`` (box, landmarks, embedding, quality measures), ordered left to right; empty if none found."""
     import dlib  # noqa: PLC0415
+
     pipeline = pipeline or Pipeline(detector=detector, jitter=jitter)
     array = to_array(image)
     faces = []
@@ -218,8 +240,17 @@ def encode(image: Union[ImageLike, np.ndarray], detector: str = "hog", jitter: i
         shape = _shape(array, box)
         points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], dtype=np.float64)
         chip = dlib.get_face_chip(array, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
-        faces.append(Face(box=box, score=score, landmarks=points, embedding=_embed(chip, pipeline.jitter),
-                          sharpness=sharpness(chip), yaw=yaw(points), index=number))
+        faces.append(
+            Face(
+                box=box,
+                score=score,
+                landmarks=points,
+                embedding=_embed(chip, pipeline.jitter),
+                sharpness=sharpness(chip),
+                yaw=yaw(points),
+                index=number,
+            )
+        )
     return faces
 
 
@@ -271,8 +302,9 @@ def central_face(faces: Sequence[Face], image_size: Tuple[int, int]) -> Optional
     if not faces:
         return None
     cx, cy = image_size[0] / 2.0, image_size[1] / 2.0
-    return min(faces, key=lambda f: (((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2,
-                                     -f.area))
+    return min(
+        faces, key=lambda f: (((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2, -f.area)
+    )
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> Union[float, np.ndarray]:
@@ -292,8 +324,9 @@ def distance(a: np.ndarray, b: np.ndarray) -> Union[float, np.ndarray]:
     return result
 
 
-def nearest(queries: np.ndarray, matrix: np.ndarray, matrix_norms: Optional[np.ndarray] = None,
-            chunk: int = 1 << 18) -> Tuple[np.ndarray, np.ndarray]:
+def nearest(
+    queries: np.ndarray, matrix: np.ndarray, matrix_norms: Optional[np.ndarray] = None, chunk: int = 1 << 18
+) -> Tuple[np.ndarray, np.ndarray]:
     """For each query embedding, the row of ``matrix`` nearest to it, in one vectorised pass: squared
     distances |q|^2 + |g|^2 - 2 q.g from a single matrix product per block of rows. Takes (n, d) queries,
     an (m, d) matrix and optionally its precomputed squared row norms (m,). Returns (indices (n,),
@@ -304,9 +337,9 @@ def nearest(queries: np.ndarray, matrix: np.ndarray, matrix_norms: Optional[np.n
     best = np.zeros(len(queries), dtype=np.int64)
     best_sq = np.full(len(queries), np.inf, dtype=np.float32)
     for start in range(0, len(matrix), chunk):
-        block = matrix[start:start + chunk]
+        block = matrix[start : start + chunk]
         # |q|^2 is the same for every row, so it is left out of the argmin and added back at the end.
-        partial = matrix_norms[start:start + chunk][None, :] - 2.0 * (queries @ block.T)
+        partial = matrix_norms[start : start + chunk][None, :] - 2.0 * (queries @ block.T)
         index = np.argmin(partial, axis=1)
         value = partial[np.arange(len(queries)), index]
         better = value < best_sq

@@ -1,10 +1,11 @@
 """Choosing a gallery's threshold and confidence fit from labelled pairs (``neuralens faces calibrate``).
 
-    result = calibrate("pairs.csv", "photos/", folds=10)        # or far=1e-3
-    result.threshold, result.confidence_fit
-    with Gallery() as gallery:
-        result.store(gallery)
+result = calibrate("pairs.csv", "photos/", folds=10)        # or far=1e-3
+result.threshold, result.confidence_fit
+with Gallery() as gallery:
+    result.store(gallery)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,8 +44,13 @@ class Calibration:
     def info(self) -> dict:
         """What the gallery records about the calibration (its 'calibration' setting)."""
         if self.accuracy is not None:
-            info = {"method": self.method, "threshold": self.threshold, "accuracy": self.accuracy,
-                    "accuracy_std": self.accuracy_std, "fold_thresholds": list(self.fold_thresholds)}
+            info = {
+                "method": self.method,
+                "threshold": self.threshold,
+                "accuracy": self.accuracy,
+                "accuracy_std": self.accuracy_std,
+                "fold_thresholds": list(self.fold_thresholds),
+            }
         else:
             info = {"method": self.method, "tar": self.tar, "far": self.far}
         info.update({"pairs": self.pairs, "no_face": self.no_face, "pairs_file": self.pairs_file})
@@ -52,8 +58,12 @@ class Calibration:
 
     def to_dict(self) -> dict:
         """A JSON-ready form: {'threshold', 'confidence', 'calibration' (see ``info``), 'gallery'}."""
-        return {"threshold": self.threshold, "confidence": dict(self.confidence_fit), "calibration": self.info(),
-                "gallery": self.gallery}
+        return {
+            "threshold": self.threshold,
+            "confidence": dict(self.confidence_fit),
+            "calibration": self.info(),
+            "gallery": self.gallery,
+        }
 
     def metric(self) -> EuclideanMetric:
         """The Euclidean metric with this threshold and confidence fit."""
@@ -61,13 +71,15 @@ class Calibration:
 
     def store(self, gallery: Gallery) -> None:
         """Save the threshold and fit in ``gallery``'s settings (one transaction; claims its pipeline)."""
-        gallery.set_calibration(self.threshold, self.confidence_fit, self.info(), self.pipeline or
-                                gallery.default_pipeline().fingerprint())
+        gallery.set_calibration(
+            self.threshold, self.confidence_fit, self.info(), self.pipeline or gallery.default_pipeline().fingerprint()
+        )
         self.gallery = str(gallery.path)
 
 
-def calibrate_distances(distances: Sequence[float], same: Sequence[bool], far: Optional[float] = None,
-                        folds: int = 10) -> Calibration:
+def calibrate_distances(
+    distances: Sequence[float], same: Sequence[bool], far: Optional[float] = None, folds: int = 10
+) -> Calibration:
     """Calibrate on a labelled distance list. Without ``far``: the mean of the best thresholds of
     ``folds``-fold cross-validation, with its held-out accuracy; with ``far``: the largest threshold
     whose false-accept rate on these pairs is at most ``far`` (needs 1/far different pairs). Either way a
@@ -78,20 +90,39 @@ def calibrate_distances(distances: Sequence[float], same: Sequence[bool], far: O
         if not 0 < far < 1:
             raise NeuralensError(f"a false-accept rate must be between 0 and 1, got {far}")
         threshold = metrics.threshold_for_far(d, y, far)
-        result = Calibration(threshold=threshold, confidence_fit={}, method=f"far {far:g}", pairs=int(d.size),
-                             tar=float((d[y] <= threshold).mean()), far=float((d[~y] <= threshold).mean()))
+        result = Calibration(
+            threshold=threshold,
+            confidence_fit={},
+            method=f"far {far:g}",
+            pairs=int(d.size),
+            tar=float((d[y] <= threshold).mean()),
+            far=float((d[~y] <= threshold).mean()),
+        )
     else:
         cv = metrics.cross_validate_threshold(d, y, folds)
-        result = Calibration(threshold=cv["threshold"], confidence_fit={}, method=f"{folds}-fold cross-validation",
-                             pairs=int(d.size), accuracy=cv["accuracy"], accuracy_std=cv["accuracy_std"],
-                             fold_thresholds=cv["fold_thresholds"])
+        result = Calibration(
+            threshold=cv["threshold"],
+            confidence_fit={},
+            method=f"{folds}-fold cross-validation",
+            pairs=int(d.size),
+            accuracy=cv["accuracy"],
+            accuracy_std=cv["accuracy_std"],
+            fold_thresholds=cv["fold_thresholds"],
+        )
     result.confidence_fit = metrics.fit_logistic(d, y)
     return result
 
 
-def calibrate(pairs_file, images, far: Optional[float] = None, folds: int = 10,
-              pipeline: Optional[Pipeline] = None, upsample: int = 1, gallery: Optional[Gallery] = None,
-              progress: Optional[Callable[[int, int], None]] = None) -> Calibration:
+def calibrate(
+    pairs_file,
+    images,
+    far: Optional[float] = None,
+    folds: int = 10,
+    pipeline: Optional[Pipeline] = None,
+    upsample: int = 1,
+    gallery: Optional[Gallery] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Calibration:
     """Calibrate on a labelled pair list (see ``metrics.read_pairs``) whose images are in the folder
     ``images``: each image's central face is encoded (``pipeline``: default the gallery's, else the
     defaults; ``progress(done, total)`` after each image), pairs with a faceless image are left out, and

@@ -3,6 +3,7 @@
 A thin layer over ``neuralens.faces``: parse, call the API, print. Exit status: 0 on success (and for
 verify/compare: same person), 1 when verify/compare say 'different people', 2 on a user error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,17 +29,34 @@ DIFFERENT = 1  # exit status of verify/compare for 'not the same person', like g
 
 # --- shared options -----------------------------------------------------------------------------------
 def _gallery_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gallery", metavar="PATH",
-                        help="gallery file (default: $NEURALENS_GALLERY, else faces.sqlite3 in your data folder)")
+    parser.add_argument(
+        "--gallery",
+        metavar="PATH",
+        help="gallery file (default: $NEURALENS_GALLERY, else faces.sqlite3 in your data folder)",
+    )
 
 
 def _pipeline_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detector", choices=DETECTORS, default=None,
-                        help="face detector: hog (default, fast) or cnn (finds more faces, much slower on a CPU)")
-    parser.add_argument("--jitter", type=int, default=None, metavar="N",
-                        help="encode N jittered copies of each face and average them (default 0)")
-    parser.add_argument("--upsample", type=int, default=1, metavar="N",
-                        help="upsample the photo N times before detection to find smaller faces (default 1)")
+    parser.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        default=None,
+        help="face detector: hog (default, fast) or cnn (finds more faces, much slower on a CPU)",
+    )
+    parser.add_argument(
+        "--jitter",
+        type=int,
+        default=None,
+        metavar="N",
+        help="encode N jittered copies of each face and average them (default 0)",
+    )
+    parser.add_argument(
+        "--upsample",
+        type=int,
+        default=1,
+        metavar="N",
+        help="upsample the photo N times before detection to find smaller faces (default 1)",
+    )
 
 
 def _face_choice(parser: argparse.ArgumentParser) -> None:
@@ -83,28 +101,42 @@ def _progress(what: str = "encoding") -> Iterator[Callable[[int, int], None]]:
     """A ``progress(done, total)`` callback for the API, shown on stderr by ``neuralens.progress``: a bar
     on a terminal, a line every few seconds elsewhere."""
     with Progress(None, what=what, unit="image") as bar:
+
         def update(done: int, total: int) -> None:
             if bar.total != total:
                 bar.set_total(total)
             bar.update(done - bar.count)
+
         yield update
 
 
 def _verdict(result: api.Comparison) -> str:
-    return (f"same person: {'yes' if result.same else 'no'} (distance {result.distance:.3f}, threshold "
-            f"{result.threshold:.3f}, confidence {result.confidence:.2f})")
+    return (
+        f"same person: {'yes' if result.same else 'no'} (distance {result.distance:.3f}, threshold "
+        f"{result.threshold:.3f}, confidence {result.confidence:.2f})"
+    )
 
 
 # --- commands -----------------------------------------------------------------------------------------
 def cmd_enroll(args) -> int:
     """Enrol a person from one or more photos (or folders of them)."""
     from ..imageio import find_images  # noqa: PLC0415 -- imports torch
+
     photos = find_images(args.photos)
     with _open(args, create=True) as gallery:
-        result = recognition.enroll(gallery, args.name, photos, largest=args.largest, face=args.face,
-                                    detector=args.detector, jitter=args.jitter, upsample=args.upsample,
-                                    min_face=args.min_face, min_sharpness=args.min_sharpness,
-                                    max_yaw=args.max_yaw)
+        result = recognition.enroll(
+            gallery,
+            args.name,
+            photos,
+            largest=args.largest,
+            face=args.face,
+            detector=args.detector,
+            jitter=args.jitter,
+            upsample=args.upsample,
+            min_face=args.min_face,
+            min_sharpness=args.min_sharpness,
+            max_yaw=args.max_yaw,
+        )
         for warning in result.warnings:
             _warn(warning)
         if args.json:
@@ -120,9 +152,17 @@ def cmd_enroll(args) -> int:
 def cmd_verify(args) -> int:
     """Is the face in PHOTO the enrolled person NAME?"""
     with _open(args) as gallery:
-        result = recognition.verify(gallery, args.photo, args.name, metric=_head(args), largest=args.largest,
-                                    face=args.face, detector=args.detector, jitter=args.jitter,
-                                    upsample=args.upsample)
+        result = recognition.verify(
+            gallery,
+            args.photo,
+            args.name,
+            metric=_head(args),
+            largest=args.largest,
+            face=args.face,
+            detector=args.detector,
+            jitter=args.jitter,
+            upsample=args.upsample,
+        )
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -133,8 +173,15 @@ def cmd_verify(args) -> int:
 def cmd_compare(args) -> int:
     """Do two photos show the same person?"""
     metric, pipeline = _evaluation_setup(args)
-    result = recognition.compare(args.photo_a, args.photo_b, threshold=args.threshold, detector=pipeline.detector,
-                                 jitter=pipeline.jitter, largest=args.largest, metric=metric)
+    result = recognition.compare(
+        args.photo_a,
+        args.photo_b,
+        threshold=args.threshold,
+        detector=pipeline.detector,
+        jitter=pipeline.jitter,
+        largest=args.largest,
+        metric=metric,
+    )
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -146,11 +193,13 @@ def cmd_identify(args) -> int:
     """Who is in PHOTO?"""
     from ..imageio import check_output_path, save_image  # noqa: PLC0415 -- imports torch
     from .draw import annotate  # noqa: PLC0415
+
     if args.output:
         check_output_path(args.output)
     with _open(args) as gallery:
-        matches = recognition.identify(gallery, args.photo, metric=_head(args), detector=args.detector,
-                                       jitter=args.jitter, upsample=args.upsample)
+        matches = recognition.identify(
+            gallery, args.photo, metric=_head(args), detector=args.detector, jitter=args.jitter, upsample=args.upsample
+        )
     if not matches:
         raise NeuralensError(f"{args.photo}: no face found")
     if args.output:
@@ -179,8 +228,13 @@ def cmd_list(args) -> int:
         path, people, threshold = gallery.path, gallery.persons(), gallery.threshold
         gallery.close()
     if args.json:
-        _print_json({"gallery": str(path), "threshold": threshold or api.DEFAULT_THRESHOLD,
-                     "persons": [p.to_dict() for p in people]})
+        _print_json(
+            {
+                "gallery": str(path),
+                "threshold": threshold or api.DEFAULT_THRESHOLD,
+                "persons": [p.to_dict() for p in people],
+            }
+        )
     elif not people:
         print(f"nobody enrolled yet in {path}")
     else:
@@ -237,14 +291,23 @@ def cmd_evaluate(args) -> int:
     """Verification metrics on a labelled pair list."""
     metric, pipeline = _evaluation_setup(args)
     with _progress() as progress:
-        report = metrics.evaluate_pairs(args.pairs, args.images, threshold=args.threshold, pipeline=pipeline,
-                                        metric=metric, upsample=args.upsample, progress=progress)
+        report = metrics.evaluate_pairs(
+            args.pairs,
+            args.images,
+            threshold=args.threshold,
+            pipeline=pipeline,
+            metric=metric,
+            upsample=args.upsample,
+            progress=progress,
+        )
     report.pop("distances"), report.pop("same")
     if args.json:
         _print_json(report)
         return 0
-    print(f"pairs            {report['pairs']} ({report['pairs_used']} used: {report['same_pairs']} same, "
-          f"{report['different_pairs']} different)")
+    print(
+        f"pairs            {report['pairs']} ({report['pairs_used']} used: {report['same_pairs']} same, "
+        f"{report['different_pairs']} different)"
+    )
     print(f"images           {report['images']} ({report['no_face']} without a face)")
     _print_metrics(report)
     print(f"seconds/image    {report['seconds_per_image']:.3f}")
@@ -255,19 +318,29 @@ def cmd_calibrate(args) -> int:
     """Choose and store the threshold and confidence fit."""
     _, pipeline = _evaluation_setup(args)
     with _progress() as progress:
-        result = calibrate(args.pairs, args.images, far=args.far, folds=args.folds, pipeline=pipeline,
-                           upsample=args.upsample, progress=progress)
+        result = calibrate(
+            args.pairs,
+            args.images,
+            far=args.far,
+            folds=args.folds,
+            pipeline=pipeline,
+            upsample=args.upsample,
+            progress=progress,
+        )
     with _open(args, create=True) as store:  # created only now, when there is something to store
         result.store(store)
     if args.json:
         _print_json(result.to_dict())
         return 0
     if result.accuracy is not None:
-        print(f"threshold {result.threshold:.4f} ({result.method}: accuracy {result.accuracy:.4f} "
-              f"± {result.accuracy_std:.4f} on held-out folds)")
+        print(
+            f"threshold {result.threshold:.4f} ({result.method}: accuracy {result.accuracy:.4f} "
+            f"± {result.accuracy_std:.4f} on held-out folds)"
+        )
     else:
-        print(f"threshold {result.threshold:.4f} (false-accept rate {result.far:.2e}, "
-              f"true-accept rate {result.tar:.4f})")
+        print(
+            f"threshold {result.threshold:.4f} (false-accept rate {result.far:.2e}, true-accept rate {result.tar:.4f})"
+        )
     fit = result.confidence_fit
     sign = "-" if fit["slope"] < 0 else "+"
     print(f"confidence P(same) = sigmoid({fit['intercept']:.3f} {sign} {abs(fit['slope']):.3f} * distance)")
@@ -278,20 +351,36 @@ def cmd_calibrate(args) -> int:
 def cmd_train(args) -> int:
     """Train heads on a folder-per-person dataset."""
     from . import training  # noqa: PLC0415 -- imports torch
+
     _, pipeline = _evaluation_setup(args)
     with _progress() as progress:
-        report = training.train(args.dataset, args.output, split=args.split, test_fraction=args.test_fraction,
-                                use=args.use, steps=args.steps, margin=args.margin, seed=args.seed,
-                                pipeline=pipeline, upsample=args.upsample, progress=progress,
-                                features=args.features)
+        report = training.train(
+            args.dataset,
+            args.output,
+            split=args.split,
+            test_fraction=args.test_fraction,
+            use=args.use,
+            steps=args.steps,
+            margin=args.margin,
+            seed=args.seed,
+            pipeline=pipeline,
+            upsample=args.upsample,
+            progress=progress,
+            features=args.features,
+        )
     if args.json:
         _print_json(report)
         return 0
-    print(f"trained on {report['train_images']} photos of {report['train_people']} people, tested on "
-          f"{report['test_images']} held-out photos of {report['test_people']} people "
-          f"({report['no_face']} photo(s) without a face skipped)")
-    for key, title in (("before", "pretrained encoder (before)"), ("projection", "projection head (triplet loss)"),
-                       ("classifier", f"classifier head (logistic regression on {FEATURE_NAMES[args.features]})")):
+    print(
+        f"trained on {report['train_images']} photos of {report['train_people']} people, tested on "
+        f"{report['test_images']} held-out photos of {report['test_people']} people "
+        f"({report['no_face']} photo(s) without a face skipped)"
+    )
+    for key, title in (
+        ("before", "pretrained encoder (before)"),
+        ("projection", "projection head (triplet loss)"),
+        ("classifier", f"classifier head (logistic regression on {FEATURE_NAMES[args.features]})"),
+    ):
         print(f"{title}:")
         _print_metrics(report[key], indent="  ")
     print(f"saved the {report['use']} head to {report['output']} (use it with --head)")
@@ -301,9 +390,11 @@ def cmd_train(args) -> int:
 # --- wiring -------------------------------------------------------------------------------------------
 def register(subparsers) -> None:
     """Add `neuralens faces ...`."""
-    faces = subparsers.add_parser("faces", help="face verification and recognition",
-                                  description="Face verification (1:1) and identification (1:K) from one photo "
-                                              "per person. See docs/faces.md.")
+    faces = subparsers.add_parser(
+        "faces",
+        help="face verification and recognition",
+        description="Face verification (1:1) and identification (1:K) from one photo per person. See docs/faces.md.",
+    )
     faces.set_defaults(func=lambda args: (faces.print_help(), 2)[1])
     sub = faces.add_subparsers(dest="faces_command", metavar="COMMAND")
 
@@ -311,12 +402,27 @@ def register(subparsers) -> None:
     p.add_argument("name", help="the person's name")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo(s) of the person, or folders of them")
     _face_choice(p)
-    p.add_argument("--min-face", type=int, default=MIN_FACE, metavar="PX",
-                   help=f"smallest accepted face, in pixels (default {MIN_FACE})")
-    p.add_argument("--min-sharpness", type=float, default=MIN_SHARPNESS, metavar="X",
-                   help=f"least accepted sharpness (variance of the Laplacian; default {MIN_SHARPNESS:g})")
-    p.add_argument("--max-yaw", type=float, default=MAX_YAW, metavar="X",
-                   help=f"most accepted head turn (nose offset / eye distance; default {MAX_YAW:g})")
+    p.add_argument(
+        "--min-face",
+        type=int,
+        default=MIN_FACE,
+        metavar="PX",
+        help=f"smallest accepted face, in pixels (default {MIN_FACE})",
+    )
+    p.add_argument(
+        "--min-sharpness",
+        type=float,
+        default=MIN_SHARPNESS,
+        metavar="X",
+        help=f"least accepted sharpness (variance of the Laplacian; default {MIN_SHARPNESS:g})",
+    )
+    p.add_argument(
+        "--max-yaw",
+        type=float,
+        default=MAX_YAW,
+        metavar="X",
+        help=f"most accepted head turn (nose offset / eye distance; default {MAX_YAW:g})",
+    )
     _pipeline_options(p), _gallery_option(p), _json_option(p)
     p.set_defaults(func=cmd_enroll)
 
@@ -356,36 +462,58 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_remove)
 
     for name, helptext, func in (
-            ("evaluate", "verification metrics on a labelled pair list", cmd_evaluate),
-            ("calibrate", "choose and store the threshold and confidence fit", cmd_calibrate)):
+        ("evaluate", "verification metrics on a labelled pair list", cmd_evaluate),
+        ("calibrate", "choose and store the threshold and confidence fit", cmd_calibrate),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("pairs", metavar="PAIRS", help="CSV file_x,file_y,Decision (Yes/No) or LFW pairs.txt")
         p.add_argument("--images", required=True, metavar="DIR", help="folder the pair list's images are in")
         if name == "evaluate":
-            p.add_argument("--threshold", type=float, help="threshold to report accuracy at "
-                                                            "(default: the gallery's, else 0.6)")
+            p.add_argument(
+                "--threshold", type=float, help="threshold to report accuracy at (default: the gallery's, else 0.6)"
+            )
             _head_option(p)
         else:
-            p.add_argument("--far", type=float, metavar="RATE",
-                           help="instead of the best accuracy, the threshold for this false-accept rate "
-                                "(e.g. 1e-3)")
+            p.add_argument(
+                "--far",
+                type=float,
+                metavar="RATE",
+                help="instead of the best accuracy, the threshold for this false-accept rate (e.g. 1e-3)",
+            )
             p.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")
         _pipeline_options(p), _gallery_option(p), _json_option(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("train", help="train a head on a folder-per-person dataset")
     p.add_argument("dataset", metavar="DATASET_DIR", help="one sub-folder of photos per person")
-    p.add_argument("-o", "--output", default="face-head.json", metavar="FILE",
-                   help="where to save the head (default face-head.json)")
-    p.add_argument("--split", choices=("people", "images"), default="people",
-                   help="hold out whole people (default) or some photos of each person")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="face-head.json",
+        metavar="FILE",
+        help="where to save the head (default face-head.json)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("people", "images"),
+        default="people",
+        help="hold out whole people (default) or some photos of each person",
+    )
     p.add_argument("--test-fraction", type=float, default=0.25, help="share held out for testing (default 0.25)")
-    p.add_argument("--use", choices=("best", "projection", "classifier"), default="best",
-                   help="which head the saved file applies (default: the better on the held-out pairs)")
+    p.add_argument(
+        "--use",
+        choices=("best", "projection", "classifier"),
+        default="best",
+        help="which head the saved file applies (default: the better on the held-out pairs)",
+    )
     p.add_argument("--steps", type=int, default=300, help="projection-head training steps (default 300)")
     p.add_argument("--margin", type=float, default=0.2, help="triplet-loss margin (default 0.2)")
-    p.add_argument("--features", choices=("both", "abs", "chi2"), default="both",
-                   help="the classifier's pair features: |f1-f2|, chi-square terms, or both (default)")
+    p.add_argument(
+        "--features",
+        choices=("both", "abs", "chi2"),
+        default="both",
+        help="the classifier's pair features: |f1-f2|, chi-square terms, or both (default)",
+    )
     p.add_argument("--seed", type=int, default=0)
     _pipeline_options(p), _gallery_option(p), _json_option(p)
     p.set_defaults(func=cmd_train)

@@ -1,4 +1,5 @@
 """Drawing identification results on a photo."""
+
 from __future__ import annotations
 
 from typing import Sequence, Union

@@ -13,6 +13,7 @@ Design notes (the why):
   was, and with WAL and a busy timeout two processes enrolling at once wait for each other, losing nothing.
 - ``secure_delete`` plus VACUUM and a WAL checkpoint on removal, so a removed person leaves no bytes behind.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -36,8 +37,16 @@ from .store import SQLiteStore
 GALLERY_ENV = "NEURALENS_GALLERY"
 FORMAT, FORMAT_VERSION = schema.FORMAT, schema.FORMAT_VERSION
 
-__all__ = ["EmptyGallery", "Gallery", "GALLERY_ENV", "MAX_NAME", "Person", "UnknownPerson", "default_gallery_path",
-           "vector_bytes"]
+__all__ = [
+    "EmptyGallery",
+    "Gallery",
+    "GALLERY_ENV",
+    "MAX_NAME",
+    "Person",
+    "UnknownPerson",
+    "default_gallery_path",
+    "vector_bytes",
+]
 
 
 class EmptyGallery(NeuralensError):
@@ -54,6 +63,7 @@ def default_gallery_path() -> Path:
     if env:
         return Path(env).expanduser()
     from platformdirs import user_data_dir  # noqa: PLC0415
+
     return Path(user_data_dir("neuralens")) / "faces.sqlite3"
 
 
@@ -132,8 +142,10 @@ class Gallery(SQLiteStore):
     def default_pipeline(self, detector: Optional[str] = None, jitter: Optional[int] = None) -> Pipeline:
         """The gallery's pipeline (or the defaults for a new one), with ``detector``/``jitter`` overriding."""
         stored = self.pipeline or {}
-        return Pipeline(detector=detector or str(stored.get("detector", "hog")),
-                        jitter=int(jitter if jitter is not None else stored.get("jitter", 0)))
+        return Pipeline(
+            detector=detector or str(stored.get("detector", "hog")),
+            jitter=int(jitter if jitter is not None else stored.get("jitter", 0)),
+        )
 
     def _claim_pipeline(self, conn: sqlite3.Connection, fingerprint: dict) -> None:
         """Inside a write: record ``fingerprint`` as the gallery's pipeline, or refuse a different one."""
@@ -150,16 +162,20 @@ class Gallery(SQLiteStore):
         differ = fingerprint_differences(stored, fingerprint) if stored else []
         if differ:
             detail = ", ".join(f"{k}: gallery {stored.get(k)!r} vs now {fingerprint.get(k)!r}" for k in differ)
-            raise NeuralensError(f"{self.path} was made with another face pipeline ({detail}); "
-                                 "refusing to mix embeddings (use the gallery's settings or another --gallery)")
+            raise NeuralensError(
+                f"{self.path} was made with another face pipeline ({detail}); "
+                "refusing to mix embeddings (use the gallery's settings or another --gallery)"
+            )
 
     def check_query_pipeline(self, fingerprint: dict) -> None:
         """Refuse a query whose encoder, landmark model or alignment differ from the gallery's (a different
         detector or jitter is fine for a one-off query)."""
         stored = self.pipeline
         if stored and fingerprint_differences(stored, fingerprint, ENCODER_KEYS):
-            raise NeuralensError(f"{self.path} was made with another face encoder or alignment; "
-                                 "its embeddings cannot be compared with this one's")
+            raise NeuralensError(
+                f"{self.path} was made with another face encoder or alignment; "
+                "its embeddings cannot be compared with this one's"
+            )
 
     def set_calibration(self, threshold: float, fit: dict, info: dict, fingerprint: dict) -> None:
         """Store a calibrated threshold and confidence fit (one transaction); claims the pipeline."""
@@ -172,7 +188,9 @@ class Gallery(SQLiteStore):
     def _people(self, where: str = "", params: tuple = ()) -> List[Person]:
         rows = self._conn.execute(
             "SELECT p.name, COUNT(e.id), p.created FROM persons p LEFT JOIN embeddings e ON e.person_id = p.id "
-            f"{where} GROUP BY p.id ORDER BY p.key, p.id", params).fetchall()
+            f"{where} GROUP BY p.id ORDER BY p.key, p.id",
+            params,
+        ).fetchall()
         return [Person(name, count, created) for name, count, created in rows]
 
     def persons(self) -> List[Person]:
@@ -217,12 +235,19 @@ class Gallery(SQLiteStore):
         found = self._find(self._conn, name)
         if found is None:
             return set()
-        return {row[0] for row in self._conn.execute(
-            "SELECT image_sha256 FROM embeddings WHERE person_id = ?", (found[0],))}
+        return {
+            row[0] for row in self._conn.execute("SELECT image_sha256 FROM embeddings WHERE person_id = ?", (found[0],))
+        }
 
-    def add_embeddings(self, name: str, vectors: Sequence[np.ndarray], hashes: Sequence[str],
-                       fingerprint: dict, sources: Optional[Sequence[str]] = None,
-                       boxes: Optional[Sequence[Sequence[int]]] = None) -> str:
+    def add_embeddings(
+        self,
+        name: str,
+        vectors: Sequence[np.ndarray],
+        hashes: Sequence[str],
+        fingerprint: dict,
+        sources: Optional[Sequence[str]] = None,
+        boxes: Optional[Sequence[Sequence[int]]] = None,
+    ) -> str:
         """Store embeddings for ``name`` (created if new; an existing person when the name matches theirs)
         in one transaction: all of them or none. ``fingerprint`` is the pipeline that made them (see
         ``Pipeline.fingerprint``). Returns the person's stored name."""
@@ -237,14 +262,18 @@ class Gallery(SQLiteStore):
             self._claim_pipeline(conn, fingerprint)
             found = self._find(conn, name)
             if found is None:
-                found = (conn.execute("INSERT INTO persons (name, key, created) VALUES (?, ?, ?)",
-                                      (name, name_key(name), _now())).lastrowid, name)
+                found = (
+                    conn.execute(
+                        "INSERT INTO persons (name, key, created) VALUES (?, ?, ?)", (name, name_key(name), _now())
+                    ).lastrowid,
+                    name,
+                )
             for vector, digest, source, box in zip(vectors, hashes, sources, boxes):
                 conn.execute(
                     "INSERT INTO embeddings (person_id, vector, image_sha256, source, box, created) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (found[0], vector_bytes(vector), digest, source, json.dumps(list(box)) if box else None,
-                     _now()))
+                    (found[0], vector_bytes(vector), digest, source, json.dumps(list(box)) if box else None, _now()),
+                )
         return found[1]
 
     def rename(self, old: str, new: str) -> str:
@@ -273,11 +302,12 @@ class Gallery(SQLiteStore):
     def scrub(self) -> None:
         """Rewrite the file without free pages (VACUUM) and fold the WAL into it, truncated to zero."""
         self._retry_when_busy(lambda: self._conn.execute("VACUUM"))
-        busy, _, _ = self._retry_when_busy(
-            lambda: self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+        busy, _, _ = self._retry_when_busy(lambda: self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
         if busy:  # another process is reading; its snapshot keeps old pages until it finishes
-            raise NeuralensError(f"{self.path}: removed, but another process holds the gallery open; "
-                                 "run the removal again when it has finished to scrub the file")
+            raise NeuralensError(
+                f"{self.path}: removed, but another process holds the gallery open; "
+                "run the removal again when it has finished to scrub the file"
+            )
 
     # --- search ---------------------------------------------------------------------------------------
     def _stored(self) -> _Stored:
@@ -292,8 +322,13 @@ class Gallery(SQLiteStore):
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").astype(np.float32)
         matrix = matrix.reshape(len(rows), EMBEDDING_DIM)
         owners = np.fromiter((position[r[0]] for r in rows), dtype=np.int64, count=len(rows))
-        stored = _Stored([int(pid) for pid, _ in people], [name for _, name in people], owners, matrix,
-                         np.einsum("ij,ij->i", matrix, matrix))
+        stored = _Stored(
+            [int(pid) for pid, _ in people],
+            [name for _, name in people],
+            owners,
+            matrix,
+            np.einsum("ij,ij->i", matrix, matrix),
+        )
         self._cache = (version, stored)
         return stored
 
@@ -305,8 +340,9 @@ class Gallery(SQLiteStore):
         pid, _ = self._lookup(name)
         return stored.matrix[stored.owners == stored.ids.index(pid)]
 
-    def search(self, queries: np.ndarray, metric: Optional[Metric] = None,
-               exclude: Optional[str] = None) -> Tuple[List[Optional[str]], np.ndarray]:
+    def search(
+        self, queries: np.ndarray, metric: Optional[Metric] = None, exclude: Optional[str] = None
+    ) -> Tuple[List[Optional[str]], np.ndarray]:
         """Nearest enrolled person for each query embedding, in one vectorised pass over all stored
         embeddings (or all but those of ``exclude``). Takes an (n, 128) array and a metric (default: the
         Euclidean one). Returns (names, distances); a name is None (distance inf) when there is nobody

@@ -4,6 +4,7 @@ The file holds the projection head and the classifier head, each with its own th
 fit, the encoder's fingerprint, and which head to apply by default. ``load_head`` reads one of them back as
 a ``Metric``; numpy only (no torch), so using a head costs nothing at start-up.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,16 +45,26 @@ class TrainedHeads:
     def to_dict(self) -> dict:
         """The JSON form written to the head file."""
         chosen = self.chosen
-        calibration = {kind: {"threshold": self[kind].threshold, "confidence": self[kind].confidence_fit}
-                       for kind in HEAD_KINDS}
+        calibration = {
+            kind: {"threshold": self[kind].threshold, "confidence": self[kind].confidence_fit} for kind in HEAD_KINDS
+        }
         return {
-            "format": HEAD_FORMAT, "version": 1, "kind": self.use, "threshold": chosen.threshold,
-            "confidence": chosen.confidence_fit, "pipeline": chosen.pipeline,
+            "format": HEAD_FORMAT,
+            "version": 1,
+            "kind": self.use,
+            "threshold": chosen.threshold,
+            "confidence": chosen.confidence_fit,
+            "pipeline": chosen.pipeline,
             "info": {**self.info, "calibration": calibration},
-            "projection": {"weight": self.projection.weight.astype(float).tolist(),
-                           "bias": self.projection.bias.astype(float).tolist()},
-            "classifier": {"weight": self.classifier.weight.astype(float).tolist(),
-                           "bias": float(self.classifier.bias), "features": self.classifier.features},
+            "projection": {
+                "weight": self.projection.weight.astype(float).tolist(),
+                "bias": self.projection.bias.astype(float).tolist(),
+            },
+            "classifier": {
+                "weight": self.classifier.weight.astype(float).tolist(),
+                "bias": float(self.classifier.bias),
+                "features": self.classifier.features,
+            },
         }
 
     def save(self, path) -> Path:
@@ -101,14 +112,21 @@ def load_head(path, kind: Optional[str] = None) -> HeadMetric:
         if threshold is None:
             raise NeuralensError(f"{path}: no threshold stored for the '{kind}' head")
     try:
-        common = dict(threshold=float(threshold), confidence_fit=dict(fit or {}) or None,
-                      pipeline=dict(data.get("pipeline") or {}), info=dict(data.get("info") or {}))
+        common = dict(
+            threshold=float(threshold),
+            confidence_fit=dict(fit or {}) or None,
+            pipeline=dict(data.get("pipeline") or {}),
+            info=dict(data.get("info") or {}),
+        )
     except (TypeError, ValueError):
         raise NeuralensError(f"{path}: damaged face head (threshold or confidence fit)") from None
     part = data[kind]
     if kind == "projection":
-        return ProjectionMetric(_array(part.get("weight"), (EMBEDDING_DIM, EMBEDDING_DIM), "weight", path),
-                                _array(part.get("bias"), (EMBEDDING_DIM,), "bias", path), **common)
+        return ProjectionMetric(
+            _array(part.get("weight"), (EMBEDDING_DIM, EMBEDDING_DIM), "weight", path),
+            _array(part.get("bias"), (EMBEDDING_DIM,), "bias", path),
+            **common,
+        )
     features = part.get("features", "both")
     if features not in FEATURES:
         raise NeuralensError(f"{path}: damaged face head (unknown features {features!r})")

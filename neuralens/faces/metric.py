@@ -9,6 +9,7 @@ evaluation, training reports) takes a metric and never asks which kind it is.
     metric.distances(queries, stored)          # (n, m), smaller = more alike
     metric.decide(0.41).same
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,8 +46,9 @@ class Metric:
         """Distances of row-aligned pairs: (n, 128), (n, 128) -> an (n,) float64 array."""
         raise NotImplementedError
 
-    def nearest(self, queries: np.ndarray, stored: np.ndarray,
-                stored_norms: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def nearest(
+        self, queries: np.ndarray, stored: np.ndarray, stored_norms: Optional[np.ndarray] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """For each query the nearest stored row. Takes (n, 128) queries, an (m, 128) matrix and optionally
         its squared row norms (a hint some metrics use). Returns (indices (n,), distances (n,))."""
         everything = self.distances(np.atleast_2d(queries), stored)
@@ -60,11 +62,17 @@ class Metric:
     def decide(self, distance: float, details: Optional[dict] = None) -> Comparison:
         """The verdict for one distance: a ``Comparison`` (same = distance <= threshold, confidence)."""
         distance = float(distance)
-        return Comparison(same=distance <= self.threshold, distance=distance, threshold=self.threshold,
-                          confidence=float(self.confidence(distance)), details=dict(details or {}))
+        return Comparison(
+            same=distance <= self.threshold,
+            distance=distance,
+            threshold=self.threshold,
+            confidence=float(self.confidence(distance)),
+            details=dict(details or {}),
+        )
 
-    def calibrated(self, threshold: Optional[float] = None,
-                   confidence_fit: Optional[Dict[str, float]] = None) -> Metric:
+    def calibrated(
+        self, threshold: Optional[float] = None, confidence_fit: Optional[Dict[str, float]] = None
+    ) -> Metric:
         """A copy with another threshold and/or confidence fit (None keeps this one's)."""
         other = copy.copy(self)
         if threshold is not None:
@@ -114,8 +122,13 @@ class HeadMetric(Metric):
 
     kind = ""
 
-    def __init__(self, threshold: float, confidence_fit: Optional[Dict[str, float]] = None,
-                 pipeline: Optional[dict] = None, info: Optional[dict] = None):
+    def __init__(
+        self,
+        threshold: float,
+        confidence_fit: Optional[Dict[str, float]] = None,
+        pipeline: Optional[dict] = None,
+        info: Optional[dict] = None,
+    ):
         super().__init__(threshold, confidence_fit)
         self.pipeline = dict(pipeline or {})
         self.info = dict(info or {})
@@ -138,9 +151,15 @@ class ProjectionMetric(HeadMetric):
 
     name = kind = "projection"
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, threshold: float,
-                 confidence_fit: Optional[Dict[str, float]] = None, pipeline: Optional[dict] = None,
-                 info: Optional[dict] = None):
+    def __init__(
+        self,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        threshold: float,
+        confidence_fit: Optional[Dict[str, float]] = None,
+        pipeline: Optional[dict] = None,
+        info: Optional[dict] = None,
+    ):
         super().__init__(threshold, confidence_fit, pipeline, info)
         self.weight = np.asarray(weight, dtype=np.float32)
         self.bias = np.asarray(bias, dtype=np.float32)
@@ -183,9 +202,16 @@ class ClassifierMetric(HeadMetric):
 
     name = kind = "classifier"
 
-    def __init__(self, weight: np.ndarray, bias: float, threshold: float,
-                 confidence_fit: Optional[Dict[str, float]] = None, features: str = "both",
-                 pipeline: Optional[dict] = None, info: Optional[dict] = None):
+    def __init__(
+        self,
+        weight: np.ndarray,
+        bias: float,
+        threshold: float,
+        confidence_fit: Optional[Dict[str, float]] = None,
+        features: str = "both",
+        pipeline: Optional[dict] = None,
+        info: Optional[dict] = None,
+    ):
         super().__init__(threshold, confidence_fit, pipeline, info)
         if features not in FEATURES:
             raise NeuralensError(f"unknown pair features '{features}' (choose from {', '.join(FEATURES)})")
@@ -206,16 +232,17 @@ class ClassifierMetric(HeadMetric):
         out = np.empty((len(queries), len(stored)), dtype=np.float64)
         for i, q in enumerate(queries):
             for start in range(0, len(stored), chunk):
-                part = stored[start:start + chunk]
-                out[i, start:start + len(part)] = 1.0 - self.same_probability(np.broadcast_to(q, part.shape), part)
+                part = stored[start : start + chunk]
+                out[i, start : start + len(part)] = 1.0 - self.same_probability(np.broadcast_to(q, part.shape), part)
         return out
 
     def fingerprint(self) -> str:
         return self._digest(self.weight, [self.bias], [FEATURES.index(self.features)])
 
 
-def as_metric(metric: Optional[Metric] = None, head: Optional[Metric] = None,
-              default: Optional[Metric] = None) -> Metric:
+def as_metric(
+    metric: Optional[Metric] = None, head: Optional[Metric] = None, default: Optional[Metric] = None
+) -> Metric:
     """The one place where the optional ``metric=`` / older ``head=`` arguments become a metric: the one
     given, else ``default``, else ``EuclideanMetric()``."""
     if metric is not None and head is not None and metric is not head:

@@ -3,6 +3,7 @@
 Conventions: a pair is accepted as 'same person' when its distance is <= the threshold. ``same`` arrays
 are booleans (True = same person). Everything is plain numpy.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,8 +32,9 @@ def _arrays(distances: Sequence[float], same: Sequence[bool]) -> Tuple[np.ndarra
     if not np.all(np.isfinite(d)):
         raise NeuralensError("distances must be finite numbers")
     if y.all() or not y.any():
-        raise NeuralensError("need both same-person and different-person pairs "
-                             f"(got {int(y.sum())} same, {int((~y).sum())} different)")
+        raise NeuralensError(
+            f"need both same-person and different-person pairs (got {int(y.sum())} same, {int((~y).sum())} different)"
+        )
     return d, y
 
 
@@ -105,8 +107,10 @@ def threshold_for_far(distances: Sequence[float], same: Sequence[bool], target: 
     d, y = _arrays(distances, same)
     negatives = np.sort(d[~y])
     if negatives.size < math.ceil(1.0 / target - 1e-9):
-        raise NeuralensError(f"a false-accept rate of {target:g} needs at least {math.ceil(1 / target)} "
-                             f"different-person pairs; the list has {negatives.size}")
+        raise NeuralensError(
+            f"a false-accept rate of {target:g} needs at least {math.ceil(1 / target)} "
+            f"different-person pairs; the list has {negatives.size}"
+        )
     allowed = int(math.floor(target * negatives.size + 1e-9))
     if allowed >= negatives.size:
         return float(negatives[-1])
@@ -114,8 +118,9 @@ def threshold_for_far(distances: Sequence[float], same: Sequence[bool], target: 
     return float(np.nextafter(negatives[allowed], -np.inf))
 
 
-def fit_logistic(distances: Sequence[float], same: Sequence[bool], ridge: float = 1.0,
-                 iterations: int = 50) -> Dict[str, float]:
+def fit_logistic(
+    distances: Sequence[float], same: Sequence[bool], ridge: float = 1.0, iterations: int = 50
+) -> Dict[str, float]:
     """Logistic regression of same/different on distance by Newton's method: P(same) =
     sigmoid(intercept + slope * distance). The slope has a small ridge penalty (on standardised
     distances) so that perfectly separated pairs still give a finite fit. Returns {'intercept', 'slope'}."""
@@ -155,8 +160,10 @@ def cross_validate_threshold(distances: Sequence[float], same: Sequence[bool], f
         raise NeuralensError(f"cross-validation needs at least 2 folds, got {folds}")
     d, y = _arrays(distances, same)
     if min(int(y.sum()), int((~y).sum())) < folds:
-        raise NeuralensError(f"{folds}-fold cross-validation needs at least {folds} same and {folds} "
-                             f"different pairs (got {int(y.sum())} and {int((~y).sum())})")
+        raise NeuralensError(
+            f"{folds}-fold cross-validation needs at least {folds} same and {folds} "
+            f"different pairs (got {int(y.sum())} and {int((~y).sum())})"
+        )
     fold = stratified_folds(y, folds)
     thresholds, accuracies = [], []
     for k in range(folds):
@@ -164,8 +171,12 @@ def cross_validate_threshold(distances: Sequence[float], same: Sequence[bool], f
         threshold, _ = best_threshold(d[train], y[train])
         thresholds.append(threshold)
         accuracies.append(float(np.mean((d[~train] <= threshold) == y[~train])))
-    return {"threshold": float(np.mean(thresholds)), "accuracy": float(np.mean(accuracies)),
-            "accuracy_std": float(np.std(accuracies)), "fold_thresholds": [float(t) for t in thresholds]}
+    return {
+        "threshold": float(np.mean(thresholds)),
+        "accuracy": float(np.mean(accuracies)),
+        "accuracy_std": float(np.std(accuracies)),
+        "fold_thresholds": [float(t) for t in thresholds],
+    }
 
 
 def verification_metrics(distances: Sequence[float], same: Sequence[bool], threshold: float) -> dict:
@@ -174,10 +185,15 @@ def verification_metrics(distances: Sequence[float], same: Sequence[bool], thres
     d, y = _arrays(distances, same)
     best, best_acc = best_threshold(d, y)
     return {
-        "pairs_used": int(d.size), "same_pairs": int(y.sum()), "different_pairs": int((~y).sum()),
-        "threshold": float(threshold), "accuracy": accuracy(d, y, threshold),
-        "best_threshold": best, "best_accuracy": best_acc,
-        "roc_auc": roc_auc(d, y), "eer": equal_error_rate(d, y),
+        "pairs_used": int(d.size),
+        "same_pairs": int(y.sum()),
+        "different_pairs": int((~y).sum()),
+        "threshold": float(threshold),
+        "accuracy": accuracy(d, y, threshold),
+        "best_threshold": best,
+        "best_accuracy": best_acc,
+        "roc_auc": roc_auc(d, y),
+        "eer": equal_error_rate(d, y),
         "tar_at_far": {f"{far:g}": tar_at_far(d, y, far) for far in FARS},
     }
 
@@ -202,8 +218,7 @@ def _read_csv(text: str, path: Path, images: Path) -> List[Pair]:
     fields = {name.strip().lower(): name for name in reader.fieldnames or []}
     missing = [c for c in ("file_x", "file_y", "decision") if c not in fields]
     if missing:
-        raise NeuralensError(
-            f"{path}: CSV needs the columns file_x,file_y,Decision (missing {', '.join(missing)})")
+        raise NeuralensError(f"{path}: CSV needs the columns file_x,file_y,Decision (missing {', '.join(missing)})")
     pairs = []
     for line, row in enumerate(reader, start=2):
         decision = (row.get(fields["decision"]) or "").strip().lower()
@@ -234,11 +249,21 @@ def _read_lfw(text: str, path: Path, images: Path) -> List[Pair]:
             continue
         where = f"{path}:{line}"
         if len(fields) == 3:
-            pairs.append(Pair(_lfw_image(images, fields[0], fields[1], where),
-                              _lfw_image(images, fields[0], fields[2], where), True))
+            pairs.append(
+                Pair(
+                    _lfw_image(images, fields[0], fields[1], where),
+                    _lfw_image(images, fields[0], fields[2], where),
+                    True,
+                )
+            )
         elif len(fields) == 4:
-            pairs.append(Pair(_lfw_image(images, fields[0], fields[1], where),
-                              _lfw_image(images, fields[2], fields[3], where), False))
+            pairs.append(
+                Pair(
+                    _lfw_image(images, fields[0], fields[1], where),
+                    _lfw_image(images, fields[2], fields[3], where),
+                    False,
+                )
+            )
         else:
             raise NeuralensError(f"{where}: expected 'name n1 n2' or 'name1 n1 name2 n2' (LFW pairs format)")
     return pairs
@@ -266,9 +291,9 @@ def read_pairs(path, images) -> List[Pair]:
     return pairs
 
 
-def embed_images(paths: Iterable[Path], pipeline: Pipeline, upsample: int = 1,
-                 progress: Optional[Callable[[int, int], None]] = None
-                 ) -> Tuple[Dict[Path, Optional[np.ndarray]], float]:
+def embed_images(
+    paths: Iterable[Path], pipeline: Pipeline, upsample: int = 1, progress: Optional[Callable[[int, int], None]] = None
+) -> Tuple[Dict[Path, Optional[np.ndarray]], float]:
     """The embedding of the central face of each image (None when no face is found), each image encoded
     once. Returns ({path: embedding or None}, seconds per image)."""
     unique = list(dict.fromkeys(paths))
@@ -276,8 +301,9 @@ def embed_images(paths: Iterable[Path], pipeline: Pipeline, upsample: int = 1,
     start = time.perf_counter()
     for i, path in enumerate(unique, start=1):
         array = api.to_array(path)
-        face = api.central_face(api.encode(array, pipeline=pipeline, upsample=upsample),
-                                (array.shape[1], array.shape[0]))
+        face = api.central_face(
+            api.encode(array, pipeline=pipeline, upsample=upsample), (array.shape[1], array.shape[0])
+        )
         result[path] = None if face is None else face.embedding
         if progress:
             progress(i, len(unique))
@@ -285,8 +311,12 @@ def embed_images(paths: Iterable[Path], pipeline: Pipeline, upsample: int = 1,
     return result, seconds
 
 
-def pair_distances(pairs: Sequence[Pair], embeddings: Dict[Path, Optional[np.ndarray]],
-                   metric: Optional[Metric] = None, head: Optional[Metric] = None) -> Tuple[np.ndarray, np.ndarray]:
+def pair_distances(
+    pairs: Sequence[Pair],
+    embeddings: Dict[Path, Optional[np.ndarray]],
+    metric: Optional[Metric] = None,
+    head: Optional[Metric] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Distances (by ``metric``, default Euclidean; ``head=`` is its older name) and labels of the pairs
     whose two images both have a face. Returns (distances, same)."""
     metric = as_metric(metric, head)
@@ -298,9 +328,16 @@ def pair_distances(pairs: Sequence[Pair], embeddings: Dict[Path, Optional[np.nda
     return metric.pair_distances(a, b), np.array([p.same for p in usable], dtype=bool)
 
 
-def evaluate_pairs(pairs_file, images, threshold: Optional[float] = None, pipeline: Optional[Pipeline] = None,
-                   metric: Optional[Metric] = None, upsample: int = 1,
-                   progress: Optional[Callable[[int, int], None]] = None, head: Optional[Metric] = None) -> dict:
+def evaluate_pairs(
+    pairs_file,
+    images,
+    threshold: Optional[float] = None,
+    pipeline: Optional[Pipeline] = None,
+    metric: Optional[Metric] = None,
+    upsample: int = 1,
+    progress: Optional[Callable[[int, int], None]] = None,
+    head: Optional[Metric] = None,
+) -> dict:
     """Run the face pipeline on a labelled pair list and report ``verification_metrics`` of ``metric``
     (default Euclidean) at ``threshold`` (default: the metric's own), plus the number of pairs, images,
     images without a face and seconds per image. Pairs with a faceless image are left out of the metrics
@@ -309,15 +346,19 @@ def evaluate_pairs(pairs_file, images, threshold: Optional[float] = None, pipeli
     pipeline = pipeline or Pipeline()
     metric = as_metric(metric, head)
     metric.check_pipeline(pipeline.fingerprint())
-    embeddings, seconds = embed_images([p for pair in pairs for p in (pair.a, pair.b)], pipeline, upsample,
-                                       progress)
+    embeddings, seconds = embed_images([p for pair in pairs for p in (pair.a, pair.b)], pipeline, upsample, progress)
     d, y = pair_distances(pairs, embeddings, metric)
-    report = {"pairs": len(pairs), "images": len(embeddings),
-              "no_face": sum(1 for e in embeddings.values() if e is None),
-              "seconds_per_image": seconds}
+    report = {
+        "pairs": len(pairs),
+        "images": len(embeddings),
+        "no_face": sum(1 for e in embeddings.values() if e is None),
+        "seconds_per_image": seconds,
+    }
     if d.size == 0 or y.all() or not y.any():
-        raise NeuralensError(f"{pairs_file}: after leaving out {report['no_face']} image(s) without a face, "
-                             f"{int(y.sum())} same and {int((~y).sum())} different pairs are left; need both")
+        raise NeuralensError(
+            f"{pairs_file}: after leaving out {report['no_face']} image(s) without a face, "
+            f"{int(y.sum())} same and {int((~y).sum())} different pairs are left; need both"
+        )
     report.update(verification_metrics(d, y, metric.threshold if threshold is None else threshold))
     report["distances"], report["same"] = d, y
     return report

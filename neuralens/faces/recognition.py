@@ -10,6 +10,7 @@ metric with its calibrated threshold) and never asks which kind it is.
         [m.name for m in identify(gallery, "party.jpg")]
         verify(gallery, "door.jpg", "Ada Lovelace").same
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,7 @@ class EnrollResult:
 
     def to_dict(self) -> dict:
         """A JSON-ready form: {'name', 'added', 'skipped', 'warnings'}."""
-        return {"name": self.name, "added": self.added, "skipped": list(self.skipped),
-                "warnings": list(self.warnings)}
+        return {"name": self.name, "added": self.added, "skipped": list(self.skipped), "warnings": list(self.warnings)}
 
 
 @dataclass
@@ -70,9 +70,14 @@ class Match:
     def to_dict(self) -> dict:
         """A JSON-ready form: the face's summary plus name ('unknown' when None), nearest, distance,
         threshold and confidence."""
-        return {**self.face.to_dict(), "name": self.name or "unknown", "nearest": self.nearest,
-                "distance": round(self.distance, 4), "threshold": round(self.threshold, 4),
-                "confidence": round(self.confidence, 4)}
+        return {
+            **self.face.to_dict(),
+            "name": self.name or "unknown",
+            "nearest": self.nearest,
+            "distance": round(self.distance, 4),
+            "threshold": round(self.threshold, 4),
+            "confidence": round(self.confidence, 4),
+        }
 
 
 def image_sha256(image: Photo) -> str:
@@ -86,29 +91,35 @@ def image_sha256(image: Photo) -> str:
     return hashlib.sha256(str(array.shape).encode() + array.tobytes()).hexdigest()
 
 
-def check_quality(face: Face, source: str, min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS,
-                  max_yaw: float = MAX_YAW) -> None:
+def check_quality(
+    face: Face, source: str, min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS, max_yaw: float = MAX_YAW
+) -> None:
     """Raise NeuralensError naming ``source`` unless the face is big enough, sharp enough and frontal."""
     if face.size < min_face:
         raise NeuralensError(f"{source}: face is too small ({face.size} px, need at least {min_face} px)")
     if face.sharpness < min_sharpness:
         raise NeuralensError(
-            f"{source}: face is too blurred (sharpness {face.sharpness:.0f}, need at least {min_sharpness:g})")
+            f"{source}: face is too blurred (sharpness {face.sharpness:.0f}, need at least {min_sharpness:g})"
+        )
     if abs(face.yaw) > max_yaw:
         raise NeuralensError(
-            f"{source}: face is not frontal enough (turned {abs(face.yaw):.2f}, at most {max_yaw:g} allowed)")
+            f"{source}: face is not frontal enough (turned {abs(face.yaw):.2f}, at most {max_yaw:g} allowed)"
+        )
 
 
-def choose_enrolment_face(found: Sequence[Face], label: str, largest: bool = False, face: Optional[int] = None,
-                          min_face: int = MIN_FACE) -> Tuple[Face, Optional[str]]:
+def choose_enrolment_face(
+    found: Sequence[Face], label: str, largest: bool = False, face: Optional[int] = None, min_face: int = MIN_FACE
+) -> Tuple[Face, Optional[str]]:
     """The face to enrol from a photo's faces, and a warning when smaller faces were passed over: with no
     choice made, one face big enough (>= ``min_face``) among others too small to enrol - the subject and
     people in the background - is taken. Otherwise ``api.select_face``. Returns (face, warning or None)."""
     usable = [f for f in found if f.size >= min_face]
     if len(found) > 1 and len(usable) == 1 and not largest and face is None:
         chosen = usable[0]
-        return chosen, (f"{Path(label).name}: used the one face of {chosen.size} px; ignored "
-                        f"{len(found) - 1} smaller face(s) under {min_face} px")
+        return chosen, (
+            f"{Path(label).name}: used the one face of {chosen.size} px; ignored "
+            f"{len(found) - 1} smaller face(s) under {min_face} px"
+        )
     return api.select_face(found, label, largest, face), None
 
 
@@ -119,19 +130,30 @@ def lookalikes(gallery: Gallery, name: str, vectors: Sequence[np.ndarray]) -> Li
         return []
     metric = gallery.metric()
     names, dists = gallery.search(np.stack(vectors), metric, exclude=name)
-    return [(i, f"face is within {d:.2f} of '{other}' (threshold {metric.threshold:.2f}): a duplicate or a "
-                "look-alike?") for i, (other, d) in enumerate(zip(names, dists))
-            if other is not None and d <= metric.threshold]
+    return [
+        (i, f"face is within {d:.2f} of '{other}' (threshold {metric.threshold:.2f}): a duplicate or a look-alike?")
+        for i, (other, d) in enumerate(zip(names, dists))
+        if other is not None and d <= metric.threshold
+    ]
 
 
 def _label(photo: Photo, number: int) -> str:
     return str(photo) if isinstance(photo, (str, os.PathLike)) else f"photo {number}"
 
 
-def enroll(gallery: Gallery, name: str, photos: Sequence[Photo], largest: bool = False,
-           face: Optional[int] = None, detector: Optional[str] = None, jitter: Optional[int] = None,
-           min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS, max_yaw: float = MAX_YAW,
-           upsample: int = 1) -> EnrollResult:
+def enroll(
+    gallery: Gallery,
+    name: str,
+    photos: Sequence[Photo],
+    largest: bool = False,
+    face: Optional[int] = None,
+    detector: Optional[str] = None,
+    jitter: Optional[int] = None,
+    min_face: int = MIN_FACE,
+    min_sharpness: float = MIN_SHARPNESS,
+    max_yaw: float = MAX_YAW,
+    upsample: int = 1,
+) -> EnrollResult:
     """Enrol ``name`` into ``gallery`` from one or more photos (paths, PIL images or RGB arrays). Each photo
     must show exactly one usable face (see ``choose_enrolment_face``; or pass ``largest=True`` or
     ``face=N``, 1-based left to right) that is big, sharp and frontal enough; any failure raises
@@ -188,8 +210,15 @@ def _query_pipeline(gallery: Gallery, detector: Optional[str], jitter: Optional[
     return pipeline
 
 
-def identify(gallery: Gallery, photo: Photo, metric: Optional[Metric] = None, detector: Optional[str] = None,
-             jitter: Optional[int] = None, upsample: int = 1, head: Optional[Metric] = None) -> List[Match]:
+def identify(
+    gallery: Gallery,
+    photo: Photo,
+    metric: Optional[Metric] = None,
+    detector: Optional[str] = None,
+    jitter: Optional[int] = None,
+    upsample: int = 1,
+    head: Optional[Metric] = None,
+) -> List[Match]:
     """Who is in a photo: every face with its nearest enrolled person, or ``name=None`` (unknown) when
     nobody is within the metric's threshold. Returns a list of ``Match`` (left to right); empty if no
     face. Raises ``EmptyGallery`` when nobody is enrolled."""
@@ -199,14 +228,31 @@ def identify(gallery: Gallery, photo: Photo, metric: Optional[Metric] = None, de
     if not faces:
         return []
     nearest, dists = gallery.search(np.stack([f.embedding for f in faces]), metric)
-    return [Match(face=f, name=n if d <= metric.threshold else None, nearest=n, distance=float(d),
-                  threshold=metric.threshold, confidence=float(metric.confidence(d)))
-            for f, n, d in zip(faces, nearest, dists)]
+    return [
+        Match(
+            face=f,
+            name=n if d <= metric.threshold else None,
+            nearest=n,
+            distance=float(d),
+            threshold=metric.threshold,
+            confidence=float(metric.confidence(d)),
+        )
+        for f, n, d in zip(faces, nearest, dists)
+    ]
 
 
-def verify(gallery: Gallery, photo: Photo, name: str, metric: Optional[Metric] = None, largest: bool = False,
-           face: Optional[int] = None, detector: Optional[str] = None, jitter: Optional[int] = None,
-           upsample: int = 1, head: Optional[Metric] = None) -> Comparison:
+def verify(
+    gallery: Gallery,
+    photo: Photo,
+    name: str,
+    metric: Optional[Metric] = None,
+    largest: bool = False,
+    face: Optional[int] = None,
+    detector: Optional[str] = None,
+    jitter: Optional[int] = None,
+    upsample: int = 1,
+    head: Optional[Metric] = None,
+) -> Comparison:
     """Is the face in ``photo`` the enrolled person ``name``? Compares it with all of their embeddings and
     keeps the nearest. Returns a ``Comparison`` (same, distance, threshold, confidence; details: the
     stored name, the number of embeddings, the face's box). Raises ``UnknownPerson`` for a name nobody
@@ -233,9 +279,17 @@ def _one_embedding(item, name: str, pipeline: Pipeline, largest: bool) -> np.nda
     return api.select_face(api.encode(item, pipeline=pipeline), label, largest=largest).embedding
 
 
-def compare(a, b, threshold: Optional[float] = None, fit: Optional[dict] = None, detector: str = "hog",
-            jitter: int = 0, largest: bool = False, head: Optional[Metric] = None,
-            metric: Optional[Metric] = None) -> Comparison:
+def compare(
+    a,
+    b,
+    threshold: Optional[float] = None,
+    fit: Optional[dict] = None,
+    detector: str = "hog",
+    jitter: int = 0,
+    largest: bool = False,
+    head: Optional[Metric] = None,
+    metric: Optional[Metric] = None,
+) -> Comparison:
     """Same person or not. Takes two photos (paths, PIL images or RGB arrays, each with one face, or the
     largest with ``largest=True``) or two 128-d embeddings, and the metric (default Euclidean;
     ``head=`` is the older name for a trained head's metric). ``threshold`` and ``fit`` replace the

@@ -6,6 +6,7 @@ Version 2 stores each name's key (``names.name_key``: NFC, then case folding) un
 and the name as typed (NFC) beside it. A version-1 file is upgraded when it is opened, in the caller's
 transaction; when two of its people share a key the upgrade is refused, naming them, and nothing changes.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,9 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute(statement)
     found = _format(conn)
     if found is None:
-        conn.execute("INSERT INTO settings VALUES ('format', ?)",
-                     (json.dumps({"name": FORMAT, "version": FORMAT_VERSION}),))
+        conn.execute(
+            "INSERT INTO settings VALUES ('format', ?)", (json.dumps({"name": FORMAT, "version": FORMAT_VERSION}),)
+        )
         # The defaults are written down too, so the file says which threshold and fit it uses.
         conn.execute("INSERT INTO settings VALUES ('threshold', ?)", (json.dumps(DEFAULT_THRESHOLD),))
         conn.execute("INSERT INTO settings VALUES ('confidence', ?)", (json.dumps(DEFAULT_CONFIDENCE),))
@@ -77,8 +79,9 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
     if "key" not in columns:
         upgrade_names(conn, path)
     if version < FORMAT_VERSION:
-        conn.execute("UPDATE settings SET value = ? WHERE key = 'format'",
-                     (json.dumps({**found, "version": FORMAT_VERSION}),))
+        conn.execute(
+            "UPDATE settings SET value = ? WHERE key = 'format'", (json.dumps({**found, "version": FORMAT_VERSION}),)
+        )
 
 
 def upgrade_names(conn: sqlite3.Connection, path: Path) -> None:
@@ -93,12 +96,14 @@ def upgrade_names(conn: sqlite3.Connection, path: Path) -> None:
             raise NeuralensError(
                 f"{path}: cannot upgrade the gallery: '{owners[key]}' and '{name}' are two people whose names "
                 "now match (names match regardless of case and of how accents are encoded); rename one of "
-                "them with the neuralens version that made the file, then open it again")
+                "them with the neuralens version that made the file, then open it again"
+            )
         owners[key] = name
     conn.execute(_PERSONS.format(table="persons_v2"))
-    conn.executemany("INSERT INTO persons_v2 (id, name, key, created) VALUES (?, ?, ?, ?)",
-                     [(pid, unicodedata.normalize("NFC", name), name_key(name), created)
-                      for pid, name, created in rows])
+    conn.executemany(
+        "INSERT INTO persons_v2 (id, name, key, created) VALUES (?, ?, ?, ?)",
+        [(pid, unicodedata.normalize("NFC", name), name_key(name), created) for pid, name, created in rows],
+    )
     conn.execute("DROP TABLE persons")
     conn.execute("ALTER TABLE persons_v2 RENAME TO persons")
     if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:

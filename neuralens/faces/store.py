@@ -1,5 +1,6 @@
 """The SQLite file under the gallery: creating it privately, opening it, retrying while another process
 holds a lock, and one-transaction writes. ``Gallery`` builds on ``SQLiteStore``."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,13 @@ class SQLiteStore:
     """An SQLite file in WAL mode with the gallery's tables. ``missing`` makes the error raised when the
     file does not exist and ``create`` is false."""
 
-    def __init__(self, path: Path, create: bool = True, timeout: float = 60.0,
-                 missing: Optional[Callable[[Path], Exception]] = None):
+    def __init__(
+        self,
+        path: Path,
+        create: bool = True,
+        timeout: float = 60.0,
+        missing: Optional[Callable[[Path], Exception]] = None,
+    ):
         self.path = path
         if not self.path.exists():
             if not create:
@@ -53,8 +59,9 @@ class SQLiteStore:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise NeuralensError(f"{self.path}: cannot use the gallery ({exc})") from None
                 if time.monotonic() > deadline:
-                    raise NeuralensError(f"{self.path}: the gallery stayed locked by another process for "
-                                         f"{self._timeout:g} s") from None
+                    raise NeuralensError(
+                        f"{self.path}: the gallery stayed locked by another process for {self._timeout:g} s"
+                    ) from None
                 time.sleep(random.uniform(0.01, 0.1))
 
     def _connect(self) -> sqlite3.Connection:
@@ -117,4 +124,3 @@ class SQLiteStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
-

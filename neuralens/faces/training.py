@@ -8,6 +8,7 @@
 The trained heads are metrics (``neuralens.faces.metric``: ``ProjectionMetric``, ``ClassifierMetric``),
 saved together as JSON numbers by ``neuralens.faces.heads`` and applied with numpy at search time.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,15 +27,33 @@ from .heads import HEAD_FORMAT, HEAD_KINDS, TrainedHeads, load_head
 from .metric import FEATURES, ClassifierMetric, EuclideanMetric, Metric, ProjectionMetric, pair_features
 from .models import EMBEDDING_DIM, ENCODER_KEYS, Pipeline
 
-__all__ = ["Adam", "FEATURES", "HEAD_FORMAT", "HEAD_KINDS", "ProjectionHead", "TrainedHeads", "batch_hard_mining",
-           "batch_hard_triplet_loss", "load_dataset", "load_head", "make_pairs", "pair_features",
-           "split_dataset", "squared_distances", "train", "train_classifier", "train_heads", "train_projection",
-           "triplet_loss"]
+__all__ = [
+    "Adam",
+    "FEATURES",
+    "HEAD_FORMAT",
+    "HEAD_KINDS",
+    "ProjectionHead",
+    "TrainedHeads",
+    "batch_hard_mining",
+    "batch_hard_triplet_loss",
+    "load_dataset",
+    "load_head",
+    "make_pairs",
+    "pair_features",
+    "split_dataset",
+    "squared_distances",
+    "train",
+    "train_classifier",
+    "train_heads",
+    "train_projection",
+    "triplet_loss",
+]
 
 
 # --- losses and mining --------------------------------------------------------------------------------
-def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
-                 margin: float = 0.2) -> torch.Tensor:
+def triplet_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.2
+) -> torch.Tensor:
     """Mean over triplets of max(0, ||a - p||^2 - ||a - n||^2 + margin). Takes three (n, d) tensors."""
     pos = (anchor - positive).pow(2).sum(dim=1)
     neg = (anchor - negative).pow(2).sum(dim=1)
@@ -47,8 +66,9 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
     return diff.pow(2).sum(dim=2)
 
 
-def batch_hard_mining(embeddings: torch.Tensor,
-                      labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch_hard_mining(
+    embeddings: torch.Tensor, labels: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For every anchor: the index of its hardest positive (the farthest other embedding with the same
     label) and hardest negative (the nearest with another label). Returns (positive_index,
     negative_index, valid), ``valid`` False for anchors with no positive or no negative."""
@@ -90,8 +110,14 @@ class Adam:
     torch.optim.Adam does. Written out because constructing any torch.optim optimiser imports
     torch._dynamo, which takes 2-4 s: longer than training these heads."""
 
-    def __init__(self, params, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         self.params = list(params)
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
@@ -113,8 +139,8 @@ class Adam:
             grad = p.grad + self.weight_decay * p if self.weight_decay else p.grad
             m.mul_(beta1).add_(grad, alpha=1 - beta1)
             v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            m_hat = m / (1 - beta1 ** self.steps)
-            v_hat = v / (1 - beta2 ** self.steps)
+            m_hat = m / (1 - beta1**self.steps)
+            v_hat = v / (1 - beta2**self.steps)
             p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
 
 
@@ -140,17 +166,26 @@ def _pk_batches(labels: np.ndarray, people: int, per_person: int, rng: np.random
     order = rng.permutation(len(groups))
     batches = []
     for start in range(0, len(order), people):
-        chosen = order[start:start + people]
+        chosen = order[start : start + people]
         if len(chosen) < 2:
             continue
-        batches.append(np.concatenate([rng.choice(groups[i], per_person, replace=len(groups[i]) < per_person)
-                                       for i in chosen]))
+        batches.append(
+            np.concatenate([rng.choice(groups[i], per_person, replace=len(groups[i]) < per_person) for i in chosen])
+        )
     return batches
 
 
-def train_projection(embeddings: np.ndarray, labels: Sequence, steps: int = 300, margin: float = 0.2,
-                     lr: float = 1e-3, people: int = 16, per_person: int = 4, stay_close: float = 1e-3,
-                     seed: int = 0) -> Tuple[np.ndarray, np.ndarray, Dict[str, float]]:
+def train_projection(
+    embeddings: np.ndarray,
+    labels: Sequence,
+    steps: int = 300,
+    margin: float = 0.2,
+    lr: float = 1e-3,
+    people: int = 16,
+    per_person: int = 4,
+    stay_close: float = 1e-3,
+    seed: int = 0,
+) -> Tuple[np.ndarray, np.ndarray, Dict[str, float]]:
     """Train the projection head with batch-hard triplet loss (Adam, P x K batches). ``stay_close``
     penalises drifting from the identity, which keeps the pretrained metric's knowledge on small data.
     Returns (weight, bias, {'loss_before', 'loss_after'} measured on all of ``embeddings``)."""
@@ -185,8 +220,11 @@ def _train_projection(embeddings, labels, steps, margin, lr, people, per_person,
                 break
     with torch.no_grad():
         after = float(batch_hard_triplet_loss(head(x_all), y_all, margin))
-    return (head.linear.weight.detach().numpy().copy(), head.linear.bias.detach().numpy().copy(),
-            {"loss_before": before, "loss_after": after})
+    return (
+        head.linear.weight.detach().numpy().copy(),
+        head.linear.bias.detach().numpy().copy(),
+        {"loss_before": before, "loss_after": after},
+    )
 
 
 def make_pairs(labels: Sequence, max_pairs: int = 20000, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
@@ -209,16 +247,22 @@ def make_pairs(labels: Sequence, max_pairs: int = 20000, seed: int = 0) -> Tuple
             keep = rng.choice(len(si), max_pairs // 2, replace=False)
             si, sj = si[keep], sj[keep]
         di, dj = rng.integers(0, n, size=(2, 4 * max_pairs))
-        keep = (labels[di] != labels[dj])
+        keep = labels[di] != labels[dj]
         di, dj = np.minimum(di, dj)[keep], np.maximum(di, dj)[keep]
         pairs = np.unique(np.stack([di, dj], axis=1), axis=0)[: max_pairs - len(si)]
         i, j = np.concatenate([si, pairs[:, 0]]), np.concatenate([sj, pairs[:, 1]])
     return np.stack([i, j], axis=1), labels[i] == labels[j]
 
 
-def train_classifier(embeddings: np.ndarray, labels: Sequence, steps: int = 500, lr: float = 0.05,
-                     weight_decay: float = 1e-4, seed: int = 0,
-                     features: str = "both") -> Tuple[np.ndarray, float, Dict[str, float]]:
+def train_classifier(
+    embeddings: np.ndarray,
+    labels: Sequence,
+    steps: int = 500,
+    lr: float = 0.05,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    features: str = "both",
+) -> Tuple[np.ndarray, float, Dict[str, float]]:
     """Fit the logistic-regression head on the pair features (``features``: 'both', 'abs' or 'chi2';
     see ``pair_features``) of all (or sampled) pairs, same and different pairs weighted equally.
     Returns (weight (256,) or (128,), bias, {'loss_before', 'loss_after'})."""
@@ -248,14 +292,20 @@ def _train_classifier(embeddings, labels, steps, lr, weight_decay, seed, feature
         optimiser.step()
     with torch.no_grad():
         after = float(loss_fn(model(features)[:, 0], target))
-    return (model.weight.detach().numpy()[0].copy(), float(model.bias.detach()),
-            {"loss_before": before, "loss_after": after})
+    return (
+        model.weight.detach().numpy()[0].copy(),
+        float(model.bias.detach()),
+        {"loss_before": before, "loss_after": after},
+    )
 
 
 # --- datasets and the whole procedure -----------------------------------------------------------------
-def load_dataset(folder, pipeline: Optional[Pipeline] = None, upsample: int = 1,
-                 progress: Optional[Callable[[int, int], None]] = None
-                 ) -> Tuple[np.ndarray, np.ndarray, List[str], int]:
+def load_dataset(
+    folder,
+    pipeline: Optional[Pipeline] = None,
+    upsample: int = 1,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Tuple[np.ndarray, np.ndarray, List[str], int]:
     """Embeddings of a folder with one sub-folder of photos per person (the central face of each photo).
     Returns (embeddings (n, 128), labels (n,) of person names, the image paths, photos without a face)."""
     folder = Path(folder)
@@ -277,8 +327,9 @@ def load_dataset(folder, pipeline: Optional[Pipeline] = None, upsample: int = 1,
     return vectors, np.array([name for name, _ in kept]), [str(p) for _, p in kept], len(files) - len(kept)
 
 
-def split_dataset(labels: Sequence, test_fraction: float = 0.25, by: str = "people",
-                  seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def split_dataset(
+    labels: Sequence, test_fraction: float = 0.25, by: str = "people", seed: int = 0
+) -> Tuple[np.ndarray, np.ndarray]:
     """Held-out split. ``by='people'`` holds out whole identities (the honest test for people never
     seen in training); ``by='images'`` holds out some photos of every person with 3+ photos.
     Returns boolean masks (train, test)."""
@@ -291,8 +342,9 @@ def split_dataset(labels: Sequence, test_fraction: float = 0.25, by: str = "peop
     if by == "people":
         usable = names[counts >= 2]
         if len(usable) < 4:
-            raise NeuralensError(f"holding out people needs at least 4 people with 2+ photos (found "
-                                 f"{len(usable)}); use --split images")
+            raise NeuralensError(
+                f"holding out people needs at least 4 people with 2+ photos (found {len(usable)}); use --split images"
+            )
         held = rng.permutation(usable)[: max(2, int(round(test_fraction * len(usable))))]
         test = np.isin(labels, held)
     elif by == "images":
@@ -320,10 +372,19 @@ def _calibrate(metric: Metric, x: np.ndarray, labels: np.ndarray) -> None:
     metric.confidence_fit = metrics.fit_logistic(d, same)
 
 
-def train_heads(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence,
-                fingerprint: Dict[str, object], use: str = "best", steps: int = 300, margin: float = 0.2,
-                seed: int = 0, threshold: float = api.DEFAULT_THRESHOLD,
-                features: str = "both") -> Tuple[TrainedHeads, dict]:
+def train_heads(
+    train_x: np.ndarray,
+    train_y: Sequence,
+    test_x: np.ndarray,
+    test_y: Sequence,
+    fingerprint: Dict[str, object],
+    use: str = "best",
+    steps: int = 300,
+    margin: float = 0.2,
+    seed: int = 0,
+    threshold: float = api.DEFAULT_THRESHOLD,
+    features: str = "both",
+) -> Tuple[TrainedHeads, dict]:
     """Train both heads on (train_x, train_y) (the classifier on ``features``), each with its threshold
     and confidence fit chosen on the training pairs; measure the raw encoder (at ``threshold``) and each
     head on every held-out pair. ``use`` picks the head the file applies: 'best' (higher held-out
@@ -335,16 +396,22 @@ def train_heads(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test
     weight, bias, projection_losses = train_projection(train_x, train_y, steps=steps, margin=margin, seed=seed)
     c_weight, c_bias, classifier_losses = train_classifier(train_x, train_y, seed=seed, features=features)
     pipeline = {k: fingerprint.get(k) for k in ENCODER_KEYS}
-    heads = TrainedHeads(projection=ProjectionMetric(weight, bias, 0.0, pipeline=pipeline),
-                         classifier=ClassifierMetric(c_weight, c_bias, 0.0, features=features, pipeline=pipeline))
+    heads = TrainedHeads(
+        projection=ProjectionMetric(weight, bias, 0.0, pipeline=pipeline),
+        classifier=ClassifierMetric(c_weight, c_bias, 0.0, features=features, pipeline=pipeline),
+    )
     for kind in HEAD_KINDS:
         _calibrate(heads[kind], train_x, train_y)
-    report = {"train_images": int(len(train_y)), "test_images": int(len(test_y)),
-              "train_people": int(len(np.unique(train_y))), "test_people": int(len(np.unique(test_y))),
-              "before": _pair_metrics(EuclideanMetric(threshold), test_x, test_y, threshold),
-              **{kind: _pair_metrics(heads[kind], test_x, test_y, heads[kind].threshold) for kind in HEAD_KINDS},
-              "features": features,
-              "losses": {"projection": projection_losses, "classifier": classifier_losses}}
+    report = {
+        "train_images": int(len(train_y)),
+        "test_images": int(len(test_y)),
+        "train_people": int(len(np.unique(train_y))),
+        "test_people": int(len(np.unique(test_y))),
+        "before": _pair_metrics(EuclideanMetric(threshold), test_x, test_y, threshold),
+        **{kind: _pair_metrics(heads[kind], test_x, test_y, heads[kind].threshold) for kind in HEAD_KINDS},
+        "features": features,
+        "losses": {"projection": projection_losses, "classifier": classifier_losses},
+    }
     if use == "best":
         use = max(HEAD_KINDS, key=lambda k: (report[k]["accuracy"], report[k]["roc_auc"]))
     report["use"] = heads.use = use
@@ -352,9 +419,20 @@ def train_heads(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test
     return heads, report
 
 
-def train(dataset, output, split: str = "people", test_fraction: float = 0.25, use: str = "best",
-          steps: int = 300, margin: float = 0.2, seed: int = 0, pipeline: Optional[Pipeline] = None,
-          upsample: int = 1, progress: Optional[Callable[[int, int], None]] = None, features: str = "both") -> dict:
+def train(
+    dataset,
+    output,
+    split: str = "people",
+    test_fraction: float = 0.25,
+    use: str = "best",
+    steps: int = 300,
+    margin: float = 0.2,
+    seed: int = 0,
+    pipeline: Optional[Pipeline] = None,
+    upsample: int = 1,
+    progress: Optional[Callable[[int, int], None]] = None,
+    features: str = "both",
+) -> dict:
     """The whole ``neuralens faces train``: embed a folder-per-person dataset with the frozen encoder,
     split it, train both heads, report metrics before/after on the held-out part and save the chosen
     heads to ``output`` (a JSON file for ``load_head``). Returns the report (with 'no_face', 'output')."""
@@ -364,10 +442,21 @@ def train(dataset, output, split: str = "people", test_fraction: float = 0.25, u
     train_mask, test_mask = split_dataset(y, test_fraction, split, seed)
     held_out = y[test_mask]
     if len(np.unique(held_out)) < 2 or not any((held_out == n).sum() >= 2 for n in np.unique(held_out)):
-        raise NeuralensError("the held-out part needs two people and someone with two photos; add photos "
-                             "or raise --test-fraction")
-    heads, report = train_heads(x[train_mask], y[train_mask], x[test_mask], y[test_mask], pipeline.fingerprint(),
-                                use=use, steps=steps, margin=margin, seed=seed, features=features)
+        raise NeuralensError(
+            "the held-out part needs two people and someone with two photos; add photos or raise --test-fraction"
+        )
+    heads, report = train_heads(
+        x[train_mask],
+        y[train_mask],
+        x[test_mask],
+        y[test_mask],
+        pipeline.fingerprint(),
+        use=use,
+        steps=steps,
+        margin=margin,
+        seed=seed,
+        features=features,
+    )
     report["no_face"] = no_face
     report["output"] = str(heads.save(output))
     return report

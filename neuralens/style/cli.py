@@ -2,6 +2,7 @@
 
 The flags come from the StyleOptions declarations (neuralens/style/options.py): names, types, choices,
 defaults and help exist once, there."""
+
 from __future__ import annotations
 
 import argparse
@@ -41,15 +42,33 @@ RECONSTRUCT_EXAMPLES = """examples:
 
 
 # Fields that stylize and reconstruct set from flags of their own or not at all.
-RECONSTRUCT_FLAGS = ("size", "iterations", "optimizer", "learning_rate", "seed", "pooling", "device",
-                     "precision", "channels_last", "weights", "tv_weight")
+RECONSTRUCT_FLAGS = (
+    "size",
+    "iterations",
+    "optimizer",
+    "learning_rate",
+    "seed",
+    "pooling",
+    "device",
+    "precision",
+    "channels_last",
+    "weights",
+    "tv_weight",
+)
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     """Options about files and display, shared by stylize and reconstruct."""
-    p.add_argument("--save-every", type=cliargs.positive_int, metavar="N", default=None,
-                   help="also write the current image every N evaluations next to the output (NAME.0050.png)")
-    p.add_argument("--report", metavar="JSON", default=None, help="write settings, per-evaluation losses and timings to this file")
+    p.add_argument(
+        "--save-every",
+        type=cliargs.positive_int,
+        metavar="N",
+        default=None,
+        help="also write the current image every N evaluations next to the output (NAME.0050.png)",
+    )
+    p.add_argument(
+        "--report", metavar="JSON", default=None, help="write settings, per-evaluation losses and timings to this file"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display (sets progress off)")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .tif, ...) or folder")
 
@@ -57,40 +76,63 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 def register(subparsers) -> None:
     """Add the style-transfer subcommands to the top-level parser."""
     p = subparsers.add_parser(
-        "stylize", help="paint a photo in the style of a painting (Gatys et al. 2015)",
+        "stylize",
+        help="paint a photo in the style of a painting (Gatys et al. 2015)",
         description="Paint CONTENT in the style of STYLE (several styles are blended). CONTENT may be a folder or "
-                    "several files: each is stylized in turn with the style computed once, into the folder -o.",
-        epilog=STYLIZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("content", metavar="CONTENT", help="photo to stylize, or a folder / quoted pattern ('photos/*.jpg') of photos")
-    p.add_argument("styles", nargs="+", metavar="STYLE",
-                   help="painting(s) whose style to use; STYLE:MASK paints that style only where MASK (aligned with "
-                        "the photo; white = here, grey = partly) is on")
-    p.add_argument("--content", dest="more_content", action="append", default=[], metavar="FILE",
-                   help="one more photo to stylize with the same style (may repeat)")
-    options.add_arguments(p.add_argument_group("style options (Python: StyleOptions fields of the same names)"),
-                          StyleOptions)
+        "several files: each is stylized in turn with the style computed once, into the folder -o.",
+        epilog=STYLIZE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "content", metavar="CONTENT", help="photo to stylize, or a folder / quoted pattern ('photos/*.jpg') of photos"
+    )
+    p.add_argument(
+        "styles",
+        nargs="+",
+        metavar="STYLE",
+        help="painting(s) whose style to use; STYLE:MASK paints that style only where MASK (aligned with "
+        "the photo; white = here, grey = partly) is on",
+    )
+    p.add_argument(
+        "--content",
+        dest="more_content",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="one more photo to stylize with the same style (may repeat)",
+    )
+    options.add_arguments(
+        p.add_argument_group("style options (Python: StyleOptions fields of the same names)"), StyleOptions
+    )
     _add_output_options(p)
     p.set_defaults(func=run_stylize)
 
     r = subparsers.add_parser(
-        "reconstruct", help="see what a layer encodes: rebuild an image from its features or Gram matrices",
+        "reconstruct",
+        help="see what a layer encodes: rebuild an image from its features or Gram matrices",
         description="Start from white noise and optimise until the image's VGG19 features at one layer "
-                    "(--content-layer) or its Gram matrices at a set of layers (--style-layers) match IMAGE's "
-                    "(Gatys et al. 2015, Figure 1).",
-        epilog=RECONSTRUCT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "(--content-layer) or its Gram matrices at a set of layers (--style-layers) match IMAGE's "
+        "(Gatys et al. 2015, Figure 1).",
+        epilog=RECONSTRUCT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("image", metavar="IMAGE")
     what = r.add_mutually_exclusive_group(required=True)
     what.add_argument("--content-layer", help="one layer, e.g. relu3_2")
     what.add_argument("--style-layers", help="comma-separated layers, e.g. relu1_1,relu2_1,relu3_1")
-    options.add_arguments(r, StyleOptions, only=RECONSTRUCT_FLAGS,
-                          defaults_from=StyleOptions(**RECONSTRUCT_DEFAULTS))
+    options.add_arguments(r, StyleOptions, only=RECONSTRUCT_FLAGS, defaults_from=StyleOptions(**RECONSTRUCT_DEFAULTS))
     _add_output_options(r)
     r.set_defaults(func=run_reconstruct)
 
-    demo = subparsers.add_parser("demo", help="stylize the bundled sample images (a few minutes on a CPU)",
-                                 description="Stylize the bundled photo with the bundled paintings and write the results to a folder.")
+    demo = subparsers.add_parser(
+        "demo",
+        help="stylize the bundled sample images (a few minutes on a CPU)",
+        description="Stylize the bundled photo with the bundled paintings and write the results to a folder.",
+    )
     demo.add_argument("-o", "--output", default="neuralens-demo", help="folder for the results (default %(default)s)")
-    demo.add_argument("--size", type=cliargs.positive_int, default=384, help="long side in pixels (default %(default)s)")
+    demo.add_argument(
+        "--size", type=cliargs.positive_int, default=384, help="long side in pixels (default %(default)s)"
+    )
     options.add_arguments(demo, StyleOptions, only=("device",))
     demo.add_argument("--quiet", action="store_true", help="no progress display")
     demo.set_defaults(func=run_demo)
@@ -127,6 +169,7 @@ def _step_saver(output: Path, every: Optional[int]):
     def save(step) -> None:
         if step.iteration % every == 0:
             save_image(step.image(), output.with_name(f"{output.stem}.{step.iteration:04d}{output.suffix}"))
+
     return save
 
 
@@ -156,8 +199,10 @@ def _report_path(report: Optional[str]) -> Optional[Path]:
 def _save(result: StyleResult, output: Path, quiet: bool) -> None:
     save_result(result.image, output)
     if not quiet:
-        print(f"wrote {output} ({result.image.width}x{result.image.height}, {result.timings['total']:.1f} s)",
-              file=sys.stderr)
+        print(
+            f"wrote {output} ({result.image.width}x{result.image.height}, {result.timings['total']:.1f} s)",
+            file=sys.stderr,
+        )
 
 
 def _finish(results: List[tuple], settings: StyleOptions, report: Optional[Path]) -> int:

@@ -4,6 +4,7 @@
   transfer as usual;
 - luminance: transfer on the luminance channel alone, then put the content's colour back.
 """
+
 from __future__ import annotations
 
 import torch

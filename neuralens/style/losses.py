@@ -12,6 +12,7 @@ image's activations and P (content) or A (style Gram) the targets:
 Everything here is computed in fp32 even when the network ran in bf16: the Gram sums over M and its
 squared differences lose too much in 8 mantissa bits.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Optional
@@ -79,7 +80,9 @@ class _FeatureStyleLoss(torch.autograd.Function):
         return grad, None, None
 
 
-def feature_style_loss(features: torch.Tensor, target_gram: torch.Tensor, n_positions: Optional[float] = None) -> torch.Tensor:
+def feature_style_loss(
+    features: torch.Tensor, target_gram: torch.Tensor, n_positions: Optional[float] = None
+) -> torch.Tensor:
     """E_l = 1 / (4 N^2 M^2) * sum (G - A)^2 computed from the activations (B, N, H, W) directly - the same
     value as ``style_layer_loss(gram_matrix(features), target_gram, N, M)``, faster to differentiate.
     ``n_positions`` overrides M (guided Grams use the mask's sum of squares)."""
@@ -88,8 +91,9 @@ def feature_style_loss(features: torch.Tensor, target_gram: torch.Tensor, n_posi
     return _FeatureStyleLoss.apply(features, target_gram, 1.0 / (4.0 * n**2 * m**2))
 
 
-def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
-               layer_weights: Mapping[str, float]) -> torch.Tensor:
+def style_loss(
+    features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]
+) -> torch.Tensor:
     """L_style = sum_l w_l E_l over the layers in ``layer_weights``; ``features`` are the generated image's
     activations by layer name, ``target_grams`` the style's Gram matrices (B=1, N, N)."""
     total = torch.zeros((), dtype=torch.float32, device=next(iter(features.values())).device)

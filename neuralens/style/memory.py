@@ -3,6 +3,7 @@
 The numbers are measured, not derived: peak RSS of one forward + backward pass of VGG19 up to relu5_1 with the
 style objective, divided by the pixel count (see benchmarks/README.md), plus the optimiser's own state.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,7 @@ def fits(width: int, height: int, precision: str, optimizer: str, budget: int) -
     return estimate_bytes(width, height, precision, optimizer) <= budget * SAFETY
 
 
-def largest_fitting_long_side(aspect: float, precision: str, optimizer: str, budget: int,
-                              upper: int = 100_000) -> int:
+def largest_fitting_long_side(aspect: float, precision: str, optimizer: str, budget: int, upper: int = 100_000) -> int:
     """The largest long side (px) whose image, of ``aspect`` = short/long side, fits in ``budget``; 0 if none."""
     lo, hi = 0, upper
     while lo < hi:
@@ -82,8 +82,9 @@ def describe(nbytes: float) -> str:
     return f"{nbytes / GB:.1f} GB"
 
 
-def check_fits(width: int, height: int, precision: str, optimizer: str, device: torch.device,
-               budget: Optional[int] = None) -> Optional[str]:
+def check_fits(
+    width: int, height: int, precision: str, optimizer: str, device: torch.device, budget: Optional[int] = None
+) -> Optional[str]:
     """None when the image fits; otherwise a one-line explanation naming the largest size that would fit."""
     budget = available_bytes(device) if budget is None else budget
     if fits(width, height, precision, optimizer, budget):
@@ -91,8 +92,10 @@ def check_fits(width: int, height: int, precision: str, optimizer: str, device: 
     need = estimate_bytes(width, height, precision, optimizer)
     aspect = min(width, height) / max(width, height)
     largest = largest_fitting_long_side(aspect, precision, optimizer, budget)
-    return (f"{width}x{height} px needs about {describe(need)} but {describe(budget * SAFETY)} is usable on "
-            f"{device.type}; the largest size that fits is --size {largest}")
+    return (
+        f"{width}x{height} px needs about {describe(need)} but {describe(budget * SAFETY)} is usable on "
+        f"{device.type}; the largest size that fits is --size {largest}"
+    )
 
 
 def estimate_tiled_bytes(width: int, height: int, tile: int, precision: str = "fp32", optimizer: str = "lbfgs") -> int:
@@ -101,8 +104,15 @@ def estimate_tiled_bytes(width: int, height: int, tile: int, precision: str = "f
     return estimate_bytes(tile_w, tile_h, precision, optimizer) + width * height * WHOLE_IMAGE_BYTES_PER_PIXEL
 
 
-def check_tiled_fits(width: int, height: int, tile: int, precision: str, optimizer: str, device: torch.device,
-                     budget: Optional[int] = None) -> Optional[str]:
+def check_tiled_fits(
+    width: int,
+    height: int,
+    tile: int,
+    precision: str,
+    optimizer: str,
+    device: torch.device,
+    budget: Optional[int] = None,
+) -> Optional[str]:
     """None when a tiled run fits; otherwise a one-line explanation naming the largest size that would fit."""
     budget = available_bytes(device) if budget is None else budget
     need = estimate_tiled_bytes(width, height, tile, precision, optimizer)
@@ -116,5 +126,7 @@ def check_tiled_fits(width: int, height: int, tile: int, precision: str, optimiz
             lo = mid
         else:
             hi = mid - 1
-    return (f"{width}x{height} px needs about {describe(need)} even in {tile}-px tiles but "
-            f"{describe(budget * SAFETY)} is usable on {device.type}; the largest size that fits is --size {lo}")
+    return (
+        f"{width}x{height} px needs about {describe(need)} even in {tile}-px tiles but "
+        f"{describe(budget * SAFETY)} is usable on {device.type}; the largest size that fits is --size {lo}"
+    )

@@ -1,4 +1,5 @@
 """VGG19 as a style-transfer run uses it: the layers it reads, the device, precision and memory layout."""
+
 from __future__ import annotations
 
 import time

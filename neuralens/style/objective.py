@@ -1,4 +1,5 @@
 """The loss of Gatys et al.: alpha * L_content + beta * L_style + tv * TV, for images of one size."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,9 +34,16 @@ class Objective:
     ``content_scale`` keeps alpha/beta meaning the same at coarse scales and in tiles: the content loss sums
     over positions (it grows with the image) while E_l does not, so it is scaled by final/current pixels."""
 
-    def __init__(self, network: StyleNetwork, content_targets: Mapping[str, torch.Tensor],
-                 style_terms: Sequence[StyleTerm], content_weight: float, style_weight: float, tv_weight: float,
-                 content_scale: float = 1.0):
+    def __init__(
+        self,
+        network: StyleNetwork,
+        content_targets: Mapping[str, torch.Tensor],
+        style_terms: Sequence[StyleTerm],
+        content_weight: float,
+        style_weight: float,
+        tv_weight: float,
+        content_scale: float = 1.0,
+    ):
         self.network = network
         self.content_targets = content_targets
         self.content_layers = {k: v for k, v in network.content_layers.items() if content_weight > 0 and v > 0}
@@ -51,8 +59,9 @@ class Objective:
         """Losses of ``image`` (1, 3, H, W): dict with content, style, tv and total (fp32 scalars)."""
         feats = self.network(image, self.layers)
         zero = torch.zeros((), device=image.device)
-        c = sum((w * content_loss(feats[name], self.content_targets[name])
-                 for name, w in self.content_layers.items()), zero)
+        c = sum(
+            (w * content_loss(feats[name], self.content_targets[name]) for name, w in self.content_layers.items()), zero
+        )
         s = zero
         for name, w in self.style_layers.items():
             f = feats[name]

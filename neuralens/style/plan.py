@@ -4,6 +4,7 @@ at each, and for each whether it fits in memory whole, in tiles, or not at all.
 Everything here is arithmetic on image sizes, so an impossible request (a 100000-px output, a 4000x4 photo)
 is refused in milliseconds, before a single large tensor exists.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,12 +18,12 @@ from ..errors import NeuralensError
 from . import memory, tiling
 from .options import StyleOptions
 
-ANCHOR_SIZE = 512          # coarse-to-fine scales grow by sqrt(2) up to here, then double
-ANCHOR_ITERATIONS = 75     # evaluations at the 512-px scale (or the output, when it is smaller)
-COARSE_ITERATIONS = 20     # evaluations at each scale below that (they only give the next scale a start)
-MIN_ITERATIONS = 10        # at least this many at every scale above 512 px
-MAX_AUTO_TILE = 1024       # automatic tiles are at most this big (px), however much memory there is
-MIN_TILE = 256             # below this a tile sees too little of the picture to be worth it
+ANCHOR_SIZE = 512  # coarse-to-fine scales grow by sqrt(2) up to here, then double
+ANCHOR_ITERATIONS = 75  # evaluations at the 512-px scale (or the output, when it is smaller)
+COARSE_ITERATIONS = 20  # evaluations at each scale below that (they only give the next scale a start)
+MIN_ITERATIONS = 10  # at least this many at every scale above 512 px
+MAX_AUTO_TILE = 1024  # automatic tiles are at most this big (px), however much memory there is
+MIN_TILE = 256  # below this a tile sees too little of the picture to be worth it
 
 
 def scale_sizes(size: int, scales: Optional[int], min_size: int) -> List[int]:
@@ -42,8 +43,9 @@ def scale_sizes(size: int, scales: Optional[int], min_size: int) -> List[int]:
     return [round(size / math.sqrt(2) ** i) for i in reversed(range(steps + 1))] + big[::-1]
 
 
-def scale_iterations(sizes: Sequence[int], iterations: Optional[int] = None,
-                     coarse_iterations: Optional[int] = None) -> List[int]:
+def scale_iterations(
+    sizes: Sequence[int], iterations: Optional[int] = None, coarse_iterations: Optional[int] = None
+) -> List[int]:
     """Loss evaluations for each scale of ``sizes`` (coarse to fine).
 
     By default the work goes where it pays, as measured on the objective (benchmarks/README.md): the scale
@@ -97,7 +99,7 @@ def smallest_side(layers: Iterable[str]) -> int:
     """
     deepest = max(layers, key=layer_index)
     pools = sum(1 for name in LAYER_NAMES[: layer_index(deepest)] if name.startswith("pool"))
-    return 2 ** pools
+    return 2**pools
 
 
 def check_shape(width: int, height: int, size: int, what: str, min_side: int = 16) -> None:
@@ -108,9 +110,11 @@ def check_shape(width: int, height: int, size: int, what: str, min_side: int = 1
     h, w = scaled_shape(height, width, size)
     if min(h, w) < min_side:
         need = math.ceil(min_side * max(width, height) / min(width, height))
-        raise NeuralensError(f"{what} ({width}x{height}) is too thin: at a long side of {size} px its short side is "
-                             f"{min(h, w)} px, and the network needs at least {min_side} px (crop the image, or "
-                             f"use a size of {need} px or more)")
+        raise NeuralensError(
+            f"{what} ({width}x{height}) is too thin: at a long side of {size} px its short side is "
+            f"{min(h, w)} px, and the network needs at least {min_side} px (crop the image, or "
+            f"use a size of {need} px or more)"
+        )
 
 
 @dataclass
@@ -118,9 +122,9 @@ class ScalePlan:
     """One scale of a run: its long side, image shape, loss evaluations per tile, and its tiles."""
 
     long_side: int
-    shape: Tuple[int, int]          # (H, W)
+    shape: Tuple[int, int]  # (H, W)
     iterations: int
-    tile: Optional[int]             # tile size in px, None when the scale is optimised whole
+    tile: Optional[int]  # tile size in px, None when the scale is optimised whole
     boxes: List[Optional[tiling.Box]]
 
     @property
@@ -157,8 +161,15 @@ def tile_overlap(options: StyleOptions, tile: Optional[int]) -> int:
     return min(int(options.tile_overlap), (tile or 0) // 4)
 
 
-def plan_run(options: StyleOptions, height: int, width: int, precision: str, device: torch.device,
-             min_side: int = 16, styles: Sequence[Tuple[str, int, int]] = ()) -> List[ScalePlan]:
+def plan_run(
+    options: StyleOptions,
+    height: int,
+    width: int,
+    precision: str,
+    device: torch.device,
+    min_side: int = 16,
+    styles: Sequence[Tuple[str, int, int]] = (),
+) -> List[ScalePlan]:
     """The whole run for a content image of height x width px: each scale with its shape, evaluations and
     tiles. ``styles``: (name, width, height) of the style images, used at ``style_scale`` times each scale.
 
@@ -167,8 +178,7 @@ def plan_run(options: StyleOptions, height: int, width: int, precision: str, dev
     images = [("content image", width, height, 1.0)] + [(name, w, h, options.style_scale) for name, w, h in styles]
 
     def thin(long_side: int) -> bool:
-        return any(min(scaled_shape(h, w, max(1, round(long_side * factor)))) < min_side
-                   for _, w, h, factor in images)
+        return any(min(scaled_shape(h, w, max(1, round(long_side * factor)))) < min_side for _, w, h, factor in images)
 
     for what, w, h, factor in images:
         check_shape(w, h, max(1, round(options.size * factor)), what, min_side)

@@ -1,4 +1,5 @@
 """Resizing image and mask tensors between the scales of a run."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -28,5 +29,4 @@ def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     photo are simply stretched to it."""
     if tuple(mask.shape[2:]) == (height, width):
         return mask
-    return F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False,
-                         antialias=True).clamp(0, 1)
+    return F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)

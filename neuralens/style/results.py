@@ -1,4 +1,5 @@
 """What a style run reports: a ``Step`` after every loss evaluation, a ``StyleResult`` at the end."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,15 +13,15 @@ from PIL import Image
 class Step:
     """What the optimiser reports after each loss evaluation (to progress displays, callbacks, reports)."""
 
-    iteration: int            # 1-based, counted over all scales
-    total_iterations: int     # planned over all scales (early stopping may finish sooner)
-    scale: int                # 0-based index of the current scale
-    size: Tuple[int, int]     # (width, height) being optimised
+    iteration: int  # 1-based, counted over all scales
+    total_iterations: int  # planned over all scales (early stopping may finish sooner)
+    scale: int  # 0-based index of the current scale
+    size: Tuple[int, int]  # (width, height) being optimised
     content_loss: float
     style_loss: float
     tv_loss: float
     loss: float
-    elapsed: float            # seconds since the optimisation started
+    elapsed: float  # seconds since the optimisation started
     image: Optional[Callable[[], Image.Image]] = field(repr=False, default=None)  # the current image, on demand
 
     def to_dict(self) -> dict:
@@ -37,9 +38,13 @@ class StyleResult:
     image: Image.Image
     history: List[dict]
     timings: Dict[str, float]
-    stopped: bool = False     # True when stopped early by the user (Ctrl-C or a stop request)
+    stopped: bool = False  # True when stopped early by the user (Ctrl-C or a stop request)
 
     def to_dict(self) -> dict:
         """Size, whether it was stopped, timings and the per-evaluation history, JSON-ready."""
-        return {"size": [self.image.width, self.image.height], "stopped": self.stopped,
-                "timings": dict(self.timings), "history": list(self.history)}
+        return {
+            "size": [self.image.width, self.image.height],
+            "stopped": self.stopped,
+            "timings": dict(self.timings),
+            "history": list(self.history),
+        }

@@ -1,5 +1,6 @@
 """The style side of a run: the style images with their blend weights, regions (masks) and fine-scale image,
 and their Gram targets per size, computed once and cached across content images."""
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -68,28 +69,40 @@ class StyleTargets:
         return self.content_mask is not None or any(m is not None for m in self.masks)
 
     @torch.no_grad()
-    def grams_each(self, network: StyleNetwork, long_side: int,
-                   content: Optional[torch.Tensor] = None) -> List[Dict[str, torch.Tensor]]:
+    def grams_each(
+        self, network: StyleNetwork, long_side: int, content: Optional[torch.Tensor] = None
+    ) -> List[Dict[str, torch.Tensor]]:
         """Position-normalised Gram targets of each style image resized to ``long_side`` (fine layers from
         ``fine_style`` when given). ``content`` (1, 3, H, W) is needed only for colour preservation."""
         cacheable = self.options.preserve_color is None  # colour-preserved targets depend on the content
         if cacheable and long_side in self._cache:
             return self._cache[long_side]
-        fine = self._grams_of(network, self.fine_image, long_side, content, self.fine_layers) if self.fine_layers else {}
-        each = [dict(self._grams_of(network, image, long_side, content, self.style_layers), **fine)
-                for image in self.images]
+        fine = (
+            self._grams_of(network, self.fine_image, long_side, content, self.fine_layers) if self.fine_layers else {}
+        )
+        each = [
+            dict(self._grams_of(network, image, long_side, content, self.style_layers), **fine) for image in self.images
+        ]
         if cacheable:
             self._cache[long_side] = each
         return each
 
-    def blended(self, network: StyleNetwork, long_side: int,
-                content: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def blended(
+        self, network: StyleNetwork, long_side: int, content: Optional[torch.Tensor] = None
+    ) -> Dict[str, torch.Tensor]:
         """The style images' Gram targets blended with the ``style_blend`` weights."""
         each = self.grams_each(network, long_side, content)
         return {layer: sum(w * grams[layer] for w, grams in zip(self.blend, each)) for layer in each[0]}
 
-    def terms(self, network: StyleNetwork, long_side: int, reference: Optional[torch.Tensor], height: int,
-              width: int, box: Optional[tiling.Box] = None) -> List[StyleTerm]:
+    def terms(
+        self,
+        network: StyleNetwork,
+        long_side: int,
+        reference: Optional[torch.Tensor],
+        height: int,
+        width: int,
+        box: Optional[tiling.Box] = None,
+    ) -> List[StyleTerm]:
         """The style terms of the objective for a height x width output (cropped to ``box`` for a tile), with
         the style images at ``long_side``: one blended term, or one term per style with its region."""
         if self.options.style_weight <= 0:
@@ -98,8 +111,7 @@ class StyleTargets:
             return [StyleTerm(1.0, self.blended(network, long_side, reference))]
         each = self.grams_each(network, long_side, reference)
         regions = self.regions(height, width, box)
-        return [StyleTerm(w, grams, region.to(network.device))
-                for w, grams, region in zip(self.blend, each, regions)]
+        return [StyleTerm(w, grams, region.to(network.device)) for w, grams, region in zip(self.blend, each, regions)]
 
     def regions(self, height: int, width: int, box: Optional[tiling.Box] = None) -> List[torch.Tensor]:
         """Each style's region of the output (1, 1, H, W) at this size (cropped to ``box``): its own mask
@@ -112,8 +124,9 @@ class StyleTargets:
             regions = [r[:, :, y0:y1, x0:x1] for r in regions]
         return regions
 
-    def _grams_of(self, network: StyleNetwork, style_image: Image.Image, long_side: int,
-                  content: Optional[torch.Tensor], layers) -> Dict[str, torch.Tensor]:
+    def _grams_of(
+        self, network: StyleNetwork, style_image: Image.Image, long_side: int, content: Optional[torch.Tensor], layers
+    ) -> Dict[str, torch.Tensor]:
         s = image_to_tensor(resize_long_side(style_image, long_side))
         if self.options.preserve_color == "histogram":
             s = color.match_histogram(s, content)

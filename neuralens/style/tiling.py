@@ -5,6 +5,7 @@ Each tile is optimised against its own content features and the style Gram targe
 raster order, each starting from the current image (so it continues what its neighbours painted), and written
 back with weights that ramp across the overlap: no seam where tiles meet.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Iterable, List, Tuple
@@ -30,8 +31,11 @@ def _starts(length: int, tile: int, overlap: int) -> List[int]:
 def tile_boxes(height: int, width: int, tile: int, overlap: int) -> List[Box]:
     """Overlapping boxes (y0, y1, x0, x1), each at most ``tile`` px square, covering the whole image."""
     tile_h, tile_w = min(tile, height), min(tile, width)
-    return [(y, y + tile_h, x, x + tile_w)
-            for y in _starts(height, tile_h, overlap) for x in _starts(width, tile_w, overlap)]
+    return [
+        (y, y + tile_h, x, x + tile_w)
+        for y in _starts(height, tile_h, overlap)
+        for x in _starts(width, tile_w, overlap)
+    ]
 
 
 def feather(box: Box, height: int, width: int, overlap: int) -> torch.Tensor:
@@ -48,7 +52,7 @@ def feather(box: Box, height: int, width: int, overlap: int) -> torch.Tensor:
             if start_inside:
                 r[:k] = torch.minimum(r[:k], edge)
             if end_inside:
-                r[n - k:] = torch.minimum(r[n - k:], edge.flip(0))
+                r[n - k :] = torch.minimum(r[n - k :], edge.flip(0))
         return r
 
     wy = ramp(h, y0 > 0, y1 < height)
@@ -57,8 +61,13 @@ def feather(box: Box, height: int, width: int, overlap: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def tiled_grams(features: Callable[[torch.Tensor, Iterable[str]], Dict[str, torch.Tensor]], image: torch.Tensor,
-                layers: Iterable[str], tile: int, halo: int = 64) -> Dict[str, torch.Tensor]:
+def tiled_grams(
+    features: Callable[[torch.Tensor, Iterable[str]], Dict[str, torch.Tensor]],
+    image: torch.Tensor,
+    layers: Iterable[str],
+    tile: int,
+    halo: int = 64,
+) -> Dict[str, torch.Tensor]:
     """Position-normalised Gram matrices of a large image, computed tile by tile.
 
     A Gram matrix is a sum over positions, so the sum of the tiles' Grams over disjoint cores equals the

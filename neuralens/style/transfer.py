@@ -10,6 +10,7 @@ The pieces live one concept per module: ``options`` (every setting), ``plan`` (s
 ``network`` (VGG19 as the run uses it), ``targets`` (style images, masks and their cached Grams),
 ``objective`` (the loss), ``optimise`` (L-BFGS/Adam and the Reporter), ``results`` (Step, StyleResult).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,7 @@ class StyleTransfer:
     The network is loaded once and the style Gram targets are computed once per scale size and cached.
     """
 
-    def __init__(self, style: Union[ImageLike, Sequence[ImageLike]], options: Optional[StyleOptions] = None,
-                 **kwargs):
+    def __init__(self, style: Union[ImageLike, Sequence[ImageLike]], options: Optional[StyleOptions] = None, **kwargs):
         self.options = dataclasses.replace(options or StyleOptions(), **kwargs).validate()
         self.targets = StyleTargets(style, self.options)
         self.network = StyleNetwork(self.options)  # the weights load on first use, after the first plan
@@ -65,8 +65,7 @@ class StyleTransfer:
 
     def plan(self, width: int, height: int) -> List[ScalePlan]:
         """The scales of a run on a width x height photo (see ``plan.plan_run``); refuses what cannot work."""
-        return plan_run(self.options, height, width, self.precision, self.device, self.min_side,
-                        self.targets.shapes())
+        return plan_run(self.options, height, width, self.precision, self.device, self.min_side, self.targets.shapes())
 
     def tile_for(self, width: int, height: int) -> Optional[int]:
         """The tile size for optimising a width x height image, or None when it fits whole."""
@@ -76,9 +75,14 @@ class StyleTransfer:
         """The blended style Gram targets with the style images at ``long_side`` px."""
         return self.targets.blended(self.network, long_side, content)
 
-    def objective(self, content: torch.Tensor, final_pixels: Optional[int] = None,
-                  reference: Optional[torch.Tensor] = None, box: Optional[tiling.Box] = None,
-                  whole: Optional[Tuple[int, int]] = None) -> Objective:
+    def objective(
+        self,
+        content: torch.Tensor,
+        final_pixels: Optional[int] = None,
+        reference: Optional[torch.Tensor] = None,
+        box: Optional[tiling.Box] = None,
+        whole: Optional[Tuple[int, int]] = None,
+    ) -> Objective:
         """The loss for optimising an image of ``content``'s size (1, 3, H, W) towards ``content`` and the
         style, with the style images at the whole image's long side x ``style_scale``.
 
@@ -107,8 +111,12 @@ class StyleTransfer:
         return image_to_tensor(source.resize((w, h), Image.LANCZOS))
 
     # -- the run ------------------------------------------------------------------------------------------
-    def run(self, content: ImageLike, callback: Optional[Callable[[Step], None]] = None,
-            should_stop: Optional[Callable[[], bool]] = None) -> StyleResult:
+    def run(
+        self,
+        content: ImageLike,
+        callback: Optional[Callable[[Step], None]] = None,
+        should_stop: Optional[Callable[[], bool]] = None,
+    ) -> StyleResult:
         """Stylize one content image. ``callback(step)`` is called after every loss evaluation;
         ``should_stop()`` returning True (or Ctrl-C) ends the run early with the current image."""
         o = self.options
@@ -143,12 +151,14 @@ class StyleTransfer:
                 if scale.tile is None:
                     objective = self.objective(target, final_pixels, reference)
                     timings[f"targets_{scale.long_side}"] = time.perf_counter() - t_scale
-                    image, steps, stopped = optimise(objective, self.network.to_device(image), scale.iterations,
-                                                     o, reporter, postprocess)
+                    image, steps, stopped = optimise(
+                        objective, self.network.to_device(image), scale.iterations, o, reporter, postprocess
+                    )
                     reporter.done += steps
                 else:
-                    image, stopped = self._optimise_tiled(image, target, reference, scale, final_pixels,
-                                                          reporter, postprocess)
+                    image, stopped = self._optimise_tiled(
+                        image, target, reference, scale, final_pixels, reporter, postprocess
+                    )
                 timings[f"scale_{scale.long_side}"] = time.perf_counter() - t_scale
                 if stopped:
                     break
@@ -158,9 +168,16 @@ class StyleTransfer:
         timings["total"] = time.perf_counter() - t_start
         return StyleResult(result, reporter.history, timings, stopped)
 
-    def _optimise_tiled(self, image: torch.Tensor, target: torch.Tensor, reference: torch.Tensor,
-                        scale: ScalePlan, final_pixels: int, reporter: Reporter,
-                        postprocess: ToImage) -> Tuple[torch.Tensor, bool]:
+    def _optimise_tiled(
+        self,
+        image: torch.Tensor,
+        target: torch.Tensor,
+        reference: torch.Tensor,
+        scale: ScalePlan,
+        final_pixels: int,
+        reporter: Reporter,
+        postprocess: ToImage,
+    ) -> Tuple[torch.Tensor, bool]:
         """Optimise a too-large ``image`` (kept on the CPU) tile by tile with the whole image's style targets;
         each tile is blended back with feathered weights. Returns (image, stopped)."""
         h, w = image.shape[2:]
@@ -178,8 +195,9 @@ class StyleTransfer:
                 return postprocess(composite)
 
             current = image[:, :, y0:y1, x0:x1]
-            result, steps, stopped = optimise(objective, self.network.to_device(current), scale.iterations,
-                                              self.options, reporter, whole)
+            result, steps, stopped = optimise(
+                objective, self.network.to_device(current), scale.iterations, self.options, reporter, whole
+            )
             reporter.done += steps
             weight = tiling.feather(box, h, w, overlap)
             image[:, :, y0:y1, x0:x1] = current * (1 - weight) + result.float().cpu() * weight
@@ -189,12 +207,15 @@ class StyleTransfer:
 
     def _postprocess(self, full_content: torch.Tensor) -> ToImage:
         """Turn an optimised tensor into the output image (restoring colour in luminance mode)."""
+
         def convert(image: torch.Tensor) -> Image.Image:
             image = image.detach().float().cpu().contiguous()
             if self.options.preserve_color == "luminance":
-                image = color.restore_colour(image, resize_tensor(full_content, max(image.shape[2:]),
-                                                                  exact=image.shape[2:]))
+                image = color.restore_colour(
+                    image, resize_tensor(full_content, max(image.shape[2:]), exact=image.shape[2:])
+                )
             return tensor_to_image(image)
+
         return convert
 
 
@@ -206,8 +227,9 @@ def stylize(content: ImageLike, style: Union[ImageLike, Sequence[ImageLike]], **
     return StyleTransfer(style, StyleOptions(**options)).run(content).image
 
 
-def reconstruct(image: ImageLike, content_layer: Optional[str] = None, style_layers: Optional[LayerSpec] = None,
-                **options) -> Image.Image:
+def reconstruct(
+    image: ImageLike, content_layer: Optional[str] = None, style_layers: Optional[LayerSpec] = None, **options
+) -> Image.Image:
     """Synthesise an image from white noise that matches ``image``'s features at one layer
     (``content_layer``) or its Gram matrices at a set of layers (``style_layers``) - Gatys 2015, Figure 1.
 
@@ -215,8 +237,9 @@ def reconstruct(image: ImageLike, content_layer: Optional[str] = None, style_lay
     return reconstruct_run(image, content_layer, style_layers, **options).image
 
 
-def reconstruct_options(content_layer: Optional[str] = None, style_layers: Optional[LayerSpec] = None,
-                        **options) -> StyleOptions:
+def reconstruct_options(
+    content_layer: Optional[str] = None, style_layers: Optional[LayerSpec] = None, **options
+) -> StyleOptions:
     """The StyleOptions of a reconstruction: RECONSTRUCT_DEFAULTS, the layer(s) to match with the other
     term off, then ``options`` (StyleOptions fields) on top. Raises NeuralensError unless exactly one of
     ``content_layer`` and ``style_layers`` is given."""
@@ -233,8 +256,9 @@ def reconstruct_options(content_layer: Optional[str] = None, style_layers: Optio
     return StyleOptions(**values)
 
 
-def reconstruct_run(image: ImageLike, content_layer: Optional[str] = None,
-                    style_layers: Optional[LayerSpec] = None, **options) -> StyleResult:
+def reconstruct_run(
+    image: ImageLike, content_layer: Optional[str] = None, style_layers: Optional[LayerSpec] = None, **options
+) -> StyleResult:
     """Like ``reconstruct`` but returns the whole StyleResult (history and timings)."""
     settings = reconstruct_options(content_layer, style_layers, **options)
     return StyleTransfer(image, settings).run(image)

@@ -4,6 +4,7 @@ Gradient ascent on the pixels (Erhan et al. 2009; Simonyan et al. 2013; Yosinski
 simple regularisers that keep the result image-like instead of high-frequency noise: random jitter of the
 image before each step, L2 decay towards mid-grey, a light blur every few steps, and clamping to [0, 1].
 """
+
 from __future__ import annotations
 
 import time
@@ -28,24 +29,31 @@ class MaximizeResult:
     image: Image.Image
     layer: str
     unit: int
-    start_activation: float            # mean activation of the starting image (without jitter)
-    final_activation: float            # mean activation of the returned image (without jitter)
+    start_activation: float  # mean activation of the starting image (without jitter)
+    final_activation: float  # mean activation of the returned image (without jitter)
     history: List[float] = field(default_factory=list)  # the jittered image's activation at each step
     seconds: float = 0.0
-    stopped: bool = False              # True when Ctrl-C ended the ascent early (the image so far is returned)
+    stopped: bool = False  # True when Ctrl-C ended the ascent early (the image so far is returned)
 
     def to_dict(self) -> dict:
         """Everything but the image, JSON-ready."""
-        return {"layer": self.layer, "unit": self.unit, "size": list(self.image.size),
-                "start_activation": self.start_activation, "final_activation": self.final_activation,
-                "history": list(self.history), "seconds": self.seconds, "stopped": self.stopped}
+        return {
+            "layer": self.layer,
+            "unit": self.unit,
+            "size": list(self.image.size),
+            "start_activation": self.start_activation,
+            "final_activation": self.final_activation,
+            "history": list(self.history),
+            "seconds": self.seconds,
+            "stopped": self.stopped,
+        }
 
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (1, 3, H, W), borders extended (replicate works for any image size)."""
     radius = max(1, int(round(2 * sigma)))
     xs = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-(xs ** 2) / (2 * sigma ** 2))
+    kernel = torch.exp(-(xs**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     c = image.shape[1]
     padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")
@@ -58,11 +66,24 @@ def unit_activation(model, image: torch.Tensor, layer: str, unit: int) -> torch.
     return model(image, [layer])[layer][:, unit].mean()
 
 
-def maximize_unit(layer: str, unit: int, size: int = 128, iterations: int = 200, learning_rate: float = 0.05,
-                  decay: float = 0.01, blur_every: int = 4, blur_sigma: float = 0.5, jitter: int = 4,
-                  seed: Optional[int] = 0, device: str = "auto", weights: Optional[str] = None,
-                  pooling: str = "max", init: Optional[torch.Tensor] = None, model=None,
-                  callback: Optional[Callable[[int, float], None]] = None) -> MaximizeResult:
+def maximize_unit(
+    layer: str,
+    unit: int,
+    size: int = 128,
+    iterations: int = 200,
+    learning_rate: float = 0.05,
+    decay: float = 0.01,
+    blur_every: int = 4,
+    blur_sigma: float = 0.5,
+    jitter: int = 4,
+    seed: Optional[int] = 0,
+    device: str = "auto",
+    weights: Optional[str] = None,
+    pooling: str = "max",
+    init: Optional[torch.Tensor] = None,
+    model=None,
+    callback: Optional[Callable[[int, float], None]] = None,
+) -> MaximizeResult:
     """Synthesise a ``size`` x ``size`` image that maximises the mean activation of ``unit`` of ``layer``.
 
     Starts from mid-grey plus a little noise (or ``init``, (1, 3, H, W) in [0, 1]) and runs ``iterations``
@@ -98,7 +119,9 @@ def maximize_unit(layer: str, unit: int, size: int = 128, iterations: int = 200,
     stopped = False
     try:
         for step in range(1, iterations + 1):
-            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator)) if jitter else (0, 0)
+            dy, dx = (
+                (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator)) if jitter else (0, 0)
+            )
             shifted = torch.roll(image, shifts=(dy, dx), dims=(2, 3))
             activation = unit_activation(model, shifted, layer, unit)
             optimizer.zero_grad(set_to_none=True)
@@ -118,5 +141,13 @@ def maximize_unit(layer: str, unit: int, size: int = 128, iterations: int = 200,
         stopped = True
     with torch.no_grad():
         final_activation = float(unit_activation(model, image, layer, unit))
-    return MaximizeResult(tensor_to_image(image.detach().cpu()), layer, unit, start_activation,
-                          final_activation, history, time.perf_counter() - started, stopped)
+    return MaximizeResult(
+        tensor_to_image(image.detach().cpu()),
+        layer,
+        unit,
+        start_activation,
+        final_activation,
+        history,
+        time.perf_counter() - started,
+        stopped,
+    )

@@ -12,6 +12,7 @@ and the receptive field of a position covers the ``size`` pixels from ``centre -
 ``centre + (size - 1) / 2`` inclusive. Near the border, part of that window lies in the zero padding;
 ``box`` clamps it to the image.
 """
+
 from __future__ import annotations
 
 import functools

@@ -5,6 +5,7 @@ layer, the more the exact pixels are lost while the arrangement of objects stays
 reconstructions from the Gram matrices of growing sets of layers (relu1_1; relu1_1 + relu2_1; ...): textures
 of ever larger scale, with the arrangement gone.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ def growing_sets(layers: Sequence[str] = STYLE_LAYERS) -> List[List[str]]:
 class Reconstruction:
     """One tile of the sheet: what it was reconstructed from, its caption and the run's result."""
 
-    kind: str                 # "content" or "style"
+    kind: str  # "content" or "style"
     layers: List[str]
     caption: str
     result: StyleResult = field(repr=False)
@@ -52,18 +53,26 @@ class ReconstructionSheet:
     reconstructions: List[Reconstruction]
 
     def to_dict(self) -> dict:
-        return {"sheet_size": list(self.sheet.size), "original_size": list(self.original.size),
-                "reconstructions": [r.to_dict() for r in self.reconstructions]}
+        return {
+            "sheet_size": list(self.sheet.size),
+            "original_size": list(self.original.size),
+            "reconstructions": [r.to_dict() for r in self.reconstructions],
+        }
 
 
 def _style_caption(layers: Sequence[str]) -> str:
     return "style " + (layers[0] if len(layers) == 1 else f"{layers[0]}..{layers[-1]}\n({len(layers)} layers)")
 
 
-def reconstruction_sheet(image: ImageLike, content_layers: Sequence[str] = CONTENT_LAYERS,
-                         style_layer_sets: Optional[Sequence[Sequence[str]]] = None, size: int = 256,
-                         iterations: int = RECONSTRUCT_DEFAULTS["iterations"], progress: Optional[Callable[[int, int, str], None]] = None,
-                         **options) -> ReconstructionSheet:
+def reconstruction_sheet(
+    image: ImageLike,
+    content_layers: Sequence[str] = CONTENT_LAYERS,
+    style_layer_sets: Optional[Sequence[Sequence[str]]] = None,
+    size: int = 256,
+    iterations: int = RECONSTRUCT_DEFAULTS["iterations"],
+    progress: Optional[Callable[[int, int, str], None]] = None,
+    **options,
+) -> ReconstructionSheet:
     """Reconstruct ``image`` from each of ``content_layers`` and from each set in ``style_layer_sets`` (default:
     the growing sets relu1_1, relu1_1+relu2_1, ..., up to relu5_1) and lay them out, labelled.
 
@@ -87,8 +96,9 @@ def reconstruction_sheet(image: ImageLike, content_layers: Sequence[str] = CONTE
         if kind == "content":
             result = reconstruct_run(original, content_layer=layers[0], size=size, iterations=iterations, **options)
         else:
-            result = reconstruct_run(original, style_layers=",".join(layers), size=size, iterations=iterations,
-                                     **options)
+            result = reconstruct_run(
+                original, style_layers=",".join(layers), size=size, iterations=iterations, **options
+            )
         done.append(Reconstruction(kind, layers, caption, result))
         if result.stopped:  # Ctrl-C: lay out what is there
             break
@@ -103,6 +113,11 @@ def reconstruction_sheet(image: ImageLike, content_layers: Sequence[str] = CONTE
     if sets:
         tiles += [None] + [r.image for r in styles] + [None] * (columns - 1 - len(styles))
         captions += [""] + [r.caption for r in styles] + [""] * (columns - 1 - len(styles))
-    sheet = contact_sheet(tiles, captions, columns=columns, tile_size=original.size,
-                          title="What VGG19 keeps: content reconstructions (top), style reconstructions (bottom)")
+    sheet = contact_sheet(
+        tiles,
+        captions,
+        columns=columns,
+        tile_size=original.size,
+        title="What VGG19 keeps: content reconstructions (top), style reconstructions (bottom)",
+    )
     return ReconstructionSheet(sheet, original, done)

@@ -3,6 +3,7 @@
 The layout is computed separately (``sheet_layout``) so that callers (and tests) know exactly where each
 tile landed; ``contact_sheet`` draws it with Pillow's built-in font (no font files needed).
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,19 +44,26 @@ def text_size(text: str, font_size: int = 12) -> Tuple[int, int]:
 class SheetLayout:
     """Where everything goes on a sheet: its size, the tile boxes, the caption boxes and the row labels."""
 
-    size: Tuple[int, int]              # (width, height) of the whole sheet
+    size: Tuple[int, int]  # (width, height) of the whole sheet
     columns: int
     rows: int
-    tile_size: Tuple[int, int]         # (width, height) of every tile slot
-    tiles: List[Box]                   # one box per tile, row by row
-    captions: List[Box]                # the text area under each tile
-    row_labels: List[Box]              # the text area left of each row (empty boxes when none)
+    tile_size: Tuple[int, int]  # (width, height) of every tile slot
+    tiles: List[Box]  # one box per tile, row by row
+    captions: List[Box]  # the text area under each tile
+    row_labels: List[Box]  # the text area left of each row (empty boxes when none)
     title: Optional[Box]
 
 
-def sheet_layout(count: int, tile_size: Tuple[int, int], columns: Optional[int] = None,
-                 captions: Optional[Sequence[str]] = None, row_labels: Optional[Sequence[str]] = None,
-                 title: Optional[str] = None, font_size: int = 12, gap: int = 6) -> SheetLayout:
+def sheet_layout(
+    count: int,
+    tile_size: Tuple[int, int],
+    columns: Optional[int] = None,
+    captions: Optional[Sequence[str]] = None,
+    row_labels: Optional[Sequence[str]] = None,
+    title: Optional[str] = None,
+    font_size: int = 12,
+    gap: int = 6,
+) -> SheetLayout:
     """Lay out ``count`` tiles of ``tile_size`` in a grid of ``columns`` (default: as square as possible).
 
     Caption areas are as tall as the tallest caption; the row-label column as wide as the widest label."""
@@ -103,10 +111,17 @@ def fit(image: Image.Image, tile_size: Tuple[int, int], upscale: bool = True) ->
     return image.resize(size, Image.NEAREST if scale >= 2 else Image.LANCZOS)
 
 
-def contact_sheet(tiles: Sequence[Optional[Image.Image]], captions: Optional[Sequence[str]] = None,
-                  columns: Optional[int] = None, row_labels: Optional[Sequence[str]] = None,
-                  title: Optional[str] = None, tile_size: Optional[Tuple[int, int]] = None,
-                  font_size: int = 12, gap: int = 6, upscale: bool = True) -> Image.Image:
+def contact_sheet(
+    tiles: Sequence[Optional[Image.Image]],
+    captions: Optional[Sequence[str]] = None,
+    columns: Optional[int] = None,
+    row_labels: Optional[Sequence[str]] = None,
+    title: Optional[str] = None,
+    tile_size: Optional[Tuple[int, int]] = None,
+    font_size: int = 12,
+    gap: int = 6,
+    upscale: bool = True,
+) -> Image.Image:
     """Assemble ``tiles`` (PIL images; None leaves a slot blank) into one labelled RGB image.
 
     ``captions``: text under each tile (may contain newlines); ``columns``: tiles per row (default: a square
@@ -142,8 +157,9 @@ def contact_sheet(tiles: Sequence[Optional[Image.Image]], captions: Optional[Seq
         if label:
             lbox = layout.row_labels[r]
             h = text_size(label, font_size)[1]
-            draw.multiline_text((lbox[0], lbox[1] + (lbox[3] - lbox[1] - h) // 2), label, fill=TEXT,
-                                font=small, spacing=2)
+            draw.multiline_text(
+                (lbox[0], lbox[1] + (lbox[3] - lbox[1] - h) // 2), label, fill=TEXT, font=small, spacing=2
+            )
     if title and layout.title:
         draw.text((layout.title[0], layout.title[1]), title, fill=TEXT, font=font(font_size + 2))
     return sheet

@@ -6,6 +6,7 @@ command-line spelling (dashes) or its Python spelling (underscores). Values are 
 that is itself a list (a set of layers, style-blend weights) joins its parts with '+':
 ``--vary style-layers=relu1_1+relu2_1,relu1_1+relu2_1+relu3_1``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -124,8 +125,8 @@ class SweepRun:
     """One combination of a sweep: its settings, caption, where its tile is on the sheet, and the result."""
 
     index: int
-    settings: Dict[str, str]       # command-line name -> value as shown in the caption
-    values: Dict[str, Any]         # StyleOptions field -> value used
+    settings: Dict[str, str]  # command-line name -> value as shown in the caption
+    values: Dict[str, Any]  # StyleOptions field -> value used
     caption: str
     result: StyleResult = field(repr=False)
     box: Tuple[int, int, int, int] = (0, 0, 0, 0)  # the tile on the sheet (left, top, right, bottom)
@@ -139,14 +140,27 @@ class SweepRun:
         if not self.result.history:
             return {}
         last = self.result.history[-1]
-        return {"content": last["content_loss"], "style": last["style_loss"], "tv": last["tv_loss"],
-                "total": last["loss"]}
+        return {
+            "content": last["content_loss"],
+            "style": last["style_loss"],
+            "tv": last["tv_loss"],
+            "total": last["loss"],
+        }
 
     def to_dict(self) -> dict:
         """Settings, caption, tile box and size, final losses, steps, timings; JSON-ready."""
-        return {"index": self.index, "settings": self.settings, "values": self.values, "caption": self.caption,
-                "box": list(self.box), "size": list(self.image.size), "losses": self.losses(),
-                "steps": len(self.result.history), "timings": self.result.timings, "stopped": self.result.stopped}
+        return {
+            "index": self.index,
+            "settings": self.settings,
+            "values": self.values,
+            "caption": self.caption,
+            "box": list(self.box),
+            "size": list(self.image.size),
+            "losses": self.losses(),
+            "steps": len(self.result.history),
+            "timings": self.result.timings,
+            "stopped": self.result.stopped,
+        }
 
 
 @dataclass
@@ -156,9 +170,9 @@ class SweepResult:
     sheet: Image.Image
     layout: SheetLayout
     runs: List[SweepRun]
-    axes: List[Tuple[str, List[str]]]   # (field, value labels) per --vary, in order
+    axes: List[Tuple[str, List[str]]]  # (field, value labels) per --vary, in order
     options: StyleOptions
-    planned: int                        # number of combinations (more than len(runs) if interrupted)
+    planned: int  # number of combinations (more than len(runs) if interrupted)
 
     @property
     def stopped(self) -> bool:
@@ -166,11 +180,19 @@ class SweepResult:
 
     def to_dict(self) -> dict:
         """The axes, grid, options and every run, JSON-ready (images left out)."""
-        return {"vary": {k.replace("_", "-"): labels for k, labels in self.axes},
-                "grid": {"columns": self.layout.columns, "rows": self.layout.rows,
-                         "tile_size": list(self.layout.tile_size), "sheet_size": list(self.layout.size)},
-                "planned": self.planned, "stopped": self.stopped, "options": self.options.to_dict(),
-                "runs": [run.to_dict() for run in self.runs]}
+        return {
+            "vary": {k.replace("_", "-"): labels for k, labels in self.axes},
+            "grid": {
+                "columns": self.layout.columns,
+                "rows": self.layout.rows,
+                "tile_size": list(self.layout.tile_size),
+                "sheet_size": list(self.layout.size),
+            },
+            "planned": self.planned,
+            "stopped": self.stopped,
+            "options": self.options.to_dict(),
+            "runs": [run.to_dict() for run in self.runs],
+        }
 
 
 def grid_columns(axes: Sequence[Tuple[str, Sequence]], count: int) -> int:
@@ -181,10 +203,16 @@ def grid_columns(axes: Sequence[Tuple[str, Sequence]], count: int) -> int:
     return count if count <= 6 else math.ceil(math.sqrt(count))
 
 
-def sweep(content: ImageLike, style: Union[ImageLike, Sequence[ImageLike]],
-          vary: Union[Mapping[str, Sequence[Any]], Sequence[str]], options: Optional[StyleOptions] = None,
-          columns: Optional[int] = None, callback: Optional[Callable[[int, int, str], None]] = None,
-          should_stop: Optional[Callable[[], bool]] = None, **fixed) -> SweepResult:
+def sweep(
+    content: ImageLike,
+    style: Union[ImageLike, Sequence[ImageLike]],
+    vary: Union[Mapping[str, Sequence[Any]], Sequence[str]],
+    options: Optional[StyleOptions] = None,
+    columns: Optional[int] = None,
+    callback: Optional[Callable[[int, int, str], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+    **fixed,
+) -> SweepResult:
     """Stylize ``content`` with ``style`` once per combination (cartesian product) of the ``vary`` settings and
     assemble a labelled contact sheet.
 

@@ -3,6 +3,7 @@
 For each image the activation maps of one layer are computed once; for every unit (channel) the strongest
 positions are kept, merged over all images, and each winner is cropped to the unit's receptive field.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,16 +28,22 @@ class Patch:
 
     unit: int
     activation: float
-    image_index: int                  # position in the list of images
-    source: str                       # file name, or "image N" for a PIL image
-    position: Tuple[int, int]         # (y, x) in the activation map
-    box: Tuple[int, int, int, int]    # receptive field in the (resized) image, clamped: left, top, right, bottom
+    image_index: int  # position in the list of images
+    source: str  # file name, or "image N" for a PIL image
+    position: Tuple[int, int]  # (y, x) in the activation map
+    box: Tuple[int, int, int, int]  # receptive field in the (resized) image, clamped: left, top, right, bottom
     image: Image.Image = field(repr=False)  # the receptive field window; parts outside the image are grey
 
     def to_dict(self) -> dict:
         """The patch's numbers, JSON-ready (the image left out)."""
-        return {"unit": self.unit, "activation": self.activation, "image_index": self.image_index,
-                "source": self.source, "position": list(self.position), "box": list(self.box)}
+        return {
+            "unit": self.unit,
+            "activation": self.activation,
+            "image_index": self.image_index,
+            "source": self.source,
+            "position": list(self.position),
+            "box": list(self.box),
+        }
 
 
 @dataclass
@@ -52,8 +59,12 @@ class UnitPatches:
         return self.patches[0].activation if self.patches else 0.0
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "unit": self.unit, "peak": self.peak,
-                "patches": [p.to_dict() for p in self.patches]}
+        return {
+            "layer": self.layer,
+            "unit": self.unit,
+            "peak": self.peak,
+            "patches": [p.to_dict() for p in self.patches],
+        }
 
 
 def find_images(paths: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]:
@@ -83,8 +94,9 @@ def _name(source: ImageLike, index: int) -> str:
     return Path(source).name if not isinstance(source, Image.Image) else f"image {index}"
 
 
-def _candidates(acts: torch.Tensor, units: Sequence[int], top: int, min_distance: int
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
+def _candidates(
+    acts: torch.Tensor, units: Sequence[int], top: int, min_distance: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """The ``top`` strongest positions of each unit in one activation map (C, H, W).
 
     Returns (values (U, top), flat positions (U, top)); missing entries (a small map, or positions
@@ -108,8 +120,8 @@ def _candidates(acts: torch.Tensor, units: Sequence[int], top: int, min_distance
                 chosen.append(flat)
                 if len(chosen) == top:
                     break
-        values[u, :len(chosen)] = maps[u, chosen]
-        places[u, :len(chosen)] = torch.tensor(chosen, dtype=torch.long)
+        values[u, : len(chosen)] = maps[u, chosen]
+        places[u, : len(chosen)] = torch.tensor(chosen, dtype=torch.long)
     return values, places
 
 
@@ -124,10 +136,19 @@ def _window(image: Image.Image, rf: ReceptiveField, y: int, x: int) -> Tuple[Tup
 
 
 @torch.no_grad()
-def top_patches(images: Union[ImageLike, Sequence[ImageLike]], layer: str, units: Optional[Iterable[int]] = None,
-                count: int = 8, top: int = 9, size: Optional[int] = 224, min_distance: int = 1,
-                device: str = "auto", weights: Optional[str] = None, pooling: str = "max",
-                model=None) -> List[UnitPatches]:
+def top_patches(
+    images: Union[ImageLike, Sequence[ImageLike]],
+    layer: str,
+    units: Optional[Iterable[int]] = None,
+    count: int = 8,
+    top: int = 9,
+    size: Optional[int] = 224,
+    min_distance: int = 1,
+    device: str = "auto",
+    weights: Optional[str] = None,
+    pooling: str = "max",
+    model=None,
+) -> List[UnitPatches]:
     """For units of ``layer``, the ``top`` image patches (over all ``images``) that activate each unit most.
 
     ``images``: paths, folders (their images) or PIL images, each resized so its long side is ``size`` px
@@ -162,8 +183,10 @@ def top_patches(images: Union[ImageLike, Sequence[ImageLike]], layer: str, units
             picture = resize_long_side(picture, size)
         out_w, out_h = rf.output_size(picture.size)
         if out_w == 0 or out_h == 0:
-            raise NeuralensError(f"{_name(source, index)}: {picture.width}x{picture.height} px is too small to "
-                                 f"reach {layer}; use a larger --size")
+            raise NeuralensError(
+                f"{_name(source, index)}: {picture.width}x{picture.height} px is too small to "
+                f"reach {layer}; use a larger --size"
+            )
         shown.append(picture)
         acts = model(image_to_tensor(picture).to(torch_device), [layer])[layer][0].float().cpu()
         widths.append(acts.shape[2])
@@ -212,8 +235,9 @@ def units_sheet(results: Sequence[UnitPatches], tile: Optional[int] = None, font
             captions.append(format_activation(p.activation) if p else "")
     labels = [f"unit {r.unit}" for r in results]
     title = f"{layer}: strongest patches per unit (receptive field {rf.size} px)"
-    return contact_sheet(tiles, captions, columns=columns, row_labels=labels, title=title,
-                         tile_size=(side, side), font_size=font_size)
+    return contact_sheet(
+        tiles, captions, columns=columns, row_labels=labels, title=title, tile_size=(side, side), font_size=font_size
+    )
 
 
 def format_activation(value: float) -> str:

@@ -9,6 +9,7 @@ goes through the guard (token, cross-site refusal). Every error leaves as JSON `
 4xx status (or 500 for a bug), and the server keeps serving. The OpenAPI schema says so: every error
 status a route can answer is declared with that shape, and the bearer scheme only when there is a token.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,23 +43,23 @@ from .uploads import UploadError
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-DOCS_ASSETS = "/docs-assets"   # Swagger UI, from the fastapi-offline package
+DOCS_ASSETS = "/docs-assets"  # Swagger UI, from the fastapi-offline package
 
 
 @dataclass
 class WebConfig:
     """Settings of one server. The limits protect the machine from oversized or too many requests."""
 
-    token: Optional[str] = None             # required on every API call when set
-    device: str = "auto"                    # where style jobs run
-    gallery: Optional[str] = None           # faces gallery file (default: the faces default)
-    workers: int = 1                        # jobs running at once (one per device by default)
-    max_queue: int = 4                      # jobs allowed to wait; more get 429
-    preview_every: int = 5                  # an intermediate image every N loss evaluations
-    max_upload_bytes: int = 20_000_000      # per uploaded file
-    max_pixels: int = 40_000_000            # per uploaded image
-    max_files: int = 8                      # per request (content + styles, or enrolment photos)
-    max_size: int = 1024                    # largest output long side a job may ask for
+    token: Optional[str] = None  # required on every API call when set
+    device: str = "auto"  # where style jobs run
+    gallery: Optional[str] = None  # faces gallery file (default: the faces default)
+    workers: int = 1  # jobs running at once (one per device by default)
+    max_queue: int = 4  # jobs allowed to wait; more get 429
+    preview_every: int = 5  # an intermediate image every N loss evaluations
+    max_upload_bytes: int = 20_000_000  # per uploaded file
+    max_pixels: int = 40_000_000  # per uploaded image
+    max_files: int = 8  # per request (content + styles, or enrolment photos)
+    max_size: int = 1024  # largest output long side a job may ask for
     max_iterations: int = 1000
     allowed_hosts: Optional[Tuple[str, ...]] = None  # Host headers accepted (None: any)
 
@@ -171,8 +172,14 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     description = "Neural style transfer with live previews, and face enrolment and search, over HTTP."
     if config.token:
         description += " This server has an access token: send it as `Authorization: Bearer <token>`."
-    app = FastAPI(title="neuralens", version=__version__, lifespan=lifespan, description=description,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="neuralens",
+        version=__version__,
+        lifespan=lifespan,
+        description=description,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.config = config
     app.state.manager = manager
     _install_error_handlers(app)
@@ -183,16 +190,31 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
 
     api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(config.token))])
 
-    @api.get("/info", summary="Server version, device, limits, bundled samples and the style options",
-             response_model=Info,
-             description="`options`: every option of `POST /api/jobs` with its kind, default, limits, choices "
-                         "and help (the page builds its settings from these).")
+    @api.get(
+        "/info",
+        summary="Server version, device, limits, bundled samples and the style options",
+        response_model=Info,
+        description="`options`: every option of `POST /api/jobs` with its kind, default, limits, choices "
+        "and help (the page builds its settings from these).",
+    )
     def info() -> dict:
-        fields = ("workers", "max_queue", "preview_every", "max_upload_bytes", "max_pixels", "max_files",
-                  "max_size", "max_iterations")
-        return {"version": __version__, "device": str(devices.pick_device(config.device)),
-                "limits": {name: getattr(config, name) for name in fields},
-                "samples": sample_list(), "options": option_fields()}
+        fields = (
+            "workers",
+            "max_queue",
+            "preview_every",
+            "max_upload_bytes",
+            "max_pixels",
+            "max_files",
+            "max_size",
+            "max_iterations",
+        )
+        return {
+            "version": __version__,
+            "device": str(devices.pick_device(config.device)),
+            "limits": {name: getattr(config, name) for name in fields},
+            "samples": sample_list(),
+            "options": option_fields(),
+        }
 
     style_api.register(api, manager, config)
     faces_api.register(api, config)
@@ -204,8 +226,10 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
 
 
 def _error_response(status: int) -> dict:
-    return {"description": ERROR_MEANINGS[status],
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": ERROR_MEANINGS[status],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def _openapi(app: FastAPI, config: WebConfig) -> dict:
@@ -259,23 +283,30 @@ def _add_docs_routes(app: FastAPI) -> None:
     bundle fetches its logo from the vendor's site.)"""
     assets = _docs_assets()
     if assets is None:
+
         @app.get("/docs", include_in_schema=False)
         def no_docs() -> HTMLResponse:
-            return HTMLResponse("<!doctype html><title>neuralens API</title><p>The interactive docs need the "
-                                "<code>fastapi-offline</code> package. The schema is at "
-                                "<a href='/openapi.json'>/openapi.json</a>.</p>")
+            return HTMLResponse(
+                "<!doctype html><title>neuralens API</title><p>The interactive docs need the "
+                "<code>fastapi-offline</code> package. The schema is at "
+                "<a href='/openapi.json'>/openapi.json</a>.</p>"
+            )
+
         return
 
     app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title="neuralens API",
-                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
-                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-                                   swagger_favicon_url="/static/favicon.svg",
-                                   # no "valid schema" badge: it would ask a validator site about the schema
-                                   swagger_ui_parameters={"validatorUrl": None})
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="neuralens API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            # no "valid schema" badge: it would ask a validator site about the schema
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
 
 def _add_page_routes(app: FastAPI) -> None:

@@ -1,4 +1,5 @@
 """`neuralens serve`: run the web app and API with uvicorn."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,24 +22,47 @@ SERVE_EXAMPLES = """examples:
 def register(subparsers) -> None:
     """Add the `serve` subcommand."""
     p = subparsers.add_parser(
-        "serve", help="start the local web app and HTTP API",
+        "serve",
+        help="start the local web app and HTTP API",
         description="Serve a page (style transfer with live previews; face enrolment and search) and its JSON "
-                    "API, documented at /docs. Binds to 127.0.0.1 unless told otherwise; any other address "
-                    "needs an access token.",
-        epilog=SERVE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "API, documented at /docs. Binds to 127.0.0.1 unless told otherwise; any other address "
+        "needs an access token.",
+        epilog=SERVE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default %(default)s; 0 picks a free one)")
-    p.add_argument("--token", default=None,
-                   help=f"access token required on every API call (default: ${TOKEN_ENV}); 'generate' makes one")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
-                   help="where style jobs run (default %(default)s)")
-    p.add_argument("--gallery", default=None, help="faces gallery file (default: $NEURALENS_GALLERY or the user data folder)")
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"access token required on every API call (default: ${TOKEN_ENV}); 'generate' makes one",
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="where style jobs run (default %(default)s)",
+    )
+    p.add_argument(
+        "--gallery", default=None, help="faces gallery file (default: $NEURALENS_GALLERY or the user data folder)"
+    )
     p.add_argument("--jobs", type=int, default=1, help="style jobs running at once (default %(default)s)")
-    p.add_argument("--queue", type=int, default=4, help="style jobs allowed to wait; more are refused (default %(default)s)")
-    p.add_argument("--preview-every", type=int, default=5, metavar="N",
-                   help="send an intermediate image every N loss evaluations (default %(default)s)")
-    p.add_argument("--max-size", type=int, default=1024, help="largest output size a job may ask for (default %(default)s)")
-    p.add_argument("--max-upload-mb", type=float, default=20, help="largest upload per file in MB (default %(default)s)")
+    p.add_argument(
+        "--queue", type=int, default=4, help="style jobs allowed to wait; more are refused (default %(default)s)"
+    )
+    p.add_argument(
+        "--preview-every",
+        type=int,
+        default=5,
+        metavar="N",
+        help="send an intermediate image every N loss evaluations (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-size", type=int, default=1024, help="largest output size a job may ask for (default %(default)s)"
+    )
+    p.add_argument(
+        "--max-upload-mb", type=float, default=20, help="largest upload per file in MB (default %(default)s)"
+    )
     p.set_defaults(func=serve)
 
 
@@ -50,8 +74,12 @@ def serve(args: argparse.Namespace) -> int:
     check_bind(args.host, token)
     if args.port < 0 or args.port > 65535:
         raise NeuralensError(f"port must be between 0 and 65535, got {args.port}")
-    for flag, value, least in (("--jobs", args.jobs, 1), ("--queue", args.queue, 0),
-                               ("--preview-every", args.preview_every, 1), ("--max-size", args.max_size, 16)):
+    for flag, value, least in (
+        ("--jobs", args.jobs, 1),
+        ("--queue", args.queue, 0),
+        ("--preview-every", args.preview_every, 1),
+        ("--max-size", args.max_size, 16),
+    ):
         if value < least:
             raise NeuralensError(f"{flag} must be at least {least}, got {value}")
     if args.max_upload_mb <= 0:
@@ -63,16 +91,28 @@ def serve(args: argparse.Namespace) -> int:
 
     # On loopback, only loopback Host headers are accepted (DNS-rebinding guard); elsewhere the token guards.
     hosts = LOOPBACK_NAMES + (args.host,) if is_loopback(args.host) else None
-    config = WebConfig(token=token, device=args.device, gallery=args.gallery, workers=args.jobs,
-                       max_queue=args.queue, max_size=args.max_size, preview_every=args.preview_every,
-                       max_upload_bytes=int(args.max_upload_mb * 1_000_000), allowed_hosts=hosts)
+    config = WebConfig(
+        token=token,
+        device=args.device,
+        gallery=args.gallery,
+        workers=args.jobs,
+        max_queue=args.queue,
+        max_size=args.max_size,
+        preview_every=args.preview_every,
+        max_upload_bytes=int(args.max_upload_mb * 1_000_000),
+        allowed_hosts=hosts,
+    )
     app = create_app(config)
     # A short graceful-shutdown timeout: open progress streams must not hold up Ctrl-C.
-    uvicorn_config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                                    timeout_graceful_shutdown=3)
+    uvicorn_config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3
+    )
     server = _server_class()(uvicorn_config)
-    server.token_note = (f"access token: {token}" if args.token == "generate" else
-                         "access token required (the page asks for it once)") if token else None
+    server.token_note = (
+        (f"access token: {token}" if args.token == "generate" else "access token required (the page asks for it once)")
+        if token
+        else None
+    )
     try:
         server.run()
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal stop here

@@ -14,6 +14,7 @@ Why it is built this way:
 - Readers (status polling, the SSE stream) watch ``Job.version``, bumped under a condition variable on
   every change, so they never miss the final state and never need to hold the lock for long.
 """
+
 from __future__ import annotations
 
 import collections
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 ROOT_PREFIX = "neuralens-web-"
-LOCK_NAME = "server.lock"   # inside each root; held (flock) by its server for as long as it runs
+LOCK_NAME = "server.lock"  # inside each root; held (flock) by its server for as long as it runs
 
 
 class QueueFull(NeuralensError):
@@ -62,15 +63,15 @@ class Job:
     content: Image.Image
     styles: List[Image.Image]
     folder: Path
-    labels: Dict[str, object] = field(default_factory=dict)   # names of the inputs, for the page only
+    labels: Dict[str, object] = field(default_factory=dict)  # names of the inputs, for the page only
     status: str = QUEUED
     created: float = field(default_factory=time.time)
     started: Optional[float] = None
     finished: Optional[float] = None
     progress: Dict[str, object] = field(default_factory=dict)
     error: Optional[str] = None
-    preview: Optional[bytes] = None                            # PNG of the latest intermediate image
-                                                               # (None once finished: the result is)
+    preview: Optional[bytes] = None  # PNG of the latest intermediate image
+    # (None once finished: the result is)
     preview_iteration: int = 0
     result_size: Optional[List[int]] = None
     stopped_early: bool = False
@@ -85,17 +86,26 @@ class Job:
         """The JSON the API returns for this job (no image data: those have their own URLs)."""
         base = f"/api/jobs/{self.id}"
         return {
-            "id": self.id, "status": self.status, "version": self.version,
-            "created": self.created, "started": self.started, "finished": self.finished,
-            "error": self.error, "stopped_early": self.stopped_early,
+            "id": self.id,
+            "status": self.status,
+            "version": self.version,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "error": self.error,
+            "stopped_early": self.stopped_early,
             "progress": dict(self.progress),
             "options": self.options.to_dict(),
             "inputs": dict(self.labels),
             "result_size": self.result_size,
             "preview_iteration": self.preview_iteration,
-            "urls": {"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel",
-                     "preview": f"{base}/preview" if self.preview is not None or self.result_size else None,
-                     "result": f"{base}/result" if self.result_size is not None else None},
+            "urls": {
+                "self": base,
+                "events": f"{base}/events",
+                "cancel": f"{base}/cancel",
+                "preview": f"{base}/preview" if self.preview is not None or self.result_size else None,
+                "result": f"{base}/result" if self.result_size is not None else None,
+            },
         }
 
 
@@ -178,9 +188,9 @@ class TimeLeft:
     def __init__(self, options: StyleOptions):
         self.plan = plan_scales(options)
         self.first_elapsed: Optional[float] = None
-        self.work = 0.0                 # pixels processed since the first step
+        self.work = 0.0  # pixels processed since the first step
         self.scale = -1
-        self.scale_start = 0            # iteration at which the current scale began
+        self.scale_start = 0  # iteration at which the current scale began
 
     def update(self, step) -> Optional[float]:
         """Seconds left after ``step`` (None until there is a rate to go by)."""
@@ -196,7 +206,7 @@ class TimeLeft:
             return rate * pixels * (step.total_iterations - step.iteration)  # plan unknown: plain rate
         aspect = pixels / max(step.size) ** 2
         left_here = max(0, self.plan[step.scale][1] - (step.iteration - self.scale_start + 1))
-        later = sum(n * side * side * aspect for side, n in self.plan[step.scale + 1:])
+        later = sum(n * side * side * aspect for side, n in self.plan[step.scale + 1 :])
         return rate * (left_here * pixels + later)
 
 
@@ -215,8 +225,14 @@ class JobManager:
     loss evaluations) an intermediate image is taken; ``root`` is the folder for results (by default a fresh
     temporary folder, removed by ``shutdown``; the folders of dead servers are removed on the way)."""
 
-    def __init__(self, workers: int = 1, max_queue: int = 4, preview_every: int = 5,
-                 root: Optional[Path] = None, runner: Runner = run_style_transfer):
+    def __init__(
+        self,
+        workers: int = 1,
+        max_queue: int = 4,
+        preview_every: int = 5,
+        root: Optional[Path] = None,
+        runner: Runner = run_style_transfer,
+    ):
         if workers < 1 or max_queue < 0 or preview_every < 1:
             raise NeuralensError("workers and preview-every must be >= 1 and the queue length >= 0")
         self.workers = workers
@@ -264,8 +280,9 @@ class JobManager:
                 self._root_lock = None
 
     # --- requests -----------------------------------------------------------------------------------
-    def submit(self, options: StyleOptions, content: Image.Image, styles: List[Image.Image],
-               labels: Optional[dict] = None) -> Job:
+    def submit(
+        self, options: StyleOptions, content: Image.Image, styles: List[Image.Image], labels: Optional[dict] = None
+    ) -> Job:
         """Queue a job. Raises QueueFull when ``max_queue`` jobs are already waiting."""
         self.start()
         with self._changed:
@@ -286,8 +303,10 @@ class JobManager:
         with self._changed:
             if len(self._waiting) >= self.max_queue:
                 busy = sum(1 for j in self._jobs.values() if j.status == RUNNING)
-                raise QueueFull(f"the queue is full ({len(self._waiting)} job(s) waiting, {busy} running, "
-                                f"limit {self.max_queue}); wait for one to finish or cancel one, then retry")
+                raise QueueFull(
+                    f"the queue is full ({len(self._waiting)} job(s) waiting, {busy} running, "
+                    f"limit {self.max_queue}); wait for one to finish or cancel one, then retry"
+                )
 
     def get(self, job_id: str) -> Optional[Job]:
         """The job with this id, or None."""
@@ -363,10 +382,17 @@ class JobManager:
             # Losses every step (cheap); an image only every few steps, since taking one costs a copy.
             total = max(step.total_iterations, step.iteration)
             eta = time_left.update(step)
-            progress = {"iteration": step.iteration, "total_iterations": total, "scale": step.scale,
-                        "size": list(step.size), "content_loss": step.content_loss,
-                        "style_loss": step.style_loss, "loss": step.loss, "elapsed": round(step.elapsed, 3),
-                        "eta": None if eta is None else round(eta, 1)}
+            progress = {
+                "iteration": step.iteration,
+                "total_iterations": total,
+                "scale": step.scale,
+                "size": list(step.size),
+                "content_loss": step.content_loss,
+                "style_loss": step.style_loss,
+                "loss": step.loss,
+                "elapsed": round(step.elapsed, 3),
+                "eta": None if eta is None else round(eta, 1),
+            }
             preview = None
             if step.iteration == 1 or step.iteration % every == 0:
                 preview = png_bytes(step.image())
@@ -408,4 +434,3 @@ class JobManager:
     def _fail(self, job: Job, message: str) -> None:
         with self._changed:
             job.status, job.error = FAILED, message
-

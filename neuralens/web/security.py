@@ -8,6 +8,7 @@
 - Starlette spools an entire multipart body to disk before any handler sees it, so the byte limit on
   uploads is enforced on the raw request stream as well (``BodyLimit``), not only per file.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -49,8 +50,10 @@ ERROR_MEANINGS = {
 def error_responses(*statuses: int, **meanings: str) -> Dict[Any, Dict[str, Any]]:
     """``responses=`` for FastAPI: each status with the shared ``Error`` model and its meaning
     (``meanings`` overrides it, keyed ``e404="no job with that id"``)."""
-    return {status: {"model": Error, "description": meanings.get(f"e{status}", ERROR_MEANINGS[status])}
-            for status in statuses}
+    return {
+        status: {"model": Error, "description": meanings.get(f"e{status}", ERROR_MEANINGS[status])}
+        for status in statuses
+    }
 
 
 def is_loopback(host: str) -> bool:
@@ -67,8 +70,10 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, token: Optional[str]) -> None:
     """Refuse to serve on a non-loopback address without a token (raises NeuralensError)."""
     if not is_loopback(host) and not token:
-        raise NeuralensError(f"binding to {host} makes the server reachable from other machines: set an access "
-                             "token with --token or NEURALENS_TOKEN (or bind to 127.0.0.1)")
+        raise NeuralensError(
+            f"binding to {host} makes the server reachable from other machines: set an access "
+            "token with --token or NEURALENS_TOKEN (or bind to 127.0.0.1)"
+        )
     if token is not None and len(token) < 8:
         raise NeuralensError("the access token must be at least 8 characters long")
 
@@ -93,23 +98,27 @@ def api_guard(token: Optional[str]):
 
     With a token it is declared through the HTTP bearer security scheme, so /docs shows an "Authorize"
     button; without one the schema declares no security at all (there is nothing to send)."""
+
     def refuse_cross_site(request: Request) -> None:
         if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(request):
             raise HTTPException(403, "cross-site request refused: use the page served by this server")
 
     if token is None:
+
         async def open_guard(request: Request) -> None:
             refuse_cross_site(request)
 
         return open_guard
 
-    async def guard(request: Request,
-                    credentials: Optional[HTTPAuthorizationCredentials] = Security(bearer)) -> None:
+    async def guard(request: Request, credentials: Optional[HTTPAuthorizationCredentials] = Security(bearer)) -> None:
         refuse_cross_site(request)
         given = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
         if not token_matches(token, given):
-            message = ("an access token is required: send 'Authorization: Bearer <token>'"
-                       if given is None else "wrong access token")
+            message = (
+                "an access token is required: send 'Authorization: Bearer <token>'"
+                if given is None
+                else "wrong access token"
+            )
             raise HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
     return guard
@@ -138,9 +147,16 @@ class HostGuard:
             host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
             if host_of(host) not in self.allowed:
                 body = b'{"error": "unexpected Host header: this server answers only to its own address"}'
-                await send({"type": "http.response.start", "status": 400,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 400,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -195,8 +211,16 @@ class BodyLimit:
             await self._refuse(send)
 
     async def _refuse(self, send) -> None:
-        body = (b'{"error": "request too large: the limit is %d bytes in all"}' % self.max_bytes)
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        body = b'{"error": "request too large: the limit is %d bytes in all"}' % self.max_bytes
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

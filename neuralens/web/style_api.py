@@ -4,6 +4,7 @@ The job's options are not written out here: the form fields of ``POST /api/jobs`
 ``StyleOptions`` fields whose Spec says ``web=True`` (type, default, limits, choices and help), so the form,
 its OpenAPI schema, ``/api/info`` (from which the page builds its settings) and the CLI never disagree.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -81,8 +82,9 @@ def option_fields() -> List[dict]:
     fields = []
     for field in web_fields(StyleOptions):
         name = field["name"]
-        fields.append({**field, "choices": web_choices(name, WEB_SPECS[name]),
-                       "help": WEB_HELP.get(name, field["help"])})
+        fields.append(
+            {**field, "choices": web_choices(name, WEB_SPECS[name]), "help": WEB_HELP.get(name, field["help"])}
+        )
     return fields
 
 
@@ -106,8 +108,11 @@ def _form_description(name: str, spec: Spec) -> str:
 
 
 def _form_field(name: str, spec: Spec):
-    limits = {key: value for key, value in (("ge", spec.minimum), ("le", spec.maximum), ("gt", spec.above))
-              if value is not None and spec.kind in ("int", "float")}
+    limits = {
+        key: value
+        for key, value in (("ge", spec.minimum), ("le", spec.maximum), ("gt", spec.above))
+        if value is not None and spec.kind in ("int", "float")
+    }
     if spec.kind == "float":
         limits["allow_inf_nan"] = False
     return Form(DEFAULTS[name], description=_form_description(name, spec), **limits)
@@ -116,13 +121,18 @@ def _form_field(name: str, spec: Spec):
 def options_form():
     """A FastAPI dependency whose parameters are the web options as form fields (generated, see above);
     it returns {name: value as sent}."""
+
     def read(**values: Any) -> Dict[str, Any]:
         return values
 
-    read.__signature__ = inspect.Signature([
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_form_field(name, spec),
-                          annotation=_form_type(name, spec))
-        for name, spec in WEB_SPECS.items()])
+    read.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=_form_field(name, spec), annotation=_form_type(name, spec)
+            )
+            for name, spec in WEB_SPECS.items()
+        ]
+    )
     return read
 
 
@@ -164,8 +174,11 @@ class JobOut(BaseModel):
     finished: Optional[float]
     error: Optional[str]
     stopped_early: bool
-    progress: Dict[str, Any] = Field(..., description="iteration, total_iterations, scale, size, losses, "
-                                                      "elapsed and eta (seconds left); empty before the first step")
+    progress: Dict[str, Any] = Field(
+        ...,
+        description="iteration, total_iterations, scale, size, losses, "
+        "elapsed and eta (seconds left); empty before the first step",
+    )
     options: Dict[str, Any] = Field(..., description="the job's StyleOptions")
     inputs: Dict[str, Any] = Field(..., description="names of the inputs (a sample's name or 'upload')")
     result_size: Optional[List[int]]
@@ -185,21 +198,32 @@ class Deleted(BaseModel):
 PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
 # Each server-sent event (OpenAPI 3.1 reads a text/event-stream schema as that of one event): `job` with
 # the job's JSON, then one `end` with {}.
-EVENT = {"type": "object", "required": ["event", "data"], "properties": {
-    "event": {"type": "string", "enum": ["job", "end"]},
-    "id": {"type": "string", "description": "the job's version (job events)"},
-    "data": {"type": "string", "contentMediaType": "application/json",
-             "contentSchema": {"anyOf": [{"$ref": "#/components/schemas/JobOut"},
-                                         {"type": "object", "maxProperties": 0}]}}}}
+EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["job", "end"]},
+        "id": {"type": "string", "description": "the job's version (job events)"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "anyOf": [{"$ref": "#/components/schemas/JobOut"}, {"type": "object", "maxProperties": 0}]
+            },
+        },
+    },
+}
 
 
 def register(api: APIRouter, manager: JobManager, config) -> None:
     """Add the /jobs routes to ``api``."""
+
     def find(job_id: str) -> Job:
         job = manager.get(job_id)
         if job is None:
-            raise HTTPException(404, f"no job {job_id} (finished jobs are forgotten when the server stops "
-                                     "or when they are deleted)")
+            raise HTTPException(
+                404, f"no job {job_id} (finished jobs are forgotten when the server stops or when they are deleted)"
+            )
         return job
 
     def describe(job: Job) -> dict:
@@ -210,8 +234,7 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
     def pick_sample(name: str, what: str):
         known = samples()
         if name not in known:
-            raise HTTPException(404, f"{what}: no bundled sample called {name[:40]!r} "
-                                     f"(available: {', '.join(known)})")
+            raise HTTPException(404, f"{what}: no bundled sample called {name[:40]!r} (available: {', '.join(known)})")
         return load_image(known[name])
 
     def check_limits(options: StyleOptions) -> None:
@@ -220,40 +243,59 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
             raise NeuralensError(f"size {options.size} is over this server's limit of {config.max_size} px")
         style_side = round(options.size * options.style_scale)
         if style_side > config.max_size:
-            raise NeuralensError(f"style_scale {options.style_scale:g} makes the style images {style_side} px, over "
-                                 f"this server's limit of {config.max_size} px")
+            raise NeuralensError(
+                f"style_scale {options.style_scale:g} makes the style images {style_side} px, over "
+                f"this server's limit of {config.max_size} px"
+            )
         for name in ("iterations", "coarse_iterations"):
             value = getattr(options, name)
             if value is not None and value > config.max_iterations:
                 raise NeuralensError(f"{name} {value} is over this server's limit of {config.max_iterations}")
         total = sum(n for _, n in plan_scales(options))
         if total > TOTAL_EVALUATIONS_FACTOR * config.max_iterations:
-            raise NeuralensError(f"the run would take {total} loss evaluations over all its scales, over this "
-                                 f"server's limit of {TOTAL_EVALUATIONS_FACTOR * config.max_iterations}; lower "
-                                 "iterations, coarse_iterations or scales")
+            raise NeuralensError(
+                f"the run would take {total} loss evaluations over all its scales, over this "
+                f"server's limit of {TOTAL_EVALUATIONS_FACTOR * config.max_iterations}; lower "
+                "iterations, coarse_iterations or scales"
+            )
 
     names = ", ".join(samples())
 
-    @api.post("/jobs", status_code=202, summary="Submit a stylization job", response_model=JobOut,
-              description="Multipart form: a content image (`content` upload or `content_sample` name) and "
-                          "one or more style images (`style` uploads and/or `style_sample` names, blended in "
-                          "that order with `style_blend`), plus options (those of `neuralens stylize`, with "
-                          "the same defaults). Answers 202 with the job; 429 when the queue is full.",
-              responses=error_responses(
-                  400, 404, 413, 415, 422, 429,
-                  e400="malformed request: no content or style image, too many images, a badly typed field "
-                       "or a value outside the limits given in this schema",
-                  e404="no bundled sample by that name",
-                  e422="a value the library or this server's limits refuse, such as an image too thin for "
-                       "the network at this size",
-                  e429="the queue is full: retry later (see Retry-After)"))
-    def submit(content: Optional[UploadFile] = File(None, description="the photo to repaint"),
-               style: List[UploadFile] = File([], description="style image(s)"),
-               content_sample: Optional[str] = Form(None, description=f"a bundled sample as content ({names})",
-                                                    examples=["tubingen.jpg"]),
-               style_sample: List[str] = Form([], description=f"bundled sample(s) as style ({names})",
-                                              examples=[["starry_night.jpg"]]),
-               values: Dict[str, Any] = Depends(options_form())) -> dict:
+    @api.post(
+        "/jobs",
+        status_code=202,
+        summary="Submit a stylization job",
+        response_model=JobOut,
+        description="Multipart form: a content image (`content` upload or `content_sample` name) and "
+        "one or more style images (`style` uploads and/or `style_sample` names, blended in "
+        "that order with `style_blend`), plus options (those of `neuralens stylize`, with "
+        "the same defaults). Answers 202 with the job; 429 when the queue is full.",
+        responses=error_responses(
+            400,
+            404,
+            413,
+            415,
+            422,
+            429,
+            e400="malformed request: no content or style image, too many images, a badly typed field "
+            "or a value outside the limits given in this schema",
+            e404="no bundled sample by that name",
+            e422="a value the library or this server's limits refuse, such as an image too thin for "
+            "the network at this size",
+            e429="the queue is full: retry later (see Retry-After)",
+        ),
+    )
+    def submit(
+        content: Optional[UploadFile] = File(None, description="the photo to repaint"),
+        style: List[UploadFile] = File([], description="style image(s)"),
+        content_sample: Optional[str] = Form(
+            None, description=f"a bundled sample as content ({names})", examples=["tubingen.jpg"]
+        ),
+        style_sample: List[str] = Form(
+            [], description=f"bundled sample(s) as style ({names})", examples=[["starry_night.jpg"]]
+        ),
+        values: Dict[str, Any] = Depends(options_form()),
+    ) -> dict:
         manager.ensure_room()  # before decoding any upload: a full queue refuses at once
         if (content is None) == (not content_sample):
             raise HTTPException(400, "give exactly one content image: a 'content' upload or a 'content_sample' name")
@@ -267,8 +309,9 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
         if options.style_blend is not None and len(options.style_blend) != n_styles:
             raise NeuralensError(f"style_blend has {len(options.style_blend)} weights for {n_styles} style images")
         limits = (config.max_upload_bytes, config.max_pixels)
-        content_image = (read_image(content, "content", *limits) if content is not None
-                         else pick_sample(content_sample, "content"))
+        content_image = (
+            read_image(content, "content", *limits) if content is not None else pick_sample(content_sample, "content")
+        )
         style_images = [read_image(f, f"style {i}", *limits) for i, f in enumerate(style, start=1)]
         style_images += [pick_sample(name, "style") for name in style_sample]
         style_names = [f"style {i}" for i in range(1, len(style) + 1)] + [f"style {name}" for name in style_sample]
@@ -282,8 +325,7 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
         # Waiting jobs hold their inputs in memory: keep no more pixels than the run will use.
         content_image = shrink(content_image, options.size)
         style_images = [shrink(image, style_side) for image in style_images]
-        labels = {"content": content_sample or "upload",
-                  "styles": ["upload"] * len(style) + list(style_sample)}
+        labels = {"content": content_sample or "upload", "styles": ["upload"] * len(style) + list(style_sample)}
         return describe(manager.submit(options, content_image, style_images, labels))
 
     @api.get("/jobs", summary="All jobs of this server, newest first", response_model=JobList)
@@ -296,11 +338,16 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
     def status(job_id: str = JOB_ID) -> dict:
         return describe(find(job_id))
 
-    @api.get("/jobs/{job_id}/events", summary="Progress as server-sent events",
-             description="`event: job` with the job's JSON whenever it changes, then `event: end` once it "
-                         "has finished.", response_class=StreamingResponse,
-             responses={200: {"content": {"text/event-stream": {"schema": EVENT}},
-                              "description": "the event stream"}, **not_found})
+    @api.get(
+        "/jobs/{job_id}/events",
+        summary="Progress as server-sent events",
+        description="`event: job` with the job's JSON whenever it changes, then `event: end` once it has finished.",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"text/event-stream": {"schema": EVENT}}, "description": "the event stream"},
+            **not_found,
+        },
+    )
     async def events(request: Request, job_id: str = JOB_ID) -> StreamingResponse:
         job = find(job_id)
 
@@ -322,13 +369,19 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
                 await asyncio.sleep(POLL_SECONDS)
                 quiet += POLL_SECONDS
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
-    @api.get("/jobs/{job_id}/preview", summary="The latest intermediate image (PNG)",
-             response_class=Response,
-             responses={200: {**PNG, "description": "the image"},
-                        **error_responses(404, e404="no job with this id, or no preview yet")})
+    @api.get(
+        "/jobs/{job_id}/preview",
+        summary="The latest intermediate image (PNG)",
+        response_class=Response,
+        responses={
+            200: {**PNG, "description": "the image"},
+            **error_responses(404, e404="no job with this id, or no preview yet"),
+        },
+    )
     def preview(job_id: str = JOB_ID) -> Response:
         """The latest intermediate image; once the job has finished, its result."""
         job = find(job_id)
@@ -337,31 +390,45 @@ def register(api: APIRouter, manager: JobManager, config) -> None:
             return FileResponse(job.result_path, media_type="image/png", headers={"Cache-Control": "no-store"})
         if data is None:
             raise HTTPException(404, "no preview yet: the job has not made its first step")
-        return Response(data, media_type="image/png",
-                        headers={"Cache-Control": "no-store", "X-Iteration": str(job.preview_iteration)})
+        return Response(
+            data,
+            media_type="image/png",
+            headers={"Cache-Control": "no-store", "X-Iteration": str(job.preview_iteration)},
+        )
 
-    @api.get("/jobs/{job_id}/result", summary="Download the final image (PNG)",
-             response_class=FileResponse,
-             responses={200: {**PNG, "description": "the image"}, **not_found,
-                        **error_responses(409, e409="the job has no result (yet)")})
+    @api.get(
+        "/jobs/{job_id}/result",
+        summary="Download the final image (PNG)",
+        response_class=FileResponse,
+        responses={
+            200: {**PNG, "description": "the image"},
+            **not_found,
+            **error_responses(409, e409="the job has no result (yet)"),
+        },
+    )
     def result(job_id: str = JOB_ID) -> FileResponse:
         job = find(job_id)
         if job.result_size is None:
-            raise HTTPException(409, f"the job is {job.status}: no result to download"
-                                     + (f" ({job.error})" if job.error else ""))
+            raise HTTPException(
+                409, f"the job is {job.status}: no result to download" + (f" ({job.error})" if job.error else "")
+            )
         return FileResponse(job.result_path, media_type="image/png", filename=f"neuralens-{job.id[:8]}.png")
 
-    @api.post("/jobs/{job_id}/cancel", summary="Cancel a job",
-              description="A waiting job is dropped; a running one stops after its current step and keeps "
-                          "the best image so far as its result.", response_model=JobOut, responses=not_found)
+    @api.post(
+        "/jobs/{job_id}/cancel",
+        summary="Cancel a job",
+        description="A waiting job is dropped; a running one stops after its current step and keeps "
+        "the best image so far as its result.",
+        response_model=JobOut,
+        responses=not_found,
+    )
     def cancel(job_id: str = JOB_ID) -> dict:
         job = find(job_id)
         if job.status not in FINISHED:
             manager.cancel(job)
         return describe(job)
 
-    @api.delete("/jobs/{job_id}", summary="Delete a job and its images", response_model=Deleted,
-                responses=not_found)
+    @api.delete("/jobs/{job_id}", summary="Delete a job and its images", response_model=Deleted, responses=not_found)
     def delete(job_id: str = JOB_ID) -> dict:
         manager.delete(find(job_id))
         return {"deleted": job_id}

@@ -1,4 +1,5 @@
 """Uploaded images: size-limited, recognised by content, decoded in memory, never saved under a client's name."""
+
 from __future__ import annotations
 
 import io
@@ -27,8 +28,11 @@ def read_limited(stream, label: str, max_bytes: int) -> bytes:
     """Read at most ``max_bytes`` from a file-like object; refuse (413) anything longer and empty files (400)."""
     data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise UploadError(f"{label}: file is larger than the limit of {max_bytes // 1_000_000 or max_bytes} "
-                          f"{'MB' if max_bytes >= 1_000_000 else 'bytes'}", 413)
+        raise UploadError(
+            f"{label}: file is larger than the limit of {max_bytes // 1_000_000 or max_bytes} "
+            f"{'MB' if max_bytes >= 1_000_000 else 'bytes'}",
+            413,
+        )
     if not data:
         raise UploadError(f"{label}: the file is empty", 400)
     return data
@@ -45,8 +49,7 @@ def decode_image(data: bytes, label: str, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(data), formats=FORMATS)
             # The header gives the size before any pixel is decoded: refuse huge images before spending memory.
             if image.width * image.height > max_pixels:
-                raise UploadError(f"{label}: {image.width}x{image.height} px is over the limit of "
-                                  f"{max_pixels} px", 413)
+                raise UploadError(f"{label}: {image.width}x{image.height} px is over the limit of {max_pixels} px", 413)
             if image.width == 0 or image.height == 0:
                 raise UploadError(f"{label}: the image has no pixels", 415)
             image.load()

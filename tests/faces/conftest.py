@@ -1,5 +1,6 @@
 """Fixtures for the face tests: real photos (tests/data/faces), each encoded once per session, and a
 gallery in a temporary folder so no test touches the user's real one."""
+
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,10 @@ def private_gallery(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def photo():
     """photo('obama.jpg') -> the path of a bundled test photo."""
+
     def path(name: str) -> Path:
         return DATA / name
+
     return path
 
 
@@ -36,6 +39,7 @@ def encoded():
         if name not in cache:
             cache[name] = api.encode(DATA / name)
         return cache[name]
+
     return faces
 
 

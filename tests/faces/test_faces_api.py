@@ -1,4 +1,5 @@
 """detect / landmarks / align / encode / distance / compare on real photos, and the quality measures."""
+
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
@@ -20,7 +21,7 @@ def test_detect_finds_every_face_left_to_right(photo):
 
 
 def test_landmarks_and_aligned_chip(photo):
-    (box, _), = faces.detect(photo("obama.jpg"))
+    ((box, _),) = faces.detect(photo("obama.jpg"))
     points = faces.landmarks(photo("obama.jpg"), box)
     assert points.shape == (5, 2)
     left, top, right, bottom = box
@@ -43,7 +44,7 @@ def test_same_person_photos_are_close_and_different_people_far(encoded):
     vectors = {name: encoded(name)[0].embedding for name in OBAMA + BIDEN}
     for group in (OBAMA, BIDEN):
         for i, a in enumerate(group):
-            for b in group[i + 1:]:
+            for b in group[i + 1 :]:
                 assert faces.distance(vectors[a], vectors[b]) < api.DEFAULT_THRESHOLD, (a, b)
     for a in OBAMA:
         for b in BIDEN:

@@ -1,4 +1,5 @@
 """`neuralens faces ...` end to end through neuralens.cli.main, and every bad input's one-line error."""
+
 import json
 import re
 import shutil
@@ -88,10 +89,18 @@ def pair_list(tmp_path, photo, faceless):
     for name in ("obama.jpg", "obama2.jpg", "obama_small.jpg", "biden.jpg", "biden2.jpg"):
         shutil.copy(photo(name), images / name)
     shutil.copy(faceless, images / "empty.jpg")
-    rows = ["file_x,file_y,Decision", "obama.jpg,obama2.jpg,Yes", "obama.jpg,obama_small.jpg,Yes",
-            "obama2.jpg,obama_small.jpg,Yes", "biden.jpg,biden2.jpg,Yes", "obama.jpg,biden.jpg,No",
-            "obama2.jpg,biden2.jpg,No", "obama_small.jpg,biden.jpg,No", "obama_small.jpg,biden2.jpg,No",
-            "empty.jpg,obama.jpg,No"]
+    rows = [
+        "file_x,file_y,Decision",
+        "obama.jpg,obama2.jpg,Yes",
+        "obama.jpg,obama_small.jpg,Yes",
+        "obama2.jpg,obama_small.jpg,Yes",
+        "biden.jpg,biden2.jpg,Yes",
+        "obama.jpg,biden.jpg,No",
+        "obama2.jpg,biden2.jpg,No",
+        "obama_small.jpg,biden.jpg,No",
+        "obama_small.jpg,biden2.jpg,No",
+        "empty.jpg,obama.jpg,No",
+    ]
     csv_file = tmp_path / "pairs.csv"
     csv_file.write_text("\n".join(rows) + "\n")
     return csv_file, images
@@ -103,8 +112,16 @@ def test_evaluate_text_and_json(capsys, pair_list):
     code, out, err = run(capsys, "evaluate", csv_file, "--images", images, "--upsample", "0")
     assert code == 0, err
     assert PROGRESS.match(err.splitlines()[-1]) and "6/6 image" in err  # progress shows without a terminal
-    for label in ("accuracy", "best threshold", "ROC AUC", "EER", "TAR @ FAR=0.01", "TAR @ FAR=0.001",
-                  "seconds/image", "without a face"):
+    for label in (
+        "accuracy",
+        "best threshold",
+        "ROC AUC",
+        "EER",
+        "TAR @ FAR=0.01",
+        "TAR @ FAR=0.001",
+        "seconds/image",
+        "without a face",
+    ):
         assert label in out
     code, out, _ = run(capsys, "evaluate", csv_file, "--images", images, "--json", "--upsample", "0")
     report = json.loads(out)
@@ -128,23 +145,41 @@ def test_calibrate_stores_threshold_and_fit(capsys, pair_list, private_gallery):
 
 def test_train_then_verify_with_the_head(capsys, tmp_path, photo, gallery):
     dataset = tmp_path / "people"
-    for person, files in {"obama": ["obama.jpg", "obama2.jpg", "obama_small.jpg"],
-                          "biden": ["biden.jpg", "biden2.jpg"]}.items():
+    for person, files in {
+        "obama": ["obama.jpg", "obama2.jpg", "obama_small.jpg"],
+        "biden": ["biden.jpg", "biden2.jpg"],
+    }.items():
         (dataset / person).mkdir(parents=True)
         for name in files:  # each photo and its mirror image: 6 and 4 photos
             image = Image.open(photo(name))
             image.save(dataset / person / name)
             image.transpose(Image.FLIP_LEFT_RIGHT).save(dataset / person / f"flipped-{name}")
     head = tmp_path / "head.json"
-    code, out, err = run(capsys, "train", dataset, "-o", head, "--split", "images", "--test-fraction", "0.5",
-                         "--steps", "30", "--upsample", "0", "--features", "chi2")
+    code, out, err = run(
+        capsys,
+        "train",
+        dataset,
+        "-o",
+        head,
+        "--split",
+        "images",
+        "--test-fraction",
+        "0.5",
+        "--steps",
+        "30",
+        "--upsample",
+        "0",
+        "--features",
+        "chi2",
+    )
     assert code == 0, err
     assert "pretrained encoder (before)" in out and "projection head" in out and "classifier head" in out
     saved = json.loads(head.read_text())
     assert saved["format"] == "neuralens-face-head" and saved["classifier"]["features"] == "chi2"
     assert "logistic regression on chi-square" in out
-    code, out, err = run(capsys, "verify", photo("obama_small.jpg"), "--as", "Obama", "--head", head,
-                         "--gallery", gallery)
+    code, out, err = run(
+        capsys, "verify", photo("obama_small.jpg"), "--as", "Obama", "--head", head, "--gallery", gallery
+    )
     assert code == 0 and "same person: yes" in out, err
     code, out, err = run(capsys, "identify", photo("two_people.jpg"), "--head", head, "--gallery", gallery)
     assert code == 0 and "Obama" in out and "Biden" in out, err

@@ -1,5 +1,6 @@
 """The SQLite gallery: enrolment checks, identification, verification, privacy of removal,
 transactions, concurrent writers and pipeline fingerprints."""
+
 import hashlib
 import json
 import shutil
@@ -100,11 +101,14 @@ def test_several_photos_duplicates_and_lookalike_warning(gallery, photo):
     assert result.added == 1 and any("'Obama'" in w and "look-alike" in w for w in result.warnings)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p("two_people.jpg"), "2 faces found"),
-    (lambda p: Image.open(p("obama.jpg")).resize((160, 200)), r"too small \(\d+ px"),
-    (lambda p: Image.open(p("obama.jpg")).filter(ImageFilter.GaussianBlur(3)), "too blurred"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p("two_people.jpg"), "2 faces found"),
+        (lambda p: Image.open(p("obama.jpg")).resize((160, 200)), r"too small \(\d+ px"),
+        (lambda p: Image.open(p("obama.jpg")).filter(ImageFilter.GaussianBlur(3)), "too blurred"),
+    ],
+)
 def test_enrolment_quality_checks(gallery, photo, make, message):
     with pytest.raises(NeuralensError, match=message):
         enroll(gallery, "Someone", [make(photo)])
@@ -188,8 +192,10 @@ def test_two_processes_enrolling_at_once_lose_nothing(tmp_path):
                 g.add_embeddings(f"{{who}}{{i % 4}}", [rng.normal(size=128).astype(np.float32)], [f"{{who}}{{i}}"],
                                  fingerprint)
     """)
-    workers = [subprocess.Popen([sys.executable, "-c", script, who, str(path)], cwd=REPO,
-                                stderr=subprocess.PIPE, text=True) for who in ("ann", "bob")]
+    workers = [
+        subprocess.Popen([sys.executable, "-c", script, who, str(path)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+        for who in ("ann", "bob")
+    ]
     deadline = time.monotonic() + 120
     while not all((tmp_path / f"ready-{who}").exists() for who in ("ann", "bob")):
         assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "a worker failed to start"
@@ -199,8 +205,9 @@ def test_two_processes_enrolling_at_once_lose_nothing(tmp_path):
         assert worker.wait(timeout=120) == 0, worker.stderr.read()
     with Gallery(path) as g:
         assert g.embedding_count() == 48 and len(g) == 8
-        assert sorted((p.name, p.embeddings) for p in g.persons()) == \
-            sorted((f"{w}{i}", 6) for w in ("ann", "bob") for i in range(4))
+        assert sorted((p.name, p.embeddings) for p in g.persons()) == sorted(
+            (f"{w}{i}", 6) for w in ("ann", "bob") for i in range(4)
+        )
 
 
 def test_refuses_to_mix_pipelines(gallery, photo):
@@ -289,6 +296,7 @@ def test_bad_names_are_refused(gallery):
 
 def test_threads_creating_and_filling_a_new_gallery_at_once_lose_nothing(tmp_path):
     import threading
+
     path, fingerprint = tmp_path / "threads.sqlite3", Pipeline().fingerprint()
     start, errors = threading.Barrier(4), []
 
@@ -297,8 +305,7 @@ def test_threads_creating_and_filling_a_new_gallery_at_once_lose_nothing(tmp_pat
             start.wait()
             with Gallery(path) as g:  # all four create the file and its schema at the same moment
                 for i in range(10):
-                    g.add_embeddings(f"t{who}", [np.full(128, who + i / 10, np.float32)], [f"{who}-{i}"],
-                                     fingerprint)
+                    g.add_embeddings(f"t{who}", [np.full(128, who + i / 10, np.float32)], [f"{who}-{i}"], fingerprint)
         except Exception as exc:  # noqa: BLE001 -- reported below
             errors.append(exc)
 

@@ -1,6 +1,7 @@
 """The metric objects: the Euclidean default measures what the encoder's distance always measured, the two
 trained heads measure what the old head code measured (values recorded from it), and callers take any of
 them without asking which."""
+
 import json
 
 import numpy as np
@@ -35,12 +36,16 @@ def synthetic():
 
 
 # Computed by the head code before the metric objects existed (training.Head.distances / pair_distances).
-PROJECTION = [[1.7362704, 1.6452231, 1.6049718, 1.5178895],
-              [1.727664, 1.6693504, 1.778987, 1.785843],
-              [1.7182454, 1.6578163, 1.5689045, 1.9605886]]
-CLASSIFIER = [[0.614808321, 0.5199303627, 0.5235000849, 0.7798703909],
-              [0.9782398343, 0.9455599189, 0.925989747, 0.8544995189],
-              [0.7617504001, 0.6430091262, 0.7866330147, 0.5535052419]]
+PROJECTION = [
+    [1.7362704, 1.6452231, 1.6049718, 1.5178895],
+    [1.727664, 1.6693504, 1.778987, 1.785843],
+    [1.7182454, 1.6578163, 1.5689045, 1.9605886],
+]
+CLASSIFIER = [
+    [0.614808321, 0.5199303627, 0.5235000849, 0.7798703909],
+    [0.9782398343, 0.9455599189, 0.925989747, 0.8544995189],
+    [0.7617504001, 0.6430091262, 0.7866330147, 0.5535052419],
+]
 
 
 def test_heads_give_the_distances_they_gave_before():
@@ -53,8 +58,10 @@ def test_heads_give_the_distances_they_gave_before():
     assert np.allclose(classifier.pair_distances(q, g[:3]), np.diag(CLASSIFIER), atol=1e-6)
     index, dist = classifier.nearest(q, g)
     assert list(index) == list(np.argmin(CLASSIFIER, axis=1)) and np.allclose(dist, np.min(CLASSIFIER, axis=1))
-    assert projection.fingerprint().startswith("projection:") and projection.fingerprint() != \
-        ProjectionMetric(2 * w, b, threshold=0.7).fingerprint()
+    assert (
+        projection.fingerprint().startswith("projection:")
+        and projection.fingerprint() != ProjectionMetric(2 * w, b, threshold=0.7).fingerprint()
+    )
 
 
 def test_euclidean_is_the_encoders_distance_with_dlibs_threshold():
@@ -69,8 +76,11 @@ def test_euclidean_is_the_encoders_distance_with_dlibs_threshold():
     verdict = metric.decide(0.41, {"name": "x"})
     assert verdict.same and verdict.threshold == 0.6 and verdict.confidence > 0.9 and verdict.details == {"name": "x"}
     assert not metric.calibrated(threshold=0.4).decide(0.41).same and metric.threshold == 0.6
-    assert metric.to_dict() == {"metric": "euclidean", "threshold": 0.6, "confidence": {"intercept": 9.0,
-                                                                                       "slope": -15.0}}
+    assert metric.to_dict() == {
+        "metric": "euclidean",
+        "threshold": 0.6,
+        "confidence": {"intercept": 9.0, "slope": -15.0},
+    }
 
 
 def test_as_metric_is_the_one_place_head_becomes_a_metric():
@@ -100,8 +110,9 @@ def test_the_gallerys_metric_carries_its_calibration(tmp_path, enrolled, photo, 
         doubled = ProjectionMetric(2 * np.eye(128), np.zeros(128), threshold=1.2, pipeline=Pipeline().fingerprint())
         result = verify(gallery, photo("obama_small.jpg"), "obama", metric=doubled)
         assert result.same and result.threshold == 1.2
-        assert result.distance == pytest.approx(2 * verify(gallery, photo("obama_small.jpg"), "obama").distance,
-                                                abs=1e-4)
+        assert result.distance == pytest.approx(
+            2 * verify(gallery, photo("obama_small.jpg"), "obama").distance, abs=1e-4
+        )
 
 
 def test_compare_takes_a_metric_and_an_explicit_threshold_wins(encoded):
@@ -117,12 +128,23 @@ def test_compare_takes_a_metric_and_an_explicit_threshold_wins(encoded):
 def test_a_head_file_loads_as_its_metric(tmp_path):
     q, g, w, b, cw = synthetic()
     path = tmp_path / "head.json"
-    path.write_text(json.dumps({
-        "format": "neuralens-face-head", "version": 1, "kind": "classifier", "threshold": 0.5,
-        "confidence": {"intercept": 1.0, "slope": -2.0}, "pipeline": {},
-        "info": {"calibration": {"projection": {"threshold": 0.7, "confidence": {"intercept": 3.0, "slope": -4.0}}}},
-        "projection": {"weight": w.tolist(), "bias": b.tolist()},
-        "classifier": {"weight": cw.tolist(), "bias": 0.3, "features": "both"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "format": "neuralens-face-head",
+                "version": 1,
+                "kind": "classifier",
+                "threshold": 0.5,
+                "confidence": {"intercept": 1.0, "slope": -2.0},
+                "pipeline": {},
+                "info": {
+                    "calibration": {"projection": {"threshold": 0.7, "confidence": {"intercept": 3.0, "slope": -4.0}}}
+                },
+                "projection": {"weight": w.tolist(), "bias": b.tolist()},
+                "classifier": {"weight": cw.tolist(), "bias": 0.3, "features": "both"},
+            }
+        )
+    )
     classifier = load_head(path)
     assert isinstance(classifier, ClassifierMetric) and classifier.threshold == 0.5
     assert np.allclose(classifier.distances(q, g), CLASSIFIER, atol=1e-6)

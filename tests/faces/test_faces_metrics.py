@@ -1,5 +1,6 @@
 """Verification metrics on hand-made distance lists (values worked out by hand in the comments),
 calibration fits, and the pair-list readers and evaluation on real photos."""
+
 import math
 
 import numpy as np
@@ -43,8 +44,9 @@ def test_eer_interpolates_between_roc_points():
     assert metrics.equal_error_rate([0.1, 0.2, 0.15, 0.3], [True, True, False, False]) == pytest.approx(0.5)
     # Same 0.1, 0.3, 0.35; different 0.2, 0.4, 0.5 (thirds). Points (far, frr): (0,1) (0,2/3) (1/3,2/3)
     # (1/3,1/3) (1/3,0) ... the gap FRR-FAR goes 1/3 -> 0 at threshold 0.3 -> EER 1/3.
-    assert metrics.equal_error_rate([0.1, 0.3, 0.35, 0.2, 0.4, 0.5],
-                                    [True, True, True, False, False, False]) == pytest.approx(1 / 3)
+    assert metrics.equal_error_rate(
+        [0.1, 0.3, 0.35, 0.2, 0.4, 0.5], [True, True, True, False, False, False]
+    ) == pytest.approx(1 / 3)
     # A same and a different pair tied at 0.2 make a diagonal ROC segment. Same 0.1, 0.2; different 0.2,
     # 0.3. Points (far, frr): (0,1) (0,.5) at 0.1, (.5,0) at 0.2. On the segment far = .5s, frr = .5 - .5s,
     # equal at s = .5 -> EER 0.25.
@@ -121,8 +123,12 @@ def test_metrics_refuse_one_class_lists():
 def lfw_tree(tmp_path, photo, faceless):
     """An LFW-style folder: DIR/Name/Name_0001.jpg ..."""
     import shutil
-    layout = {"Barack_Obama": ["obama.jpg", "obama2.jpg", "obama_small.jpg"],
-              "Joe_Biden": ["biden.jpg", "biden2.jpg"], "Nobody": [faceless]}
+
+    layout = {
+        "Barack_Obama": ["obama.jpg", "obama2.jpg", "obama_small.jpg"],
+        "Joe_Biden": ["biden.jpg", "biden2.jpg"],
+        "Nobody": [faceless],
+    }
     for person, files in layout.items():
         (tmp_path / "lfw" / person).mkdir(parents=True)
         for i, name in enumerate(files, start=1):
@@ -148,12 +154,15 @@ def test_read_lfw_pairs(tmp_path, lfw_tree):
 
 def test_read_csv_pairs(tmp_path, lfw_tree):
     csv_file = tmp_path / "pairs.csv"
-    csv_file.write_text("file_x,file_y,Decision\nBarack_Obama/Barack_Obama_0001.jpg,"
-                        "Barack_Obama/Barack_Obama_0002.jpg,Yes\nBarack_Obama/Barack_Obama_0001.jpg,"
-                        "Joe_Biden/Joe_Biden_0001.jpg,no\n")
+    csv_file.write_text(
+        "file_x,file_y,Decision\nBarack_Obama/Barack_Obama_0001.jpg,"
+        "Barack_Obama/Barack_Obama_0002.jpg,Yes\nBarack_Obama/Barack_Obama_0001.jpg,"
+        "Joe_Biden/Joe_Biden_0001.jpg,no\n"
+    )
     assert [p.same for p in metrics.read_pairs(csv_file, lfw_tree)] == [True, False]
-    csv_file.write_text("file_x,file_y,Decision\nBarack_Obama/Barack_Obama_0001.jpg,"
-                        "Barack_Obama/Barack_Obama_0002.jpg,Maybe\n")
+    csv_file.write_text(
+        "file_x,file_y,Decision\nBarack_Obama/Barack_Obama_0001.jpg,Barack_Obama/Barack_Obama_0002.jpg,Maybe\n"
+    )
     with pytest.raises(NeuralensError, match=r"pairs.csv:2: Decision must be Yes or No"):
         metrics.read_pairs(csv_file, lfw_tree)
     csv_file.write_text("a,b,c\n1,2,3\n")
@@ -163,9 +172,11 @@ def test_read_csv_pairs(tmp_path, lfw_tree):
 
 def test_evaluate_pairs_on_real_photos(tmp_path, lfw_tree):
     pairs_file = tmp_path / "pairs.txt"
-    pairs_file.write_text("Barack_Obama\t1\t2\nBarack_Obama\t1\t3\nBarack_Obama\t2\t3\nJoe_Biden\t1\t2\n"
-                          "Barack_Obama\t1\tJoe_Biden\t1\nBarack_Obama\t2\tJoe_Biden\t2\n"
-                          "Barack_Obama\t3\tJoe_Biden\t1\nBarack_Obama\t3\tNobody\t1\n")
+    pairs_file.write_text(
+        "Barack_Obama\t1\t2\nBarack_Obama\t1\t3\nBarack_Obama\t2\t3\nJoe_Biden\t1\t2\n"
+        "Barack_Obama\t1\tJoe_Biden\t1\nBarack_Obama\t2\tJoe_Biden\t2\n"
+        "Barack_Obama\t3\tJoe_Biden\t1\nBarack_Obama\t3\tNobody\t1\n"
+    )
     report = metrics.evaluate_pairs(pairs_file, lfw_tree, pipeline=Pipeline(), upsample=0)
     assert report["pairs"] == 8 and report["pairs_used"] == 7 and report["no_face"] == 1
     assert report["images"] == 6 and report["seconds_per_image"] > 0
@@ -176,10 +187,16 @@ def test_evaluate_pairs_on_real_photos(tmp_path, lfw_tree):
 
 def test_evaluate_pairs_with_a_head_uses_its_distances_and_threshold(tmp_path, lfw_tree):
     from neuralens.faces import ProjectionMetric
+
     pairs_file = tmp_path / "pairs.txt"
     pairs_file.write_text("Barack_Obama\t1\t2\nJoe_Biden\t1\t2\nBarack_Obama\t1\tJoe_Biden\t1\n")
-    head = ProjectionMetric(2 * np.eye(128, dtype=np.float32), np.zeros(128, np.float32), threshold=1.2,
-                            confidence_fit={"intercept": 9, "slope": -15}, pipeline=Pipeline().fingerprint())
+    head = ProjectionMetric(
+        2 * np.eye(128, dtype=np.float32),
+        np.zeros(128, np.float32),
+        threshold=1.2,
+        confidence_fit={"intercept": 9, "slope": -15},
+        pipeline=Pipeline().fingerprint(),
+    )
     raw = metrics.evaluate_pairs(pairs_file, lfw_tree, upsample=0)
     doubled = metrics.evaluate_pairs(pairs_file, lfw_tree, head=head, upsample=0)
     assert np.allclose(doubled["distances"], 2 * raw["distances"], atol=1e-5)  # W = 2I doubles distances
@@ -191,6 +208,7 @@ def test_evaluate_pairs_with_a_head_uses_its_distances_and_threshold(tmp_path, l
 
 def test_calibrate_distances_by_cross_validation_and_by_false_accept_rate():
     from neuralens.faces import calibrate_distances
+
     result = calibrate_distances(D, Y, folds=2)
     expected = metrics.cross_validate_threshold(D, Y, 2)
     assert result.method == "2-fold cross-validation" and result.threshold == pytest.approx(expected["threshold"])
@@ -200,21 +218,36 @@ def test_calibrate_distances_by_cross_validation_and_by_false_accept_rate():
     by_far = calibrate_distances(D, Y, far=0.5)
     assert by_far.threshold == pytest.approx(0.7) and by_far.threshold < 0.7
     assert by_far.tar == 1.0 and by_far.far == pytest.approx(1 / 3) and by_far.accuracy is None
-    assert by_far.to_dict()["calibration"] == {"method": "far 0.5", "tar": 1.0, "far": pytest.approx(1 / 3),
-                                               "pairs": 6, "no_face": 0, "pairs_file": None}
+    assert by_far.to_dict()["calibration"] == {
+        "method": "far 0.5",
+        "tar": 1.0,
+        "far": pytest.approx(1 / 3),
+        "pairs": 6,
+        "no_face": 0,
+        "pairs_file": None,
+    }
     with pytest.raises(NeuralensError, match="between 0 and 1"):
         calibrate_distances(D, Y, far=2)
 
 
 def test_calibrate_a_pair_list_into_a_gallery(tmp_path, lfw_tree):
     from neuralens.faces import Gallery, calibrate
+
     pairs_file = tmp_path / "pairs.txt"
-    pairs_file.write_text("Barack_Obama\t1\t2\nBarack_Obama\t1\t3\nJoe_Biden\t1\t2\nBarack_Obama\t1\tJoe_Biden\t1\n"
-                          "Barack_Obama\t2\tJoe_Biden\t2\nBarack_Obama\t3\tNobody\t1\n")
+    pairs_file.write_text(
+        "Barack_Obama\t1\t2\nBarack_Obama\t1\t3\nJoe_Biden\t1\t2\nBarack_Obama\t1\tJoe_Biden\t1\n"
+        "Barack_Obama\t2\tJoe_Biden\t2\nBarack_Obama\t3\tNobody\t1\n"
+    )
     seen = []
     with Gallery(tmp_path / "g.sqlite3") as gallery:
-        result = calibrate(pairs_file, lfw_tree, folds=2, upsample=0, gallery=gallery,
-                           progress=lambda done, total: seen.append((done, total)))
+        result = calibrate(
+            pairs_file,
+            lfw_tree,
+            folds=2,
+            upsample=0,
+            gallery=gallery,
+            progress=lambda done, total: seen.append((done, total)),
+        )
         assert seen[-1] == (6, 6) and result.no_face == 1 and result.pairs == 5
         assert gallery.threshold == pytest.approx(result.threshold) and 0.3 < result.threshold < 0.9
         assert gallery.confidence_fit == pytest.approx(result.confidence_fit)

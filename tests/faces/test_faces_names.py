@@ -1,5 +1,6 @@
 """People's names: one person per name whatever its case or Unicode encoding, invisible characters refused,
 one lookup for everyone, and the upgrade of galleries written before names had a key."""
+
 import json
 import sqlite3
 import unicodedata
@@ -31,11 +32,14 @@ def add(gallery: Gallery, name: str, seed: int) -> None:
     gallery.add_embeddings(name, [vector(seed)], [f"hash-{seed}"], fingerprint())
 
 
-@pytest.mark.parametrize("first, second", [
-    (EMILE, "\u00e9mile"),             # SQLite's NOCASE folds ASCII only: É and é were two people
-    (EMILE, EMILE_DECOMPOSED),         # the same letters in two Unicode encodings
-    ("Stra\u00dfe", "STRASSE"),        # full case folding: ß = ss
-])
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        (EMILE, "\u00e9mile"),  # SQLite's NOCASE folds ASCII only: É and é were two people
+        (EMILE, EMILE_DECOMPOSED),  # the same letters in two Unicode encodings
+        ("Stra\u00dfe", "STRASSE"),  # full case folding: ß = ss
+    ],
+)
 def test_names_that_match_are_one_person(tmp_path, first, second):
     with Gallery(tmp_path / "g.sqlite3") as g:
         add(g, first, 1)
@@ -104,13 +108,19 @@ def old_gallery(path, names):
     """A format-1 gallery file with one embedding per name (seeded by its position)."""
     conn = sqlite3.connect(path)
     conn.executescript(OLD_SCHEMA)
-    for key, value in (("format", {"name": "neuralens-faces-gallery", "version": 1}), ("threshold", 0.55),
-                       ("confidence", {"intercept": 9.0, "slope": -15.0}), ("pipeline", fingerprint())):
+    for key, value in (
+        ("format", {"name": "neuralens-faces-gallery", "version": 1}),
+        ("threshold", 0.55),
+        ("confidence", {"intercept": 9.0, "slope": -15.0}),
+        ("pipeline", fingerprint()),
+    ):
         conn.execute("INSERT INTO settings VALUES (?, ?)", (key, json.dumps(value)))
     for i, name in enumerate(names, start=1):
         conn.execute("INSERT INTO persons (id, name, created) VALUES (?, ?, 'then')", (10 * i, name))
-        conn.execute("INSERT INTO embeddings (person_id, vector, image_sha256, created) VALUES (?, ?, ?, 'then')",
-                     (10 * i, vector(i).astype("<f4").tobytes(), f"hash-{i}"))
+        conn.execute(
+            "INSERT INTO embeddings (person_id, vector, image_sha256, created) VALUES (?, ?, ?, 'then')",
+            (10 * i, vector(i).astype("<f4").tobytes(), f"hash-{i}"),
+        )
     conn.commit()
     conn.close()
 

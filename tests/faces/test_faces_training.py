@@ -1,5 +1,6 @@
 """Triplet loss and batch-hard mining on hand-made examples, heads that learn on synthetic embeddings,
 and the head file format (JSON, no pickle)."""
+
 import json
 
 import numpy as np
@@ -98,8 +99,9 @@ def test_train_heads_reports_before_and_after_on_held_out_people(tmp_path):
     x, labels = synthetic(people=20, per_person=5)
     train, test = training.split_dataset(labels, 0.25, "people", seed=0)
     assert not set(labels[train]) & set(labels[test])  # whole people are held out
-    heads, report = training.train_heads(x[train], labels[train], x[test], labels[test],
-                                         Pipeline().fingerprint(), steps=150)
+    heads, report = training.train_heads(
+        x[train], labels[train], x[test], labels[test], Pipeline().fingerprint(), steps=150
+    )
     for key in ("before", "projection", "classifier"):
         assert {"accuracy", "best_threshold", "roc_auc", "eer", "tar_at_far"} <= set(report[key])
     assert report["use"] in ("projection", "classifier") and heads.chosen.kind == heads.use == report["use"]
@@ -131,9 +133,18 @@ def test_bad_head_files(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(NeuralensError, match="not a face head file"):
         training.load_head(bad)
-    bad.write_text(json.dumps({"format": "neuralens-face-head", "kind": "projection", "threshold": 1,
-                               "confidence": {}, "pipeline": {},
-                               "projection": {"weight": [[1, 2]], "bias": [0]}}))
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "neuralens-face-head",
+                "kind": "projection",
+                "threshold": 1,
+                "confidence": {},
+                "pipeline": {},
+                "projection": {"weight": [[1, 2]], "bias": [0]},
+            }
+        )
+    )
     with pytest.raises(NeuralensError, match="damaged face head"):
         training.load_head(bad)
     with pytest.raises(NeuralensError, match="no such head file"):
@@ -141,8 +152,13 @@ def test_bad_head_files(tmp_path):
 
 
 def test_an_identity_head_identifies_like_the_raw_encoder(tmp_path, enrolled, photo):
-    head = ProjectionMetric(np.eye(128, dtype=np.float32), np.zeros(128, np.float32), threshold=0.6,
-                            confidence_fit={"intercept": 9, "slope": -15}, pipeline=Pipeline().fingerprint())
+    head = ProjectionMetric(
+        np.eye(128, dtype=np.float32),
+        np.zeros(128, np.float32),
+        threshold=0.6,
+        confidence_fit={"intercept": 9, "slope": -15},
+        pipeline=Pipeline().fingerprint(),
+    )
     with Gallery(enrolled) as gallery:
         plain = identify(gallery, photo("two_people.jpg"))
         with_head = identify(gallery, photo("two_people.jpg"), head=head)  # the older keyword still works

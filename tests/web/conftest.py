@@ -1,4 +1,5 @@
 """Fixtures for the web tests: an app per test (own gallery file, own results folder), tiny images."""
+
 from __future__ import annotations
 
 import warnings
@@ -42,5 +43,7 @@ def client(make_client) -> TestClient:
 @pytest.fixture()
 def tiny_files(content_image, style_image):
     """Multipart 'files' for a job: a 48 px content photo and a 48 px style image, as PNG uploads."""
-    return [("content", ("photo.png", png(content_image), "image/png")),
-            ("style", ("painting.png", png(style_image), "image/png"))]
+    return [
+        ("content", ("photo.png", png(content_image), "image/png")),
+        ("style", ("painting.png", png(style_image), "image/png")),
+    ]

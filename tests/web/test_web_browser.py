@@ -2,6 +2,7 @@
 `neuralens serve` process: stylize with live previews and download; enrol and identify a face; the token.
 
 Screenshots go to test-artifacts/ (web-style.png, web-samples.png, web-faces.png, web-token.png, web-docs.png)."""
+
 from __future__ import annotations
 
 import base64
@@ -22,8 +23,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def chromium_path() -> str:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
+    for candidate in (
+        os.environ.get("CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     pytest.skip("Chromium not found (install Debian's 'chromium' package; scripts/test-services.sh does it as root)")
@@ -95,12 +100,15 @@ def test_stylize_in_the_browser(browser, server, tmp_path, content_image, style_
 
     page.set_input_files("#content-file", str(tmp_path / "photo.png"))
     # The style image is dropped onto its zone, as a user would drag it from their files.
-    drop = page.evaluate_handle("""(b64) => {
+    drop = page.evaluate_handle(
+        """(b64) => {
         const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const data = new DataTransfer();
         data.items.add(new File([bytes], 'painting.png', {type: 'image/png'}));
         return data;
-    }""", base64.b64encode(png(style_image)).decode())
+    }""",
+        base64.b64encode(png(style_image)).decode(),
+    )
     page.dispatch_event("#style-drop", "drop", {"dataTransfer": drop})
     assert page.locator("#style-chosen li").count() == 1
     set_range(page, "#opt-size", 64)
@@ -118,8 +126,8 @@ def test_stylize_in_the_browser(browser, server, tmp_path, content_image, style_
     page.wait_for_selector("#result[data-final='1']", timeout=120_000)
     shown = page.evaluate("window.shown")
     previews = {iteration for iteration, final in shown if final == "0"}
-    assert len(previews) >= 2, shown          # the preview changed at least once before the end
-    assert shown[-1][1] == "1"                 # then the final image
+    assert len(previews) >= 2, shown  # the preview changed at least once before the end
+    assert shown[-1][1] == "1"  # then the final image
     assert page.inner_text("#stat-status") == "done"
     assert page.inner_text("#stat-iteration").startswith("24 / 24")
     assert "Done in" in page.inner_text("#style-message")
@@ -148,7 +156,10 @@ def test_sample_pickers_show_photos_and_paintings(browser, server):
     page = signed_in_page(browser, server)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.wait_for_load_state("networkidle")
-    pickers = {"#content-samples": ["chelsea.jpg", "tubingen.jpg"], "#style-samples": ["starry_night.jpg", "the_scream.jpg"]}
+    pickers = {
+        "#content-samples": ["chelsea.jpg", "tubingen.jpg"],
+        "#style-samples": ["starry_night.jpg", "the_scream.jpg"],
+    }
     for picker, names in pickers.items():
         thumbnails = page.locator(f"{picker} .sample")
         assert thumbnails.count() == len(names)

@@ -1,4 +1,5 @@
 """Faces through the HTTP API: enrol, list, identify, verify, remove — with real face photos."""
+
 from __future__ import annotations
 
 import io
@@ -55,9 +56,17 @@ def test_faces_round_trip(client):
 
 
 def test_enrolment_errors_say_what_is_wrong(client):
-    no_face = client.post("/api/faces/people", data={"name": "Cat"},
-                          files={"photo": ("cat.jpg", (DATA.parent.parent.parent / "neuralens" / "samples"
-                                                       / "starry_night.jpg").read_bytes(), "image/jpeg")})
+    no_face = client.post(
+        "/api/faces/people",
+        data={"name": "Cat"},
+        files={
+            "photo": (
+                "cat.jpg",
+                (DATA.parent.parent.parent / "neuralens" / "samples" / "starry_night.jpg").read_bytes(),
+                "image/jpeg",
+            )
+        },
+    )
     assert no_face.status_code == 422 and "no face found" in no_face.json()["error"]
     two = client.post("/api/faces/people", data={"name": "Both"}, files={"photo": upload("two_people.jpg")})
     assert two.status_code == 422 and "face" in two.json()["error"]
@@ -77,8 +86,7 @@ def test_names_match_whatever_their_case_or_unicode_encoding(client):
     second = client.post("/api/faces/people", data={"name": "\u00e9mile"}, files={"photo": upload("obama2.jpg")})
     assert second.status_code == 201 and second.json()["name"] == "\u00c9mile", second.text
     assert second.json()["warnings"] == []  # not a look-alike of someone else: the same person
-    decomposed = client.post("/api/faces/people", data={"name": "E\u0301MILE"},
-                             files={"photo": upload("biden.jpg")})
+    decomposed = client.post("/api/faces/people", data={"name": "E\u0301MILE"}, files={"photo": upload("biden.jpg")})
     assert decomposed.status_code == 201 and decomposed.json()["name"] == "\u00c9mile"
     people = client.get("/api/faces/people").json()["people"]
     assert [(p["name"], p["embeddings"]) for p in people] == [("\u00c9mile", 3)]
@@ -98,8 +106,9 @@ def test_verify_unknown_is_404_and_errors_name_the_webs_own_fields(client):
         two = client.post(route, data=data, files={"photo": upload("two_people.jpg")})
         assert two.status_code == 422 and "2 faces found" in two.json()["error"], two.text
         assert "largest=true" in two.json()["error"] and "--" not in two.json()["error"]
-    both = client.post("/api/faces/verify", data={"name": "obama", "largest": "true"},
-                       files={"photo": upload("two_people.jpg")})
+    both = client.post(
+        "/api/faces/verify", data={"name": "obama", "largest": "true"}, files={"photo": upload("two_people.jpg")}
+    )
     assert both.status_code == 200
     assert client.delete("/api/faces/people/Obama").status_code == 200
     empty = client.post("/api/faces/identify", files={"photo": upload("obama.jpg")})
@@ -110,11 +119,13 @@ def test_verify_unknown_is_404_and_errors_name_the_webs_own_fields(client):
 def test_the_schema_says_what_the_faces_routes_answer(client):
     schema = client.get("/openapi.json").json()
     models = schema["components"]["schemas"]
-    routes = {("/api/faces/people", "get"): ("200", {"422"}),
-              ("/api/faces/people", "post"): ("201", {"400", "403", "413", "415", "422"}),
-              ("/api/faces/people/{name}", "delete"): ("200", {"400", "403", "404", "422"}),
-              ("/api/faces/identify", "post"): ("200", {"400", "403", "413", "415", "422"}),
-              ("/api/faces/verify", "post"): ("200", {"400", "403", "404", "413", "415", "422"})}
+    routes = {
+        ("/api/faces/people", "get"): ("200", {"422"}),
+        ("/api/faces/people", "post"): ("201", {"400", "403", "413", "415", "422"}),
+        ("/api/faces/people/{name}", "delete"): ("200", {"400", "403", "404", "422"}),
+        ("/api/faces/identify", "post"): ("200", {"400", "403", "413", "415", "422"}),
+        ("/api/faces/verify", "post"): ("200", {"400", "403", "404", "413", "415", "422"}),
+    }
     for (path, method), (ok, errors) in routes.items():
         responses = schema["paths"][path][method]["responses"]
         assert set(responses) == {ok} | errors, (path, method, sorted(responses))
@@ -122,8 +133,15 @@ def test_the_schema_says_what_the_faces_routes_answer(client):
             assert responses[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     assert "image/png" in schema["paths"]["/api/faces/identify"]["post"]["responses"]["200"]["content"]
     # Every field the answers always carry is required (they are the results' to_dict(), nothing dropped).
-    assert models["VerifyOut"]["required"] == ["same", "distance", "threshold", "confidence", "name", "embeddings",
-                                               "box"]
+    assert models["VerifyOut"]["required"] == [
+        "same",
+        "distance",
+        "threshold",
+        "confidence",
+        "name",
+        "embeddings",
+        "box",
+    ]
     assert set(models["FaceMatchOut"]["required"]) == set(models["FaceMatchOut"]["properties"])
     assert set(models["EnrollOut"]["required"]) == {"name", "added", "skipped", "warnings"}
     assert set(models["PeopleOut"]["required"]) == {"people", "threshold"}
@@ -133,6 +151,7 @@ def test_the_schema_says_what_the_faces_routes_answer(client):
 
 def test_the_answers_are_the_results_to_dict(client):
     from neuralens.web.faces_api import EnrollOut, FaceMatchOut, VerifyOut
+
     enrolled = client.post("/api/faces/people", data={"name": "Obama"}, files={"photo": upload("obama.jpg")})
     assert set(enrolled.json()) == set(EnrollOut.model_fields)
     found = client.post("/api/faces/identify", files={"photo": upload("obama2.jpg")}).json()["faces"]
@@ -149,14 +168,19 @@ def test_the_faces_routes_match_the_schema_under_schemathesis(client):
     assert len(operations) == 5, sorted(operations)
     photo = (DATA / "obama.jpg").read_bytes()
     form = "multipart/form-data"
-    for label, body, status in (("POST /api/faces/people", {"name": "Obama", "photo": [photo]}, 201),
-                                ("POST /api/faces/identify", {"photo": photo}, 200),
-                                ("POST /api/faces/verify", {"name": "obama", "photo": photo}, 200),
-                                ("POST /api/faces/verify", {"name": "Nobody", "photo": photo}, 404)):
+    for label, body, status in (
+        ("POST /api/faces/people", {"name": "Obama", "photo": [photo]}, 201),
+        ("POST /api/faces/identify", {"photo": photo}, 200),
+        ("POST /api/faces/verify", {"name": "obama", "photo": photo}, 200),
+        ("POST /api/faces/verify", {"name": "Nobody", "photo": photo}, 404),
+    ):
         response = operations[label].Case(body=body, media_type=form).call_and_validate(checks=checks)
         assert response.status_code == status, (label, response.text)
-    drawn = operations["POST /api/faces/identify"].Case(body={"photo": photo}, query={"annotate": True},
-                                                        media_type=form).call_and_validate(checks=checks)
+    drawn = (
+        operations["POST /api/faces/identify"]
+        .Case(body={"photo": photo}, query={"annotate": True}, media_type=form)
+        .call_and_validate(checks=checks)
+    )
     assert drawn.status_code == 200 and drawn.content.startswith(b"\x89PNG")
     fuzz(operations, checks, max_examples=6)
     names = [p["name"] for p in client.get("/api/faces/people").json()["people"]]

@@ -1,4 +1,5 @@
 """Style jobs through the HTTP API, in process: submit, follow, download, cancel, the queue limit."""
+
 from __future__ import annotations
 
 import io
@@ -49,8 +50,7 @@ def test_submit_follow_progress_and_download(client, tiny_files):
 
 def test_samples_polling_and_previews(client):
     """Bundled samples as inputs, two blended styles, progress by polling, a preview along the way."""
-    data = {**TINY, "content_sample": "chelsea.jpg", "preserve_color": "luminance",
-            "style_blend": "0.7,0.3"}
+    data = {**TINY, "content_sample": "chelsea.jpg", "preserve_color": "luminance", "style_blend": "0.7,0.3"}
     files = [("style_sample", (None, "starry_night.jpg")), ("style_sample", (None, "the_scream.jpg"))]
     job = client.post("/api/jobs", data=data, files=files).json()
     assert job["inputs"] == {"content": "chelsea.jpg", "styles": ["starry_night.jpg", "the_scream.jpg"]}
@@ -129,8 +129,11 @@ def test_time_left_counts_the_larger_scales_still_to_come():
         iteration += 1
         size = (side, round(side * 0.75))  # a 4:3 landscape photo
         elapsed += cost * size[0] * size[1]
-        estimates.append(estimate.update(SimpleNamespace(iteration=iteration, total_iterations=total, scale=scale,
-                                                         size=size, elapsed=elapsed)))
+        estimates.append(
+            estimate.update(
+                SimpleNamespace(iteration=iteration, total_iterations=total, scale=scale, size=size, elapsed=elapsed)
+            )
+        )
         truth.append(sum(cost * s * round(s * 0.75) for _, s in steps[iteration:]))
     assert estimates[0] is None  # no rate yet (and the start-up must not count)
     for guess, real in zip(estimates[1:], truth[1:]):
@@ -140,14 +143,24 @@ def test_time_left_counts_the_larger_scales_still_to_come():
 
 def test_a_failing_job_reports_why_and_the_worker_goes_on(client):
     # A style weight so large that the loss overflows: the library refuses to go on.
-    bad = client.post("/api/jobs", data={**TINY, "iterations": "2", "style_weight": "1e38",
-                                         "content_sample": "tubingen.jpg", "style_sample": "starry_night.jpg"})
+    bad = client.post(
+        "/api/jobs",
+        data={
+            **TINY,
+            "iterations": "2",
+            "style_weight": "1e38",
+            "content_sample": "tubingen.jpg",
+            "style_sample": "starry_night.jpg",
+        },
+    )
     assert bad.status_code == 202
     assert client.get(f"/api/jobs/{bad.json()['id']}/preview").status_code in (200, 404)
     failed = wait_status(client, bad.json()["id"])
     assert failed["status"] == "failed" and "infinite or NaN" in failed["error"]
     assert failed["urls"]["result"] is None
     assert "no result" in client.get(f"/api/jobs/{bad.json()['id']}/result").json()["error"]
-    good = client.post("/api/jobs", data={**TINY, "iterations": "2", "content_sample": "tubingen.jpg",
-                                          "style_sample": "starry_night.jpg"}).json()
+    good = client.post(
+        "/api/jobs",
+        data={**TINY, "iterations": "2", "content_sample": "tubingen.jpg", "style_sample": "starry_night.jpg"},
+    ).json()
     assert wait_status(client, good["id"])["status"] == "done"

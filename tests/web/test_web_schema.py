@@ -1,6 +1,7 @@
 """The API's description: /docs and /redoc work offline, the OpenAPI schema says what the server really
 answers (checked by schemathesis against the app in process), and the style form is generated from
 StyleOptions' specs (the same fields, defaults and limits as `neuralens stylize`)."""
+
 from __future__ import annotations
 
 import re
@@ -65,8 +66,17 @@ def test_style_form_is_generated_from_the_options(client):
 
 
 def test_job_options_are_the_style_options(client):
-    job = client.post("/api/jobs", data={"content_sample": "tubingen.jpg", "style_sample": "starry_night.jpg",
-                                         "size": "64", "iterations": "1000", "pooling": "avg", "seed": "7"})
+    job = client.post(
+        "/api/jobs",
+        data={
+            "content_sample": "tubingen.jpg",
+            "style_sample": "starry_night.jpg",
+            "size": "64",
+            "iterations": "1000",
+            "pooling": "avg",
+            "seed": "7",
+        },
+    )
     assert job.status_code == 202, job.text
     client.post(f"/api/jobs/{job.json()['id']}/cancel")
     options = job.json()["options"]
@@ -77,20 +87,30 @@ def test_job_options_are_the_style_options(client):
 def test_every_bundled_sample_is_declared_content_or_style(client):
     assert set(samples()) == set(SAMPLE_KINDS)
     listed = {s["name"]: s["kind"] for s in client.get("/api/info").json()["samples"]}
-    assert listed == {"tubingen.jpg": "content", "chelsea.jpg": "content",
-                      "starry_night.jpg": "style", "the_scream.jpg": "style"}
+    assert listed == {
+        "tubingen.jpg": "content",
+        "chelsea.jpg": "content",
+        "starry_night.jpg": "style",
+        "the_scream.jpg": "style",
+    }
 
 
 @pytest.mark.parametrize("size", [(4000, 4), (4, 4000)])
 def test_images_too_thin_for_the_network_are_refused_before_queueing(client, style_image, size):
     thin = Image.new("RGB", size, "gray")
-    response = client.post("/api/jobs", data={"style_sample": "starry_night.jpg", "size": "256"},
-                           files={"content": ("thin.png", png(thin), "image/png")})
+    response = client.post(
+        "/api/jobs",
+        data={"style_sample": "starry_night.jpg", "size": "256"},
+        files={"content": ("thin.png", png(thin), "image/png")},
+    )
     assert response.status_code == 422, response.text
     assert "content image" in response.json()["error"] and "too thin" in response.json()["error"]
     # As a style image too (styles are scaled to size x style_scale, as the job will).
-    response = client.post("/api/jobs", data={"content_sample": "tubingen.jpg", "size": "256"},
-                           files={"style": ("thin.png", png(thin), "image/png")})
+    response = client.post(
+        "/api/jobs",
+        data={"content_sample": "tubingen.jpg", "size": "256"},
+        files={"style": ("thin.png", png(thin), "image/png")},
+    )
     assert response.status_code == 422 and "style 1" in response.json()["error"], response.text
     assert client.get("/api/jobs").json() == {"jobs": []}  # nothing was queued
 
@@ -146,19 +166,27 @@ def test_the_schema_matches_the_api_under_schemathesis(make_client):
 
     def follow(job_id: str) -> None:
         """Each route of a job that exists, checked the same way."""
-        for label in ("GET /api/jobs/{job_id}", "GET /api/jobs/{job_id}/events", "GET /api/jobs/{job_id}/preview",
-                      "GET /api/jobs/{job_id}/result", "GET /api/jobs", "POST /api/jobs/{job_id}/cancel",
-                      "DELETE /api/jobs/{job_id}"):
+        for label in (
+            "GET /api/jobs/{job_id}",
+            "GET /api/jobs/{job_id}/events",
+            "GET /api/jobs/{job_id}/preview",
+            "GET /api/jobs/{job_id}/result",
+            "GET /api/jobs",
+            "POST /api/jobs/{job_id}/cancel",
+            "DELETE /api/jobs/{job_id}",
+        ):
             case = operations[label].Case(path_parameters={"job_id": job_id} if "{" in label else None)
             case.call_and_validate(checks=checks)
 
     explicit = operations["POST /api/jobs"].Case(
         body={"content_sample": "tubingen.jpg", "style_sample": ["starry_night.jpg"], "size": 64},
-        media_type="multipart/form-data")
+        media_type="multipart/form-data",
+    )
     response = explicit.call_and_validate(checks=checks)
     assert response.status_code == 202, response.text
     wait_done(client, response.json()["id"])
     follow(response.json()["id"])
+
     def call(label, positive, case):
         if label == "POST /api/jobs" and positive and isinstance(case.body, dict) and len(submitted) % 2 == 0:
             # Half the valid forms get real inputs (random ones are almost never images), so that

@@ -1,5 +1,6 @@
 """`neuralens serve` as a real process: it prints its address, serves page and API, guards its Host
 header and its token, stops cleanly on Ctrl-C and deletes its results folder when it stops."""
+
 from __future__ import annotations
 
 import signal
@@ -49,12 +50,12 @@ def test_a_killed_servers_folder_is_removed_by_the_next_server_never_a_live_ones
     try:
         first, first_folder = serve("a")
         _, second_folder = serve("b")
-        assert first_folder.is_dir()          # a live server's folder is never touched
-        first.kill()                           # kill -9: no chance to clean up
+        assert first_folder.is_dir()  # a live server's folder is never touched
+        first.kill()  # kill -9: no chance to clean up
         first.wait(timeout=30)
         assert first_folder.is_dir()
         _, third_folder = serve("c")
-        assert not first_folder.exists()       # the dead server's folder is gone...
+        assert not first_folder.exists()  # the dead server's folder is gone...
         assert second_folder.is_dir() and third_folder.is_dir() and legacy.is_dir()  # ...and only that one
     finally:
         for process in started:

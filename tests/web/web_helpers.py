@@ -1,4 +1,5 @@
 """Helpers shared by the web tests (a module of its own: 'conftest' is an ambiguous name to import)."""
+
 from __future__ import annotations
 
 import io
@@ -28,14 +29,16 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def wait_status(client: TestClient, job_id: str, statuses=FINISHED, timeout: float = 60.0,
-                min_iteration: int = 0) -> dict:
+def wait_status(
+    client: TestClient, job_id: str, statuses=FINISHED, timeout: float = 60.0, min_iteration: int = 0
+) -> dict:
     """Poll a job until its status is one of ``statuses`` (and it reached ``min_iteration``)."""
     deadline = time.monotonic() + timeout
     while True:
         job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in statuses and (job["progress"].get("iteration", 0) >= min_iteration
-                                          or job["status"] in FINISHED):
+        if job["status"] in statuses and (
+            job["progress"].get("iteration", 0) >= min_iteration or job["status"] in FINISHED
+        ):
             return job
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
@@ -51,18 +54,37 @@ def read_events(client: TestClient, job_id: str) -> List[tuple]:
         name = None
         for line in response.iter_lines():
             if line.startswith("event: "):
-                name = line[len("event: "):]
+                name = line[len("event: ") :]
             elif line.startswith("data: "):
-                events.append((name, json.loads(line[len("data: "):])))
+                events.append((name, json.loads(line[len("data: ") :])))
     return events
 
 
 def start_server(tmp_path: Path, *extra: str, env: dict = None) -> tuple:
     """Run `neuralens serve --port 0` and return (process, base URL) once it prints its address."""
-    command = [sys.executable, "-m", "neuralens", "serve", "--port", "0", "--device", "cpu",
-               "--gallery", str(tmp_path / "gallery.sqlite3"), "--preview-every", "2", *extra]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                               env={**os.environ, **(env or {})})
+    command = [
+        sys.executable,
+        "-m",
+        "neuralens",
+        "serve",
+        "--port",
+        "0",
+        "--device",
+        "cpu",
+        "--gallery",
+        str(tmp_path / "gallery.sqlite3"),
+        "--preview-every",
+        "2",
+        *extra,
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
     deadline = time.monotonic() + 90
     seen: List[str] = []
     while time.monotonic() < deadline:
@@ -78,8 +100,13 @@ def start_server(tmp_path: Path, *extra: str, env: dict = None) -> tuple:
 
 
 # ---- schemathesis: the schema against the API ------------------------------------------------------------
-SCHEMA_CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
-                 "response_schema_conformance", "negative_data_rejection")
+SCHEMA_CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+)
 
 
 def schema_operations(app, prefix: str = "/api/"):
@@ -90,8 +117,9 @@ def schema_operations(app, prefix: str = "/api/"):
 
     checks = [not_a_server_error] + [getattr(openapi_checks, name) for name in SCHEMA_CHECKS[1:]]
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    operations = {op.label: op for op in (result.ok() for result in schema.get_all_operations())
-                  if op.path.startswith(prefix)}
+    operations = {
+        op.label: op for op in (result.ok() for result in schema.get_all_operations()) if op.path.startswith(prefix)
+    }
     return schemathesis, checks, operations
 
 
@@ -106,13 +134,20 @@ def fuzz(operations, checks, max_examples: int, call=None) -> None:
         positive = mode == schemathesis.GenerationMode.POSITIVE
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=max_examples,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case):
             if call is None:
                 case.call_and_validate(checks=checks)
             else:
                 call(label, positive, case)
+
         return run, positive
 
     for label, operation in operations.items():
