@@ -112,7 +112,7 @@ def run_pastiche(
     ]
     # A NaN loss never recovers: stop a diverged pastiche instead of letting it run its remaining steps.
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    m = run_measured(cmd, timeout_s=timeout_s, env=env, stop_when=lambda log: _divergence_step(log) is not None)
+    m = run_measured(cmd, timeout_s=timeout_s, env=env, stop_when=lambda log: divergence_step(log) is not None)
     logged: Dict[int, Tuple[float, float]] = {}
     for line in m.stdout.splitlines():
         match = re.match(r"^(\d+)\s+([0-9.]+)\s+(\S+)\s*$", line.strip())
@@ -243,7 +243,7 @@ def run_pair(
     for s in psnaps:
         s.update(canonical.score(s["path"]))
     result["pastiche_points"] = psnaps
-    result["pastiche_diverged_at"] = _divergence_step(pm.stdout)
+    result["pastiche_diverged_at"] = divergence_step(pm.stdout)
     p_final = folder / "pastiche" / "pastiche.png"
     if pm.returncode == 0 and p_final.is_file():
         result["pastiche_final"] = dict(canonical.score(p_final), seconds=pm.wall_s, path=str(p_final))
@@ -280,7 +280,7 @@ def run_pair(
     return result
 
 
-def _divergence_step(log: str) -> Optional[int]:
+def divergence_step(log: str) -> Optional[int]:
     """The first logged step whose pastiche loss is inf or NaN (its L-BFGS has no line search and can blow
     up); None when every logged loss is finite."""
     for line in log.splitlines():

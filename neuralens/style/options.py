@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Union
 
 from .. import devices
-from ..backbone import layer_index
+from ..backbone import POOLING, layer_index
 from ..errors import NeuralensError
 from ..imageio import ImageLike
 from ..options import OptionError, check, option
@@ -20,7 +20,6 @@ DEFAULT_FINE_LAYERS = "relu1_1,relu2_1"
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
 PRESERVE_COLOR = (None, "luminance", "histogram")
-POOLING = ("max", "avg")
 MIN_TILE_OPTION = 64  # smallest --tile-size accepted (0 turns tiling off)
 LayerSpec = Union[str, Sequence[str], Mapping[str, float]]
 

@@ -52,9 +52,8 @@ def _unit_list(text: str) -> List[int]:
 
 
 def _add_network_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="default %(default)s")
-    p.add_argument("--pooling", choices=("max", "avg"), default="max", help="VGG19 pooling (default %(default)s)")
-    p.add_argument("--weights", metavar="PATH", default=None, help="another VGG19 weight file")
+    """--device, --pooling, --weights: declared with the style options (neuralens/style/options.py)."""
+    option_specs.add_arguments(p, StyleOptions, only=("device", "pooling", "weights"))
 
 
 def register(subparsers) -> None:

@@ -37,7 +37,8 @@ from ..options import OptionError, check_value, parse_text
 from . import faces_api, style_api
 from .jobs import JobManager, QueueFull
 from .security import ERROR_MEANINGS, BodyLimit, Error, HostGuard, api_guard
-from .style_api import WEB_SPECS, option_fields, sample_list, samples
+from .style_api import sample_list, samples
+from .style_form import WEB_SPECS, option_fields, web_choices
 from .uploads import UploadError
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def _option_message(name: str, value: Any) -> Optional[str]:
         return None
     try:
         parsed = parse_text(name, spec, value)
-        choices = style_api.web_choices(name, spec)
+        choices = web_choices(name, spec)
         if choices is not None and parsed not in choices:
             return f"{name} must be one of {', '.join(str(c) for c in choices)}, got {value[:60]!r}"
         check_value(name, spec, parsed)

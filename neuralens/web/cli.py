@@ -6,6 +6,7 @@ import argparse
 import os
 import secrets
 
+from .. import devices
 from ..errors import NeuralensError
 from .security import LOOPBACK_NAMES, check_bind, is_loopback
 
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--device",
-        choices=("auto", "cpu", "cuda", "mps"),
+        choices=devices.DEVICES,
         default="auto",
         help="where style jobs run (default %(default)s)",
     )

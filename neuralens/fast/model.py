@@ -1,0 +1,217 @@
+"""A trained style model: the network, what it was trained on, and applying it to images.
+
+The file is our own small format, read with ``torch.load(weights_only=True)`` (no pickled code runs):
+
+    {"format": "neuralens-fast-style", "version": 1, "width": 32, "info": {...}, "state": {name: fp16 tensor}}
+
+``info`` holds the painting's name, the training settings and results (see ``train.py``). Built-in models live
+in ``neuralens/fast/models/`` (``NAME.pt`` with ``NAME.json``, the training report) and are named without the
+extension: ``load_model("starry-night")``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import torch
+from PIL import Image
+
+from .. import devices
+from ..errors import NeuralensError
+from ..imageio import ImageLike, image_to_tensor, load_image, tensor_to_image
+from ..style import color, tiling
+from .network import TransformerNet
+
+FORMAT = "neuralens-fast-style"
+VERSION = 1
+MODEL_SUFFIX = ".pt"
+BUILTIN = Path(__file__).resolve().parent / "models"
+# Images with more pixels than this are stylized in overlapping tiles (activations of a 32-wide network take
+# about 1.3 KB per pixel in fp32: a 2048x2048 image whole needs ~5.5 GB; tiles keep it near 1.5 GB).
+MAX_WHOLE_PIXELS = 1536 * 1536
+TILE = 1024
+TILE_OVERLAP = 64
+PRESERVE_COLOR = (None, "luminance", "histogram")
+
+
+def builtin_names() -> List[str]:
+    """Names of the models shipped inside the package, sorted."""
+    return sorted(p.stem for p in BUILTIN.glob(f"*{MODEL_SUFFIX}")) if BUILTIN.is_dir() else []
+
+
+def resolve(name_or_path: Union[str, os.PathLike]) -> Path:
+    """The file of a built-in model name or a path; NeuralensError naming the built-in models if neither."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    builtin = BUILTIN / f"{name_or_path}{MODEL_SUFFIX}"
+    if builtin.is_file():
+        return builtin
+    known = ", ".join(builtin_names()) or "none installed"
+    raise NeuralensError(f"{name_or_path}: no such model file or built-in model (built-in: {known})")
+
+
+@dataclass
+class StyleModel:
+    """A feed-forward style network ready to stylize any number of images.
+
+    ``device``/``precision`` as in ``stylize`` (auto: bf16 where the CPU or GPU runs it natively)."""
+
+    network: TransformerNet
+    info: Dict[str, Any] = field(default_factory=dict)
+    path: Optional[Path] = None
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        self._device = devices.pick_device(self.device)
+        self._precision = devices.pick_precision(self.precision, self._device)
+        devices.configure_threads()
+        channels_last = self._precision == "bf16" or self._device.type == "cuda"
+        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.network = self.network.to(self._device, memory_format=self._memory_format).eval()
+        for p in self.network.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def name(self) -> str:
+        return str(self.info.get("name") or (self.path.stem if self.path else "model"))
+
+    @torch.inference_mode()
+    def stylize_tensor(self, image: torch.Tensor) -> torch.Tensor:
+        """(1, 3, H, W) in [0, 1] -> stylized (1, 3, H, W) in [0, 1], on the CPU; large images in tiles."""
+        h, w = image.shape[2:]
+        if h * w <= MAX_WHOLE_PIXELS:
+            return self._forward(image)
+        out = torch.zeros(1, 3, h, w)
+        weights = torch.zeros(1, 1, h, w)
+        for box in tiling.tile_boxes(h, w, TILE, TILE_OVERLAP):
+            y0, y1, x0, x1 = box
+            weight = tiling.feather(box, h, w, TILE_OVERLAP)
+            out[:, :, y0:y1, x0:x1] += self._forward(image[:, :, y0:y1, x0:x1]) * weight
+            weights[:, :, y0:y1, x0:x1] += weight
+        return out / weights
+
+    def _forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.to(self._device).contiguous(memory_format=self._memory_format)
+        with devices.autocast(self._device, self._precision):
+            y = self.network(x)
+        return y.float().clamp(0, 1).cpu()
+
+    def stylize(
+        self, image: ImageLike, strength: float = 1.0, preserve_color: Optional[str] = None, size: Optional[int] = None
+    ) -> Image.Image:
+        """Paint ``image`` (a path or PIL image) in this model's style and return a PIL image of the same size
+        (or with its long side ``size``). ``strength`` in [0, 1] blends the photo (0) with the painting (1);
+        ``preserve_color``: None, 'luminance' (keep the photo's colours) or 'histogram' (match the result's
+        colours to the photo)."""
+        if not 0.0 <= strength <= 1.0:
+            raise NeuralensError(f"strength must be between 0 and 1, got {strength}")
+        if preserve_color not in PRESERVE_COLOR:
+            raise NeuralensError(f"preserve_color must be luminance or histogram, got {preserve_color!r}")
+        from ..imageio import resize_long_side  # noqa: PLC0415
+
+        photo = load_image(image)
+        if size is not None:
+            photo = resize_long_side(photo, size)
+        content = image_to_tensor(photo)
+        out = self.stylize_tensor(content)
+        if preserve_color == "luminance":
+            out = color.restore_colour(out, content)
+        elif preserve_color == "histogram":
+            out = color.match_histogram(out, content).clamp(0, 1)
+        if strength < 1.0:
+            out = content * (1.0 - strength) + out * strength
+        return tensor_to_image(out)
+
+    def state(self) -> Dict[str, torch.Tensor]:
+        """The weights as stored: fp16 on the CPU (half the size; measured: outputs within 1/255 of fp32)."""
+        return {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in self.network.state_dict().items()}
+
+    def save(self, path: Union[str, os.PathLike]) -> Path:
+        """Write the model file atomically; returns its path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "format": FORMAT,
+            "version": VERSION,
+            "width": self.network.width,
+            "info": _json_ready(self.info),
+            "state": self.state(),
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def to_dict(self) -> dict:
+        """Name, file, width, parameter count and the training info, JSON-ready."""
+        from .network import parameter_count  # noqa: PLC0415
+
+        return {
+            "name": self.name,
+            "path": str(self.path) if self.path else None,
+            "width": self.network.width,
+            "parameters": parameter_count(self.network),
+            "info": _json_ready(self.info),
+        }
+
+
+def read_model_file(path: Union[str, os.PathLike]) -> dict:
+    """The checked contents of a model file: {'width', 'info', 'state'}. NeuralensError (one line) for a
+    missing, corrupt or foreign file, or one written by a newer neuralens."""
+    path = Path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise NeuralensError(f"{path}: no such model file") from None
+    except Exception as exc:  # torch raises many kinds for a truncated or foreign file
+        raise NeuralensError(f"{path}: not a readable neuralens style model ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise NeuralensError(f"{path}: not a neuralens style model")
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise NeuralensError(
+            f"{path}: made by a newer neuralens (model format {version}, this one reads {VERSION}); upgrade neuralens"
+        )
+    if not isinstance(data.get("state"), dict) or not isinstance(data.get("width"), int):
+        raise NeuralensError(f"{path}: incomplete neuralens style model")
+    return data
+
+
+def load_model(name_or_path: Union[str, os.PathLike], device: str = "auto", precision: str = "auto") -> StyleModel:
+    """A built-in model by name (``builtin_names()``) or a model file, ready to stylize."""
+    path = resolve(name_or_path)
+    data = read_model_file(path)
+    network = TransformerNet(data["width"])
+    try:
+        network.load_state_dict({k: v.float() for k, v in data["state"].items()})
+    except (RuntimeError, KeyError) as exc:
+        raise NeuralensError(f"{path}: weights do not fit the network ({str(exc).splitlines()[0]})") from None
+    return StyleModel(network, dict(data.get("info") or {}), path, device, precision)
+
+
+def model_info(name_or_path: Union[str, os.PathLike]) -> dict:
+    """What a model file says about itself (no network built): name, file, width, size on disk, info; a
+    built-in model's training report (NAME.json beside it) is included when present."""
+    path = resolve(name_or_path)
+    data = read_model_file(path)
+    out = {
+        "name": (data.get("info") or {}).get("name") or path.stem,
+        "path": str(path),
+        "width": data["width"],
+        "bytes": path.stat().st_size,
+        "info": data.get("info") or {},
+    }
+    report = path.with_suffix(".json")
+    if report.is_file():
+        out["report"] = json.loads(report.read_text())
+    return out
+
+
+def _json_ready(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
