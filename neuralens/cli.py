@@ -18,6 +18,8 @@ from .options import OptionError
 # Modules with a ``register(subparsers)`` function, in the order their commands appear in --help.
 COMMAND_MODULES = [
     "neuralens.style.cli",
+    "neuralens.fast.cli",
+    "neuralens.fast.models_cli",
     "neuralens.visualize.cli",
     "neuralens.web.cli",
     "neuralens.faces.cli",

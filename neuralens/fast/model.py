@@ -79,6 +79,9 @@ class StyleModel:
 
     @property
     def name(self) -> str:
+        """A built-in model's name is its file's (what `--model` takes); others keep the name they were trained under."""
+        if self.path is not None and self.path.resolve().parent == BUILTIN.resolve():
+            return self.path.stem
         return str(self.info.get("name") or (self.path.stem if self.path else "model"))
 
     @torch.inference_mode()
@@ -201,7 +204,9 @@ def model_info(name_or_path: Union[str, os.PathLike]) -> dict:
     path = resolve(name_or_path)
     data = read_model_file(path)
     out = {
-        "name": (data.get("info") or {}).get("name") or path.stem,
+        "name": path.stem
+        if path.resolve().parent == BUILTIN.resolve()
+        else (data.get("info") or {}).get("name") or path.stem,
         "path": str(path),
         "width": data["width"],
         "bytes": path.stat().st_size,

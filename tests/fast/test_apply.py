@@ -70,3 +70,21 @@ def test_stylize_cli_with_a_model(tmp_path, image_files, run_cli, cli_error):
     torch.save({"format": "neuralens-fast-style", "version": 99, "width": 8, "state": {}}, tmp_path / "new.pt")
     assert "newer neuralens" in cli_error("stylize", content, "--model", tmp_path / "new.pt", "-o", out, *FAST)
     assert "STYLE image, or a trained model" in cli_error("stylize", content, "-o", out, *FAST)
+
+
+SHIPPED = ("starry-night", "the-scream", "woman-with-hat", "shipwreck")
+
+
+def test_every_shipped_model_loads_and_stylizes_a_small_image(content_image):
+    from neuralens.fast import builtin_names, model_info
+
+    names = builtin_names()
+    assert set(SHIPPED) <= set(names), names
+    small = content_image.resize((64, 48))
+    for name in names:
+        model = load_model(name, device="cpu")
+        out = model.stylize(small)
+        assert out.size == (64, 48)
+        assert np.asarray(out, float).std() > 1  # a picture, not a flat colour
+        info = model_info(name)
+        assert info["info"]["painting"] and info["report"]["settings"]  # how it was made travels with it

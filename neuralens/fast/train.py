@@ -1,0 +1,380 @@
+"""Training a feed-forward style network for one painting (Johnson, Alahi & Fei-Fei 2016).
+
+The image transformation network (``TransformerNet``) learns to minimise, over random crops of many photos,
+the same perceptual objective that `stylize` optimises pixel by pixel for one photo:
+
+    alpha * L_content(relu2_2) + beta * sum_l w_l E_l(Gram) + tv * TV
+
+with the project's frozen VGG19 as the loss network and the loss functions of ``neuralens.style.losses``
+(one implementation). The painting's Gram matrices are computed once, at the start. Both losses are averaged
+over the crops of a batch.
+
+    from neuralens.fast.train import train
+    result = train("starry_night.jpg", "photos/", "starry-night.pt", minutes=60)
+    result.model_path, result.images_per_second, result.final_losses
+
+Files written beside OUTPUT (a ``.pt`` model file, see ``model.py``): OUTPUT_STEM.json (the training
+report), OUTPUT_STEM.loss.png (the loss curve), OUTPUT_STEM.preview.png (held-out photos, photo | stylized,
+refreshed every ``preview_every`` seconds) and OUTPUT_STEM.checkpoint.pt (network, Adam state, step, random
+state and history: ``resume=`` continues from it exactly as if training had not stopped).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Union
+
+import torch
+from PIL import Image
+
+from .. import __version__, devices
+from ..errors import NeuralensError
+from ..imageio import ImageLike, check_writable_folder, image_to_tensor, load_image, resize_long_side
+from ..progress import Progress
+from . import preview as previews
+from .loss import LossNetwork
+from .model import MODEL_SUFFIX, StyleModel
+from .network import TransformerNet, parameter_count
+from .options import TrainOptions
+from .photos import MAX_HELD_OUT, Photos, held_out_indices, holdout_folder_indices, load_photos
+
+CHECKPOINT_FORMAT = "neuralens-fast-checkpoint"
+CHECKPOINT_VERSION = 1
+HISTORY_EVERY = 10  # one loss-history entry every this many steps (and at step 1)
+
+
+@dataclass
+class TrainResult:
+    """What a training run did and wrote."""
+
+    model_path: Path
+    iterations: int  # steps done in total (including those before a resume)
+    seconds: float  # training time in total (including before a resume)
+    images_per_second: float  # crops per second in this run
+    final_losses: Dict[str, float]  # average of the last steps: content, style, tv, total (weighted)
+    history: List[Dict[str, float]]  # every HISTORY_EVERY steps: iteration, seconds, content, style, tv, total
+    stopped: bool = False  # stopped early by Ctrl-C or should_stop() (the model is saved all the same)
+    preview_files: List[Path] = field(default_factory=list)
+    report_path: Optional[Path] = None
+    loss_plot_path: Optional[Path] = None
+    checkpoint_path: Optional[Path] = None
+    skipped: List[str] = field(default_factory=list)  # photos that could not be read, with the reason
+    held_out: List[str] = field(default_factory=list)  # photos kept out of training for the preview
+    photos: int = 0  # photos trained on
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, Path):
+                out[key] = str(value)
+        out["preview_files"] = [str(p) for p in self.preview_files]
+        return out
+
+
+def output_files(output: Union[str, os.PathLike]) -> Dict[str, Path]:
+    """The files a training run writes for the model file ``output``: model, report, loss, preview, checkpoint."""
+    output = Path(output)
+    stem = output.with_suffix("")
+    return {
+        "model": output,
+        "report": output.with_suffix(".json"),
+        "loss": Path(f"{stem}.loss.png"),
+        "preview": Path(f"{stem}.preview.png"),
+        "checkpoint": Path(f"{stem}.checkpoint.pt"),
+    }
+
+
+def check_output(output: Union[str, os.PathLike]) -> Path:
+    """Check that a model can be written at ``output`` (a ``.pt`` name in a writable folder), before any work."""
+    output = Path(output)
+    if output.is_dir():
+        raise NeuralensError(f"{output}: is a folder, not a file name")
+    if output.suffix.lower() != MODEL_SUFFIX:
+        raise NeuralensError(f"{output}: a style model is a {MODEL_SUFFIX} file (e.g. {output.stem}{MODEL_SUFFIX})")
+    check_writable_folder(output.parent)
+    return output
+
+
+def style_name(style: ImageLike) -> str:
+    """The model's name from the painting's file name: 'starry_night.jpg' -> 'starry-night'."""
+    stem = Path(style).stem if not isinstance(style, Image.Image) else "style"
+    return "-".join(part for part in stem.replace("_", "-").replace(" ", "-").lower().split("-") if part) or "style"
+
+
+# ------------------------------------------------------------------------------------------------- train
+
+
+def machine(device: torch.device, precision: str) -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "neuralens": __version__,
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "precision": precision,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _read_checkpoint(path: Union[str, os.PathLike]) -> dict:
+    path = Path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise NeuralensError(f"{path}: no such checkpoint") from None
+    except Exception as exc:  # a truncated or foreign file
+        raise NeuralensError(f"{path}: not a readable training checkpoint ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise NeuralensError(f"{path}: not a neuralens training checkpoint")
+    if data.get("version", 0) > CHECKPOINT_VERSION:
+        raise NeuralensError(f"{path}: written by a newer neuralens; upgrade neuralens")
+    return data
+
+
+def _options_from(options: Optional[TrainOptions], fields: Dict[str, Any]) -> TrainOptions:
+    if options is None:
+        options = TrainOptions()
+    if fields:
+        unknown = set(fields) - set(dataclasses.asdict(options))
+        if unknown:
+            raise TypeError(f"train() got unknown options: {', '.join(sorted(unknown))}")
+        options = dataclasses.replace(options, **fields)
+    return options.validate()
+
+
+def train(
+    style: ImageLike,
+    photos,
+    output: Union[str, os.PathLike],
+    options: Optional[TrainOptions] = None,
+    resume: Optional[Union[str, os.PathLike]] = None,
+    callback: Optional[Callable[[dict], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+    command: Optional[str] = None,
+    **fields: Any,
+) -> TrainResult:
+    """Train a style network for the painting ``style`` on ``photos`` (a folder, searched recursively, files or
+    patterns) and save it at ``output`` (.pt); returns a TrainResult. Settings: ``options`` and/or TrainOptions
+    fields as keywords (``minutes=5``). ``resume``: a checkpoint to continue from (its settings are used;
+    ``minutes`` and ``iterations`` may be changed). ``callback(status)`` is called after each step with a dict
+    (iteration, seconds, losses); ``should_stop()`` returning True, or Ctrl-C, ends training early: the model,
+    a checkpoint and the report are still written and ``stopped`` is True. Unreadable photos are skipped with
+    one warning listing them (also in ``skipped``)."""
+    started = time.perf_counter()
+    options = _options_from(options, fields)
+    checkpoint = None
+    if resume is not None:
+        checkpoint = _read_checkpoint(resume)
+        saved = dict(checkpoint["options"])
+        for key in ("minutes", "iterations", "checkpoint_every", "preview_every", "device", "precision", "progress"):
+            saved[key] = getattr(options, key)
+        options = TrainOptions(**{k: v for k, v in saved.items() if k in TrainOptions.__dataclass_fields__})
+        options.validate()
+    files = output_files(check_output(output))
+
+    painting = load_image(style)
+    paths, images, skipped = load_photos(photos, options.size)
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable photo(s): " + "; ".join(skipped), stacklevel=2)
+    held = holdout_folder_indices(photos, paths) or held_out_indices(len(images))
+    if len(held) >= len(images):
+        held = []
+    train_images = [im for i, im in enumerate(images) if i not in held]
+    preview_images = [images[i] for i in held][:MAX_HELD_OUT] or train_images[:2]
+
+    device = devices.pick_device(options.device)
+    precision = devices.pick_precision(options.precision, device)
+    devices.configure_threads()
+    channels_last = (precision == "bf16" or device.type == "cuda") and device.type != "mps"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    torch.manual_seed(options.seed)  # the network's starting weights
+    network = TransformerNet(options.width).to(device, memory_format=memory_format)
+    optimizer = torch.optim.Adam(network.parameters(), lr=options.learning_rate)
+    data = Photos(train_images, options.size, options.seed)
+    losses = LossNetwork(options, device, precision, memory_format)
+    losses.set_style(image_to_tensor(resize_long_side(painting, options.style_size)))
+
+    step, seconds_before, history = 0, 0.0, []
+    if checkpoint is not None:
+        network.load_state_dict(checkpoint["network"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        data.generator.set_state(checkpoint["generator"])
+        step, seconds_before = int(checkpoint["iteration"]), float(checkpoint["seconds"])
+        history = [dict(h) for h in checkpoint["history"]]
+
+    budget = options.minutes * 60.0 if options.minutes is not None else None
+    total = None if budget is not None else options.iterations
+    recent: collections.deque = collections.deque(maxlen=HISTORY_EVERY)
+    preview_files: List[Path] = []
+    stopped = False
+    name = style_name(style)
+
+    def save_checkpoint() -> Path:
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "options": options.to_dict(),
+            "network": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "generator": data.generator.get_state(),
+            "iteration": step,
+            "seconds": seconds_before + train_seconds,
+            "history": history,
+        }
+        tmp = files["checkpoint"].with_name(f".{files['checkpoint'].name}.tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, files["checkpoint"])
+        return files["checkpoint"]
+
+    def write_preview() -> None:
+        network.eval()
+        sheet = previews.preview_sheet(
+            network,
+            preview_images,
+            options.size,
+            device,
+            precision,
+            memory_format,
+            title=f"{name}: step {step}, {'held-out' if held else 'training'} photos",
+        )
+        network.train()
+        path = previews.save_png(sheet, files["preview"])
+        if path not in preview_files:
+            preview_files.append(path)
+
+    run_started = time.perf_counter()
+    train_seconds, last_preview, images_done, checkpoint_path = 0.0, run_started, 0, None
+    progress = Progress(total, "train-style", unit="step", enabled=options.progress)
+    progress.count = step
+    network.train()
+    try:
+        while True:
+            train_seconds = time.perf_counter() - run_started
+            if budget is not None and train_seconds >= budget:
+                break
+            if budget is None and step >= options.iterations:
+                break
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            batch = data.batch(options.batch_size).to(device).contiguous(memory_format=memory_format)
+            optimizer.zero_grad(set_to_none=True)
+            with devices.autocast(device, precision):
+                stylized = network(batch)
+            terms = losses(batch, stylized.float())
+            terms["total"].backward()
+            optimizer.step()
+            step += 1
+            images_done += batch.shape[0]
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            if not all(math.isfinite(v) for v in values.values()):
+                raise NeuralensError(
+                    f"training diverged at step {step} (loss {values['total']}); try a smaller --learning-rate"
+                )
+            recent.append(values)
+            train_seconds = time.perf_counter() - run_started
+            rate = images_done / train_seconds if train_seconds > 0 else 0.0
+            if step == 1 or step % HISTORY_EVERY == 0:
+                history.append({"iteration": step, "seconds": round(seconds_before + train_seconds, 3), **values})
+            if budget is not None and images_done:
+                progress.set_total(step + max(0, int((budget - train_seconds) * rate / options.batch_size)))
+            progress.update(1, f"content {values['content']:.3g} style {values['style']:.3g} {rate:.1f} img/s")
+            if callback is not None:
+                callback(
+                    {"iteration": step, "seconds": seconds_before + train_seconds, "images_per_second": rate, **values}
+                )
+            if options.checkpoint_every and step % options.checkpoint_every == 0:
+                checkpoint_path = save_checkpoint()
+            if options.preview_every and time.perf_counter() - last_preview >= options.preview_every:
+                write_preview()
+                last_preview = time.perf_counter()
+    except KeyboardInterrupt:
+        stopped = True
+    finally:
+        progress.close()
+    train_seconds = time.perf_counter() - run_started
+
+    if stopped or checkpoint_path is not None:
+        checkpoint_path = save_checkpoint()
+    rate = images_done / train_seconds if train_seconds > 0 else 0.0
+    final = {k: sum(r[k] for r in recent) / len(recent) for k in recent[0]} if recent else {}
+    if step and (not history or history[-1]["iteration"] != step) and recent:
+        last = {"iteration": step, "seconds": round(seconds_before + train_seconds, 3), **recent[-1]}
+    else:
+        last = None
+    curve = history + ([last] if last else [])
+    info = {
+        "name": name,
+        "painting": Path(style).name if not isinstance(style, Image.Image) else None,
+        "options": options.to_dict(),
+        "iterations": step,
+        "seconds": round(seconds_before + train_seconds, 1),
+        "images_per_second": round(rate, 3),
+        "final_losses": final,
+        "photos": len(train_images),
+        "parameters": parameter_count(network),
+        "machine": machine(device, precision),
+        "command": command,
+        "stopped": stopped,
+    }
+    model = StyleModel(network.float().to(memory_format=torch.contiguous_format), info, files["model"], "cpu", "fp32")
+    model.save(files["model"])
+    write_preview_final = preview_images and (options.preview_every == 0 or True)
+    if write_preview_final:
+        net = model.network
+        sheet = previews.preview_sheet(
+            net,
+            preview_images,
+            options.size,
+            torch.device("cpu"),
+            "fp32",
+            torch.contiguous_format,
+            title=f"{name}: step {step}",
+        )
+        path = previews.save_png(sheet, files["preview"])
+        if path not in preview_files:
+            preview_files.append(path)
+    loss_plot = previews.save_png(previews.loss_plot(curve, options, title=f"{name}: training loss"), files["loss"])
+    result = TrainResult(
+        model_path=files["model"],
+        iterations=step,
+        seconds=seconds_before + train_seconds,
+        images_per_second=rate,
+        final_losses=final,
+        history=curve,
+        stopped=stopped,
+        preview_files=preview_files,
+        report_path=files["report"],
+        loss_plot_path=loss_plot,
+        checkpoint_path=checkpoint_path,
+        skipped=skipped,
+        held_out=[str(paths[i]) for i in held],
+        photos=len(train_images),
+    )
+    report = {
+        "neuralens": __version__,
+        "style": str(style) if not isinstance(style, Image.Image) else None,
+        "photos": str(photos) if isinstance(photos, (str, os.PathLike)) else [str(p) for p in photos],
+        "settings": options.to_dict(),
+        "resumed_from": str(resume) if resume else None,
+        "setup_seconds": round(run_started - started, 2),
+        "machine": info["machine"],
+        "result": result.to_dict(),
+    }
+    tmp = files["report"].with_name(f".{files['report'].name}.tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=str))
+    os.replace(tmp, files["report"])
+    return result

@@ -1,0 +1,216 @@
+"""Training a style model: the loss goes down, a checkpoint resumes to exactly the same state, the saved model
+reloads bit-identically with its training info, time budgets and stop requests end cleanly with the model
+saved, and `neuralens train-style` refuses bad input with one line."""
+
+import json
+import os
+
+import pytest
+import torch
+from PIL import Image
+
+from neuralens.errors import NeuralensError
+from neuralens.fast import load_model
+from neuralens.fast.model import read_model_file
+from neuralens.fast.options import TrainOptions
+from neuralens.fast.photos import held_out_indices, holdout_folder_indices
+from neuralens.fast.train import output_files, style_name, train
+from neuralens.options import OptionError
+
+
+# The smallest settings that still train a network: 32-px crops, an 8-wide network, two crops a step.
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Tiny tensors train fastest on one thread (and much faster than two on a busy machine)."""
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # devices.configure_threads leaves the count alone then
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = {
+    "size": 32,
+    "style_size": 48,
+    "width": 8,
+    "batch_size": 2,
+    "device": "cpu",
+    "precision": "fp32",
+    "progress": False,
+}
+
+
+def test_a_few_steps_lower_the_loss_and_write_every_file(tmp_path, tiny_photos):
+    photos, style = tiny_photos
+    result = train(style, photos, tmp_path / "m.pt", iterations=12, **TINY)
+    assert result.iterations == 12 and not result.stopped
+    first = result.history[0]
+    assert first["iteration"] == 1 and result.history[-1]["iteration"] == 12
+    assert result.final_losses["total"] < first["total"]
+    assert result.photos == 5 and len(result.held_out) == 2  # 7 photos: 2 held out for the preview
+    files = output_files(tmp_path / "m.pt")
+    for key in ("model", "report", "loss", "preview"):
+        assert files[key].is_file(), key
+    assert not files["checkpoint"].exists()  # none asked for, not stopped
+    assert Image.open(files["loss"]).size == (720, 420)
+    report = json.loads(files["report"].read_text())
+    assert report["settings"]["width"] == 8 and report["result"]["iterations"] == 12
+    assert [h["iteration"] for h in report["result"]["history"]] == [1, 10, 12]
+
+
+def test_resuming_a_checkpoint_gives_the_same_state_as_not_stopping(tmp_path, tiny_photos):
+    photos, style = tiny_photos
+    straight = train(style, photos, tmp_path / "a.pt", iterations=4, checkpoint_every=2, **TINY)
+    half = train(style, photos, tmp_path / "b.pt", iterations=2, checkpoint_every=2, **TINY)
+    resumed = train(
+        style, photos, tmp_path / "b.pt", iterations=4, checkpoint_every=2, resume=half.checkpoint_path, **TINY
+    )
+    assert resumed.iterations == straight.iterations == 4
+    a = torch.load(straight.checkpoint_path, weights_only=True)
+    b = torch.load(resumed.checkpoint_path, weights_only=True)
+    for name, tensor in a["network"].items():
+        assert torch.equal(tensor, b["network"][name]), name
+    for key, state in a["optimizer"]["state"].items():
+        for field, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][key][field]), (key, field)
+    assert torch.equal(a["generator"], b["generator"])
+    assert [h["total"] for h in a["history"]] == [h["total"] for h in b["history"]]
+    assert read_model_file(resumed.model_path)["state"].keys() == read_model_file(straight.model_path)["state"].keys()
+
+
+def test_the_saved_model_reloads_bit_identically_with_its_info(tmp_path, tiny_photos):
+    photos, style = tiny_photos
+    result = train(style, photos, tmp_path / "m.pt", iterations=2, command="neuralens train-style ...", **TINY)
+    saved = read_model_file(result.model_path)
+    model = load_model(result.model_path, device="cpu", precision="fp32")
+    for name, tensor in model.network.state_dict().items():
+        assert torch.equal(tensor.half(), saved["state"][name]), name
+        assert torch.equal(tensor, saved["state"][name].float()), name
+    info = model.info
+    assert info["name"] == "starry-night" and info["painting"] == "starry_night.jpg"
+    assert info["options"] == TrainOptions(iterations=2, **TINY).to_dict()
+    assert info["iterations"] == 2 and info["images_per_second"] > 0 and info["seconds"] >= 0
+    assert set(info["final_losses"]) == {"content", "style", "tv", "total"}
+    assert {"platform", "cpus", "torch", "device", "precision"} <= set(info["machine"])
+    assert info["command"] == "neuralens train-style ..."
+    assert saved["width"] == 8
+
+
+def test_a_time_budget_stops_and_saves(tmp_path, tiny_photos):
+    photos, style = tiny_photos
+    result = train(style, photos, tmp_path / "m.pt", minutes=0.01, iterations=1, **TINY)
+    assert result.iterations >= 1 and not result.stopped
+    assert result.seconds < 0.6 + 30  # the budget, plus at most one (slow, shared-machine) step
+    assert load_model(result.model_path, device="cpu").info["iterations"] == result.iterations
+
+
+def test_should_stop_and_ctrl_c_save_the_model_and_a_checkpoint(tmp_path, tiny_photos):
+    photos, style = tiny_photos
+    calls = []
+    result = train(
+        style, photos, tmp_path / "s.pt", iterations=50, should_stop=lambda: calls.append(1) or len(calls) > 2, **TINY
+    )
+    assert result.stopped and result.iterations == 2
+    assert result.checkpoint_path.is_file() and load_model(result.model_path).info["stopped"] is True
+
+    def interrupt(status):
+        if status["iteration"] == 3:
+            raise KeyboardInterrupt
+
+    result = train(style, photos, tmp_path / "k.pt", iterations=50, callback=interrupt, **TINY)
+    assert result.stopped and result.iterations == 3 and result.model_path.is_file()
+    assert torch.load(result.checkpoint_path, weights_only=True)["iteration"] == 3
+
+
+def test_options_and_names():
+    with pytest.raises(OptionError, match="minutes must be a number > 0"):
+        TrainOptions(minutes=0).validate()
+    with pytest.raises(OptionError, match="style_layers"):
+        TrainOptions(style_layers="relu9_9").validate()
+    assert style_name("a/starry_night.jpg") == "starry-night" and style_name("The Scream.png") == "the-scream"
+    assert held_out_indices(5) == [] and len(held_out_indices(7)) == 2 and len(held_out_indices(200)) == 4
+    assert held_out_indices(100) == held_out_indices(100)
+
+
+def test_a_holdout_folder_is_held_out(tmp_path):
+    (tmp_path / "holdout").mkdir()
+    paths = [tmp_path / "a.jpg", tmp_path / "holdout" / "b.jpg", tmp_path / "c.jpg"]
+    assert holdout_folder_indices(tmp_path, paths) == [1]
+    assert holdout_folder_indices([tmp_path], paths) == []
+
+
+def test_unreadable_photos_are_skipped_with_one_warning(tmp_path, tiny_photos):
+    photos, style = tiny_photos
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "broken.jpg").write_bytes(b"not a jpeg")
+    Image.open(next(photos.glob("*.jpg"))).save(folder / "good.png")
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable photo\(s\): .*broken.jpg"):
+        result = train(style, folder, tmp_path / "m.pt", iterations=1, **TINY)
+    assert result.photos == 1 and len(result.skipped) == 1
+    (folder / "good.png").unlink()
+    with pytest.raises(NeuralensError, match="none of the 1 image files could be read"):
+        train(style, folder, tmp_path / "m.pt", iterations=1, **TINY)
+
+
+FAST = [
+    "--size",
+    "32",
+    "--style-size",
+    "48",
+    "--width",
+    "8",
+    "--batch-size",
+    "2",
+    "--device",
+    "cpu",
+    "--precision",
+    "fp32",
+    "--quiet",
+]
+
+
+def test_train_style_cli(tmp_path, tiny_photos, train_cli, run_cli):
+    photos, style = tiny_photos
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, path in enumerate(sorted(photos.glob("*.jpg"))[:2]):
+        Image.open(path).save(folder / f"p{i}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    code, out, err = run_cli(
+        "train-style", style, "--photos", folder, "-o", tmp_path / "m.pt", "--iterations", "2", *FAST
+    )
+    assert code == 0, err
+    assert err.count("warning: skipped 1 unreadable photo(s)") == 1 and "broken.png" in err
+    assert f"wrote {tmp_path / 'm.pt'}" in out and "m.preview.png" in out
+    assert load_model(tmp_path / "m.pt").info["iterations"] == 2
+
+
+def test_train_style_cli_errors(tmp_path, tiny_photos, train_cli, cli_error):
+    photos, style = tiny_photos
+    out = str(tmp_path / "m.pt")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a painting")
+    assert "not an image file" in cli_error("train-style", text, "--photos", photos, "-o", out, *FAST)
+    assert "no such file" in cli_error("train-style", tmp_path / "missing.jpg", "--photos", photos, "-o", out, *FAST)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no images in this folder" in cli_error("train-style", style, "--photos", empty, "-o", out, *FAST)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_bytes(b"junk")
+    assert "could be read" in cli_error("train-style", style, "--photos", broken, "-o", out, *FAST)
+    assert "--minutes must be a number > 0" in cli_error(
+        "train-style", style, "--photos", photos, "-o", out, "--minutes", "0", *FAST
+    )
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert "cannot write there" in cli_error("train-style", style, "--photos", photos, "-o", blocker / "m.pt", *FAST)
+    assert "is a .pt file" in cli_error("train-style", style, "--photos", photos, "-o", tmp_path / "m.png", *FAST)
+    assert "no such checkpoint" in cli_error(
+        "train-style", style, "--photos", photos, "-o", out, "--resume", tmp_path / "none.pt", *FAST
+    )
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert "cannot write there" in cli_error("train-style", style, "--photos", photos, "-o", locked / "m.pt", *FAST)
