@@ -70,6 +70,10 @@ class StyleModel:
     def __post_init__(self) -> None:
         self._device = devices.pick_device(self.device)
         self._precision = devices.pick_precision(self.precision, self._device)
+        if self.precision == "auto" and self._device.type == "cpu" and self.network.width < 32:
+            # Measured at 512x512 on the 2-core AMX CPU: width 16 runs 438 ms in fp32 and 884 ms in bf16 (too few
+            # channels for the bf16 matrix units to pay for the conversions); width 32 runs faster in bf16.
+            self._precision = "fp32"
         devices.configure_threads()
         channels_last = self._precision == "bf16" or self._device.type == "cuda"
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
