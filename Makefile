@@ -18,8 +18,8 @@ demo: install
 	$(VENV)/bin/neuralens demo
 
 test: install
-	$(VENV)/bin/ruff check neuralens tests benchmarks
-	$(VENV)/bin/ruff format --check neuralens tests benchmarks
+	$(VENV)/bin/ruff check neuralens tests benchmarks scripts
+	$(VENV)/bin/ruff format --check neuralens tests benchmarks scripts
 	bash scripts/test-services.sh
 	$(PY) -m pytest
 

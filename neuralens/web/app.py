@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__, devices
 from ..errors import NeuralensError
 from ..options import OptionError, check_value, parse_text
-from . import faces_api, style_api
+from . import faces_api, models_api, style_api
 from .jobs import JobManager, QueueFull
 from .security import ERROR_MEANINGS, BodyLimit, Error, HostGuard, api_guard
 from .style_api import sample_list, samples
@@ -170,7 +170,10 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
         finally:
             manager.shutdown()
 
-    description = "Neural style transfer with live previews, and face enrolment and search, over HTTP."
+    description = (
+        "Neural style transfer with live previews, real-time style with built-in models, and face enrolment "
+        "and search, over HTTP."
+    )
     if config.token:
         description += " This server has an access token: send it as `Authorization: Bearer <token>`."
     app = FastAPI(
@@ -183,6 +186,7 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     )
     app.state.config = config
     app.state.manager = manager
+    app.state.models = models_api.ModelCache(config.device)  # built-in fast models, loaded on first use
     _install_error_handlers(app)
     if config.allowed_hosts:
         # Guards a localhost server against DNS rebinding (a foreign name resolving to 127.0.0.1).
@@ -219,6 +223,7 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
 
     style_api.register(api, manager, config)
     faces_api.register(api, config)
+    models_api.register(api, config)
     app.include_router(api)
     _add_page_routes(app)
     _add_docs_routes(app)

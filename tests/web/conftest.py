@@ -47,3 +47,33 @@ def tiny_files(content_image, style_image):
         ("content", ("photo.png", png(content_image), "image/png")),
         ("style", ("painting.png", png(style_image), "image/png")),
     ]
+
+
+TINY_MODEL_INFO = {
+    "name": "tiny",
+    "painting": "starry_night.jpg",
+    "options": {"width": 8, "size": 64},
+    "iterations": 120,
+    "seconds": 185.0,
+    "stopped": False,
+}
+
+
+@pytest.fixture()
+def tiny_models(tmp_path, monkeypatch):
+    """The built-in models folder replaced by one holding a width-8 model 'tiny' (and its training report),
+    so the web tests never depend on (or wait for) the shipped models. Returns the folder."""
+    import json
+
+    import torch
+
+    from neuralens.fast import model as fast_model
+    from neuralens.fast.model import StyleModel
+    from neuralens.fast.network import TransformerNet
+
+    folder = tmp_path / "builtin-models"
+    torch.manual_seed(0)
+    StyleModel(TransformerNet(8), dict(TINY_MODEL_INFO), None, "cpu", "fp32").save(folder / "tiny.pt")
+    (folder / "tiny.json").write_text(json.dumps({"style": "starry_night.jpg", "result": {"iterations": 120}}))
+    monkeypatch.setattr(fast_model, "BUILTIN", folder)
+    return folder

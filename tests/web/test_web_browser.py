@@ -1,7 +1,9 @@
 """The page in a real headless Chromium (Debian's package, driven by Playwright) against a real
-`neuralens serve` process: stylize with live previews and download; enrol and identify a face; the token.
+`neuralens serve` process: stylize with live previews and download; real-time style with a built-in model; enrol and identify a face;
+the token.
 
-Screenshots go to test-artifacts/ (web-style.png, web-samples.png, web-faces.png, web-token.png, web-docs.png)."""
+Screenshots go to test-artifacts/ (web-style.png, web-samples.png, web-fast.png, web-faces.png, web-token.png,
+web-docs.png)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ import base64
 import os
 import re
 import shutil
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -210,6 +215,62 @@ def test_the_settings_come_from_the_server_and_are_sent(browser, server):
     page.wait_for_selector("#result[data-final='1']", timeout=120_000)
     assert page.inner_text("#stat-status") == "done"
     assert_no_errors(page)
+
+
+@pytest.fixture()
+def fast_server(tiny_models, tmp_path) -> Iterator[str]:
+    """A server in this process (so that the stand-in built-in model of ``tiny_models`` is the one it offers),
+    on a free port, without a token."""
+    import uvicorn
+
+    from neuralens.web import create_app
+
+    app = create_app(device="cpu", gallery=str(tmp_path / "gallery.sqlite3"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the in-process server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+
+
+def test_real_time_style_in_the_browser(browser, fast_server):
+    """Click a built-in model: the stylized photo appears at once, with the time it took and a download."""
+    page = new_page(browser, fast_server)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.wait_for_selector("body[data-ready='1']")
+    model = page.locator("#fast-models .fast-model[data-model='tiny']")
+    assert model.count() == 1 and "Van Gogh, The Starry Night" in model.inner_text()
+    assert page.input_value("#fast-size") == "384"
+    model.click()  # no photo yet: the page says what to do
+    assert "Choose a content photo first" in page.inner_text("#fast-message")
+    assert model.get_attribute("aria-pressed") == "true"
+    page.click("#content-samples .sample[data-sample='tubingen.jpg']")  # the chosen model follows the photo
+    page.wait_for_selector("#fast-result[data-model='tiny'][data-size='384x288']", timeout=30_000)
+    assert re.search(r"tiny: \d+\.\d\d s on the server, \d+\.\d\d s in all", page.inner_text("#fast-message"))
+    assert page.is_visible("#fast-download")
+    assert page.get_attribute("#fast-download", "download") == "neuralens-tiny.png"
+
+    # A lower strength and a smaller size: sent with the next picture.
+    set_range(page, "#fast-strength", 0.5)
+    set_range(page, "#fast-size", 128)
+    assert page.inner_text("#fast-strength-value") == "50 %"
+    with page.expect_request(lambda r: r.url.endswith("/api/models/tiny/stylize")) as request_info:
+        page.click("#fast-models .fast-model[data-model='tiny']")
+    sent = request_info.value.post_data
+    assert 'name="strength"\r\n\r\n0.5\r\n' in sent and 'name="size"\r\n\r\n128\r\n' in sent, sent
+    page.wait_for_selector("#fast-result[data-size='128x96']", timeout=30_000)
+    page.locator("#fast").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "web-fast.png"))
+    assert_no_errors(page)
+    assert_only_own_requests(page, fast_server)
 
 
 def test_api_docs_work_offline(browser, server):

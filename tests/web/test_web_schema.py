@@ -154,15 +154,17 @@ def fast_runner(job, callback, should_stop):
     return FastResult(Image.new("RGB", (8, 6), "white"))
 
 
-def test_the_schema_matches_the_api_under_schemathesis(make_client):
-    """Generated requests (valid and invalid) to every API route (style jobs, info and faces): no 5xx, and every answer's status,
-    content type and body as the schema says; invalid data is refused. Jobs finish at once (fast_runner)."""
+def test_the_schema_matches_the_api_under_schemathesis(make_client, tiny_models):
+    """Generated requests (valid and invalid) to every API route (style jobs, real-time models, info and
+    faces): no 5xx, and every answer's status, content type and body as the schema says; invalid data is
+    refused. Jobs finish at once (fast_runner); the built-in models are one width-8 stand-in ('tiny')."""
     pytest.importorskip("schemathesis", reason="schemathesis is not installed (requirements-dev.txt)")
     client = make_client(max_queue=2, max_size=128)
     client.app.state.manager.runner = fast_runner
     _, checks, operations = schema_operations(client.app)
     assert len([label for label in operations if "/api/jobs" in label]) == 8, sorted(operations)
-    submitted = []
+    assert len([label for label in operations if "/api/models" in label]) == 2, sorted(operations)
+    submitted, painted = [], []
 
     def follow(job_id: str) -> None:
         """Each route of a job that exists, checked the same way."""
@@ -188,6 +190,14 @@ def test_the_schema_matches_the_api_under_schemathesis(make_client):
     follow(response.json()["id"])
 
     def call(label, positive, case):
+        if label == "POST /api/models/{name}/stylize" and positive and isinstance(case.body, dict):
+            if len(painted) % 2 == 0:
+                # Half the valid forms name the model and a sample, so that images come back (200) too.
+                case.path_parameters["name"] = "tiny"
+                case.body.pop("content", None)
+                case.body["content_sample"] = "tubingen.jpg"
+            painted.append(case.call_and_validate(checks=checks).status_code)
+            return
         if label == "POST /api/jobs" and positive and isinstance(case.body, dict) and len(submitted) % 2 == 0:
             # Half the valid forms get real inputs (random ones are almost never images), so that
             # jobs are accepted (202) or refused for their options (422) as well.
@@ -203,8 +213,16 @@ def test_the_schema_matches_the_api_under_schemathesis(make_client):
                 wait_done(client, response.json()["id"])
                 follow(response.json()["id"])
 
+    explicit = operations["POST /api/models/{name}/stylize"].Case(
+        path_parameters={"name": "tiny"},
+        body={"content_sample": "tubingen.jpg", "size": 64, "strength": 0.5},
+        media_type="multipart/form-data",
+    )
+    response = explicit.call_and_validate(checks=checks)
+    assert response.status_code == 200 and response.content.startswith(b"\x89PNG"), response.status_code
     fuzz(operations, checks, max_examples=15, call=call)
     assert 422 in submitted and 400 in submitted, submitted
+    assert 200 in painted and 404 in painted, painted
 
 
 def wait_done(client, job_id: str) -> None:

@@ -89,6 +89,7 @@ function setContent(item) {
   thumb.hidden = false;
   $("content-drop").classList.add("filled");
   markSamples();
+  if (fast.model) fastStylize(); // the real-time result follows the photo
 }
 
 function addStyles(items) {
@@ -476,6 +477,94 @@ async function loadGallery() {
   }
 }
 
+// ---- real-time style: the built-in models --------------------------------------------------------------
+// GET /api/models lists them; clicking one sends the chosen content (upload or sample) to
+// POST /api/models/{name}/stylize, which answers the PNG itself. Only the latest request's image is shown.
+const fast = { model: null, request: 0, url: null };
+
+// "woman-with-hat-matisse.jpg" -> "woman with hat matisse" (a painting that is not a bundled sample).
+const paintingName = (file) => (file || "").replace(/\.[a-z0-9]+$/i, "").replace(/[-_]+/g, " ");
+
+async function loadModels() {
+  let data;
+  try { data = await apiJSON("/api/models"); } catch (error) { return say("fast-message", error.message, "error"); }
+  const box = $("fast-models");
+  box.replaceChildren();
+  $("fast-empty").hidden = data.models.length > 0;
+  const size = $("fast-size");
+  size.max = String(info.limits.max_size || 1024);
+  size.value = String(Math.min(data.default_size, Number(size.max)));
+  size.dispatchEvent(new Event("input"));
+  for (const model of data.models) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "fast-model";
+    button.dataset.model = model.name;
+    button.setAttribute("aria-pressed", "false");
+    if (model.painting_url) {
+      const img = document.createElement("img");
+      img.src = model.painting_url;
+      img.alt = "";
+      button.append(img);
+    } else {
+      button.classList.add("no-thumb"); // only the bundled paintings have thumbnails
+    }
+    const text = document.createElement("span");
+    const name = document.createElement("span");
+    name.className = "model-name";
+    name.textContent = model.name;
+    const about = document.createElement("span");
+    about.className = "model-about";
+    about.textContent = model.error ? "unreadable" : model.title || paintingName(model.painting);
+    text.append(name, about);
+    button.append(text);
+    button.title = model.error || `${model.title || model.painting || model.name}: width ${model.width}, trained ${model.trained}`;
+    button.disabled = Boolean(model.error);
+    button.addEventListener("click", () => { fast.model = model.name; fastStylize(); });
+    box.append(button);
+  }
+}
+
+async function fastStylize() {
+  for (const el of document.querySelectorAll(".fast-model")) el.setAttribute("aria-pressed", String(el.dataset.model === fast.model));
+  if (!fast.model) return;
+  if (!chosen.content) return say("fast-message", "Choose a content photo first (under 1 · Content, or pick a sample).", "error");
+  const form = new FormData();
+  if (chosen.content.file) form.append("content", chosen.content.file);
+  else form.append("content_sample", chosen.content.sample);
+  form.append("size", $("fast-size").value);
+  form.append("strength", $("fast-strength").value);
+  form.append("preserve_color", $("fast-color").value);
+  const model = fast.model;
+  const request = ++fast.request;
+  const started = performance.now();
+  say("fast-message", `Painting with ${model}…`);
+  try {
+    const response = await api(`/api/models/${encodeURIComponent(model)}/stylize`, { method: "POST", body: form });
+    const blob = await response.blob();
+    if (request !== fast.request) return; // a newer click is on its way
+    const total = (performance.now() - started) / 1000;
+    const server = Number(response.headers.get("X-Seconds"));
+    const url = URL.createObjectURL(blob);
+    const img = $("fast-result");
+    img.onload = () => { img.dataset.size = `${img.naturalWidth}x${img.naturalHeight}`; };
+    img.src = url;
+    img.alt = `${chosen.content.sample || chosen.content.file.name} painted by the ${model} model`;
+    img.dataset.model = model;
+    img.hidden = false;
+    $("fast-stage-empty").hidden = true;
+    if (fast.url) URL.revokeObjectURL(fast.url);
+    fast.url = url;
+    const link = $("fast-download");
+    link.href = url;
+    link.download = `neuralens-${model}.png`;
+    link.hidden = false;
+    say("fast-message", `${model}: ${server.toFixed(2)} s on the server, ${total.toFixed(2)} s in all.`, "ok");
+  } catch (error) {
+    if (request === fast.request) say("fast-message", error.message, "error");
+  }
+}
+
 // ---- faces ------------------------------------------------------------------------------------------
 async function loadPeople() {
   let data;
@@ -616,6 +705,9 @@ async function start() {
   $("enroll-form").addEventListener("submit", enroll);
   $("identify-form").addEventListener("submit", identify);
   $("verify-form").addEventListener("submit", verify);
+  $("fast-strength").addEventListener("input", (e) => { $("fast-strength-value").textContent = `${Math.round(100 * e.target.value)} %`; });
+  $("fast-size").addEventListener("input", (e) => { $("fast-size-value").textContent = `${e.target.value} px`; });
+  for (const id of ["fast-strength", "fast-size", "fast-color"]) $(id).addEventListener("change", fastStylize);
   try {
     info = await apiJSON("/api/info");
   } catch (error) {
@@ -625,6 +717,7 @@ async function start() {
   buildOptions();
   renderSamples();
   loadGallery();
+  await loadModels();
   document.body.dataset.ready = "1";
 }
 
