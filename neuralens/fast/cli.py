@@ -1,4 +1,4 @@
-"""`neuralens train-style`: argument parsing and printing over ``neuralens.fast.train``.
+"""`neuralens train-style`: argument parsing and printing over ``neuralens.fast.train`` (training.py).
 
 The flags come from the TrainOptions declarations (neuralens/fast/options.py)."""
 
@@ -12,7 +12,7 @@ import warnings
 from .. import options
 from ..errors import Interrupted
 from .options import TrainOptions
-from .train import train
+from .training import train
 
 TRAIN_EXAMPLES = """examples:
   neuralens train-style starry_night.jpg --photos photos/ -o starry-night.pt --minutes 60

@@ -4,7 +4,7 @@ The file is our own small format, read with ``torch.load(weights_only=True)`` (n
 
     {"format": "neuralens-fast-style", "version": 1, "width": 32, "info": {...}, "state": {name: fp16 tensor}}
 
-``info`` holds the painting's name, the training settings and results (see ``train.py``). Built-in models live
+``info`` holds the painting's name, the training settings and results (see ``training.py``). Built-in models live
 in ``neuralens/fast/models/`` (``NAME.pt`` with ``NAME.json``, the training report) and are named without the
 extension: ``load_model("starry-night")``.
 """

@@ -14,7 +14,7 @@ from neuralens.fast import load_model
 from neuralens.fast.model import read_model_file
 from neuralens.fast.options import TrainOptions
 from neuralens.fast.photos import held_out_indices, holdout_folder_indices
-from neuralens.fast.train import output_files, style_name, train
+from neuralens.fast.training import output_files, style_name, train
 from neuralens.options import OptionError
 
 
@@ -98,9 +98,8 @@ def test_the_saved_model_reloads_bit_identically_with_its_info(tmp_path, tiny_ph
 
 def test_a_time_budget_stops_and_saves(tmp_path, tiny_photos):
     photos, style = tiny_photos
-    result = train(style, photos, tmp_path / "m.pt", minutes=0.01, iterations=1, **TINY)
-    assert result.iterations >= 1 and not result.stopped
-    assert result.seconds < 0.6 + 30  # the budget, plus at most one (slow, shared-machine) step
+    result = train(style, photos, tmp_path / "m.pt", minutes=0.01, iterations=100_000, **TINY)
+    assert 1 <= result.iterations < 100_000 and not result.stopped  # the budget ended it, not the step count
     assert load_model(result.model_path, device="cpu").info["iterations"] == result.iterations
 
 
@@ -214,3 +213,23 @@ def test_train_style_cli_errors(tmp_path, tiny_photos, train_cli, cli_error):
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         assert "cannot write there" in cli_error("train-style", style, "--photos", photos, "-o", locked / "m.pt", *FAST)
+
+
+def test_the_package_level_train_is_the_training_function(tmp_path, tiny_photos):
+    from neuralens import fast
+
+    photos, style = tiny_photos
+    result = fast.train(
+        style,
+        photos,
+        tmp_path / "m.pt",
+        iterations=1,
+        size=32,
+        width=8,
+        batch_size=1,
+        preview_every=0,
+        progress=False,
+        device="cpu",
+        precision="fp32",
+    )
+    assert result.iterations == 1 and (tmp_path / "m.pt").is_file()

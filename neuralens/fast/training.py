@@ -9,7 +9,7 @@ with the project's frozen VGG19 as the loss network and the loss functions of ``
 (one implementation). The painting's Gram matrices are computed once, at the start. Both losses are averaged
 over the crops of a batch.
 
-    from neuralens.fast.train import train
+    from neuralens.fast.training import train
     result = train("starry_night.jpg", "photos/", "starry-night.pt", minutes=60)
     result.model_path, result.images_per_second, result.final_losses
 
