@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .style_common import WORK, machine_info, run_measured
+from .style_common import WORK, machine_info
 from .style_pastiche import CanonicalObjective
-from .style_quality import PAIRS, prepare_inputs
+from .style_quality import PAIRS, prepare_inputs, run_neuralens
 
 
 def default_run(pair: str, size: int, root: Optional[Path]) -> Dict[str, Any]:
@@ -25,27 +25,10 @@ def default_run(pair: str, size: int, root: Optional[Path]) -> Dict[str, Any]:
     folder = WORK / "defaults" / f"{pair}_{size}"
     content, style, _ = prepare_inputs(pair, size, folder)
     name = "current" if root is None else Path(root).name
-    out, report = folder / f"{name}.png", folder / f"{name}.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "neuralens",
-        "stylize",
-        str(content),
-        str(style),
-        "-o",
-        str(out),
-        "--size",
-        str(size),
-        "--quiet",
-        "--report",
-        str(report),
-    ]
-    m = run_measured(cmd, cwd=Path(root) if root else None)  # `-m` imports neuralens from the working folder
+    m, report, _ = run_neuralens(content, style, folder, name, size, [], None, 3600, cwd=root)
     if m.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{m.tail()}")
-    score = CanonicalObjective(content, style).score(out)
-    runs = json.loads(report.read_text())["runs"][0]
+        raise SystemExit(f"{' '.join(m.cmd)} failed:\n{m.tail()}")
+    score = CanonicalObjective(content, style).score(folder / f"{name}.png")
     return {
         "pair": pair,
         "root": str(root or "."),
@@ -53,7 +36,7 @@ def default_run(pair: str, size: int, root: Optional[Path]) -> Dict[str, Any]:
         "objective": score["objective"],
         "content": score["content"],
         "style": score["style"],
-        "evaluations": len(runs["history"]),
+        "evaluations": len(report["runs"][0]["history"]),
     }
 
 

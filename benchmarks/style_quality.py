@@ -144,10 +144,12 @@ def run_neuralens(
     extra: Sequence[str],
     save_every: Optional[int],
     timeout_s: float,
+    cwd: Optional[Path] = None,
 ) -> Tuple[Measured, Dict[str, Any], List[Dict[str, Any]]]:
     """Run `neuralens stylize` (default settings plus ``extra``), optionally saving the image every
-    ``save_every`` evaluations. Returns the measured process, its --report JSON and the snapshots
-    {iteration, seconds (mtime since start), path}."""
+    ``save_every`` evaluations; ``cwd``: run there (``-m neuralens`` then imports that checkout's package).
+    Returns the measured process, its --report JSON and the snapshots {iteration, seconds (mtime since
+    start), path}."""
     out = folder / f"{name}.png"
     report = folder / f"{name}.json"
     for old in folder.glob(f"{name}.*.png"):
@@ -171,7 +173,7 @@ def run_neuralens(
     if save_every:
         cmd += ["--save-every", str(save_every)]
     folder.mkdir(parents=True, exist_ok=True)
-    m = run_measured(cmd, timeout_s=timeout_s)
+    m = run_measured(cmd, timeout_s=timeout_s, cwd=cwd)
     data = json.loads(report.read_text()) if m.returncode == 0 and report.is_file() else {}
     snaps = []
     for path in folder.glob(f"{name}.*.png"):
