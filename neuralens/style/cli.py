@@ -34,6 +34,8 @@ STYLIZE_EXAMPLES = """examples:
   neuralens stylize photo.jpg sky.jpg:sky_mask.png ground.jpg:ground_mask.png -o regions.png
   neuralens stylize photo.jpg starry_night.jpg --fine-style the_scream.jpg -o mixed_scales.png
   neuralens stylize photo.jpg starry_night.jpg --size 4000 -o print.tif      (tiles when memory runs short)
+  neuralens stylize photo.jpg --model starry-night -o fast.png               (a trained model: one pass)
+  neuralens stylize photos/ --model my_style.pt --strength 0.8 -o stylized/
 """
 
 RECONSTRUCT_EXAMPLES = """examples:
