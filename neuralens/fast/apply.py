@@ -14,6 +14,7 @@ from ..imageio import save_result
 from ..options import check, option
 from ..style.options import PRESERVE_COLOR
 from .model import StyleModel, load_model
+from .runtime import ENGINES
 
 
 @dataclass
@@ -45,6 +46,11 @@ class ApplyOptions:
     precision: str = option(
         "auto", "bf16 autocast where the CPU/GPU runs it natively (auto), or always/never", choices=devices.PRECISIONS
     )
+    engine: str = option(
+        "auto",
+        "what runs the network: onnxruntime (fp32 on the CPU, faster), torch, or auto (onnxruntime where it can)",
+        choices=ENGINES,
+    )
 
     def validate(self) -> ApplyOptions:
         return check(self)
@@ -53,7 +59,7 @@ class ApplyOptions:
         """The model, loaded for these options' device and precision."""
         if self.model is None:
             raise NeuralensError("no style model given (a built-in name or a model file)")
-        return load_model(self.model, self.device, self.precision)
+        return load_model(self.model, self.device, self.precision, self.engine)
 
 
 def stylize_files(

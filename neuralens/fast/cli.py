@@ -19,6 +19,7 @@ TRAIN_EXAMPLES = """examples:
   neuralens train-style the_scream.jpg --photos photos/ -o scream.pt --width 16 --iterations 4000
   neuralens train-style starry_night.jpg --photos photos/ -o starry-night.pt --checkpoint-every 200
   neuralens train-style starry_night.jpg --photos photos/ -o starry-night.pt --resume starry-night.checkpoint.pt
+  neuralens train-style starry_night.jpg --photos photos/ -o small.pt --teacher big.pt --width 16   (distil)
 then: neuralens stylize photo.jpg --model starry-night.pt -o out.png
 """
 

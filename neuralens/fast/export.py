@@ -43,7 +43,7 @@ from ..options import check as check_options
 from ..options import option
 from .export_check import CHECK_SIZES, INSTALL_HINT, TOLERANCE, check_exported, onnxruntime_runner
 from .model import MODEL_SUFFIX, StyleModel, load_model
-from .network import TransformerNet
+from .network import StyleNetwork
 
 ONNX_SUFFIXES = (".onnx",)
 TORCHSCRIPT_SUFFIXES = (".torchscript", ".ts")
@@ -55,7 +55,7 @@ MIN_OPSET = 11
 LEGACY_MAX_OPSET = 20
 DYNAMO_MIN_OPSET = 18
 MAX_OPSET = 23
-ModelLike = Union[StyleModel, TransformerNet, str, os.PathLike]
+ModelLike = Union[StyleModel, StyleNetwork, str, os.PathLike]
 
 
 @dataclass
@@ -129,13 +129,13 @@ class ExportResult:
 
 
 class ExportedNetwork(nn.Module):
-    """``TransformerNet`` as exported: the same steps as its ``forward`` with the padding unconditional (a pad of
+    """A ``StyleNetwork`` as exported: the same steps as its ``forward`` with the padding unconditional (a pad of
     0 is a no-op, so the graph is right for every size), and the output clamped to [0, 1].
 
     Reflection padding only: the network's ``forward`` falls back to replicate padding for sides of 3 pixels or
     fewer, which its own 9x9 reflection padding refuses anyway."""
 
-    def __init__(self, network: TransformerNet):
+    def __init__(self, network: StyleNetwork):
         super().__init__()
         self.network = network
 
@@ -144,15 +144,14 @@ class ExportedNetwork(nn.Module):
         pad_h = (4 - h % 4) % 4
         pad_w = (4 - w % 4) % 4
         x = F.pad(image - 0.5, (0, pad_w, 0, pad_h), mode="reflect")
-        net = self.network
-        y = net.decode(net.residual(net.encode(x))) + 0.5
+        y = self.network.body(x) + 0.5
         return y[:, :, :h, :w].clamp(0.0, 1.0)
 
 
 class _Clamped(nn.Module):
     """The network's own ``forward`` (scripted with its branch), clamped to [0, 1]: the TorchScript export."""
 
-    def __init__(self, network: TransformerNet):
+    def __init__(self, network: StyleNetwork):
         super().__init__()
         self.network = network
 
@@ -232,7 +231,9 @@ def export_torchscript(
             except Exception:  # a network change TorchScript cannot compile: fall back to a shape-free trace
                 example = torch.rand(1, 3, 64, 64)
                 program, method = torch.jit.trace(ExportedNetwork(network).eval(), example), "trace"
-            meta = json.dumps({"neuralens": __version__, "model": name, "width": network.width})
+            meta = json.dumps(
+                {"neuralens": __version__, "model": name, "architecture": network.architecture, "width": network.width}
+            )
             torch.jit.save(program, str(tmp), _extra_files={"neuralens.json": meta})
         result = ExportResult(output, "torchscript", 0, None, [], 0.0, name, network.width, method)
         result.inputs = {"image": ["batch", 3, "height", "width"]}
@@ -292,11 +293,11 @@ def export_model(
 
 
 # --- pieces -----------------------------------------------------------------------------------------------
-def _network(model: ModelLike) -> Tuple[TransformerNet, str]:
+def _network(model: ModelLike) -> Tuple[StyleNetwork, str]:
     """A private fp32, contiguous, CPU, eval-mode copy of the network, and the model's name."""
     if isinstance(model, StyleModel):
         network, name = model.network, model.name
-    elif isinstance(model, TransformerNet):
+    elif isinstance(model, StyleNetwork):
         network, name = model, "model"
     else:
         loaded = load_model(model, device="cpu", precision="fp32")
@@ -401,9 +402,9 @@ def _write_onnx(module: nn.Module, path: Path, method: str, opset: Optional[int]
         raise NeuralensError(f"ONNX export ({method} exporter, opset {opset or 'default'}) failed: {detail}") from None
 
 
-def _add_metadata(proto, network: TransformerNet, name: str) -> None:
+def _add_metadata(proto, network: StyleNetwork, name: str) -> None:
     proto.doc_string = (
-        f"neuralens fast style model '{name}' (Johnson et al. 2016 transformer network, width {network.width}). "
+        f"neuralens fast style model '{name}' ({network.architecture} network, width {network.width}). "
         "Input 'image': float32 (N, 3, H, W) RGB in [0, 1], H and W >= 5; output 'stylized': same shape, in [0, 1]."
     )
     # The dynamo exporter names the free sizes s0, s1, ...: name them as the legacy exporter does, everywhere.
@@ -418,6 +419,11 @@ def _add_metadata(proto, network: TransformerNet, name: str) -> None:
                 dim.dim_param = names[dim.dim_param]
     proto.producer_name = "neuralens"
     proto.producer_version = __version__
-    for key, value in {"neuralens.model": name, "neuralens.width": str(network.width)}.items():
+    meta = {
+        "neuralens.model": name,
+        "neuralens.architecture": network.architecture,
+        "neuralens.width": str(network.width),
+    }
+    for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..errors import NeuralensError
 from ..imageio import image_to_tensor
-from .network import TransformerNet
+from .network import StyleNetwork
 
 if TYPE_CHECKING:
     from .export import ExportResult
@@ -57,7 +57,7 @@ def check_images(sizes: Sequence[Tuple[int, int]] = CHECK_SIZES) -> List[torch.T
     return out
 
 
-def check_exported(result: ExportResult, network: TransformerNet, run, sizes: Sequence[Tuple[int, int]]) -> None:
+def check_exported(result: ExportResult, network: StyleNetwork, run, sizes: Sequence[Tuple[int, int]]) -> None:
     """Fill in ``result``'s check (or its note when ``run`` is None); NeuralensError above the tolerance."""
     if run is None:
         result.note = f"onnxruntime is not installed: the export was not checked ({INSTALL_HINT})"

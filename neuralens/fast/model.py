@@ -2,7 +2,10 @@
 
 The file is our own small format, read with ``torch.load(weights_only=True)`` (no pickled code runs):
 
-    {"format": "neuralens-fast-style", "version": 1, "width": 32, "info": {...}, "state": {name: fp16 tensor}}
+    {"format": "neuralens-fast-style", "version": 2, "architecture": "shuffle", "width": 24, "info": {...},
+     "state": {name: fp16 tensor}}
+
+Version 1 files (before ``ShuffleNet``) have no "architecture": they hold Johnson networks and still load.
 
 ``info`` holds the painting's name, the training settings and results (see ``training.py``). Built-in models live
 in ``neuralens/fast/models/`` (``NAME.pt`` with ``NAME.json``, the training report) and are named without the
@@ -24,15 +27,18 @@ from .. import devices
 from ..errors import NeuralensError
 from ..imageio import ImageLike, image_to_tensor, load_image, tensor_to_image
 from ..style import color, tiling
-from .network import TransformerNet
+from . import runtime
+from .network import ARCHITECTURES, StyleNetwork, build_network
 
 FORMAT = "neuralens-fast-style"
-VERSION = 1
+VERSION = 2
 MODEL_SUFFIX = ".pt"
 BUILTIN = Path(__file__).resolve().parent / "models"
-# Images with more pixels than this are stylized in overlapping tiles (activations of a 32-wide network take
-# about 1.3 KB per pixel in fp32: a 2048x2048 image whole needs ~5.5 GB; tiles keep it near 1.5 GB).
-MAX_WHOLE_PIXELS = 1536 * 1536
+# Images with more pixels than this are stylized in overlapping tiles. Activations of a 32-wide Johnson network
+# take about 1.3 KB per pixel in fp32 (a 2048x2048 image whole needs ~5.5 GB; tiles keep it near 1.5 GB); a
+# ShuffleNet never works at full resolution: measured peak RSS with onnxruntime 1.05 GB at 2048x2048 and 3.3 GB
+# at 4096x4096 (about 180 B per pixel), so it runs whole up to 4096x4096.
+MAX_WHOLE_PIXELS = {"johnson": 1536 * 1536, "shuffle": 4096 * 4096}
 TILE = 1024
 TILE_OVERLAP = 64
 PRESERVE_COLOR = (None, "luminance", "histogram")
@@ -59,21 +65,27 @@ def resolve(name_or_path: Union[str, os.PathLike]) -> Path:
 class StyleModel:
     """A feed-forward style network ready to stylize any number of images.
 
-    ``device``/``precision`` as in ``stylize`` (auto: bf16 where the CPU or GPU runs it natively)."""
+    ``device``/``precision`` as in ``stylize`` (auto: bf16 where the CPU or GPU runs it natively); ``engine``:
+    'torch', 'onnxruntime' (fp32 on the CPU, faster: ``runtime.py``) or 'auto' (onnxruntime where it can run)."""
 
-    network: TransformerNet
+    network: StyleNetwork
     info: Dict[str, Any] = field(default_factory=dict)
     path: Optional[Path] = None
     device: str = "auto"
     precision: str = "auto"
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         self._device = devices.pick_device(self.device)
         self._precision = devices.pick_precision(self.precision, self._device)
-        if self.precision == "auto" and self._device.type == "cpu" and self.network.width < 32:
-            # Measured at 512x512 on the 2-core AMX CPU: width 16 runs 438 ms in fp32 and 884 ms in bf16 (too few
-            # channels for the bf16 matrix units to pay for the conversions); width 32 runs faster in bf16.
+        narrow = self.network.architecture == "shuffle" or self.network.width < 32
+        if self.precision == "auto" and self._device.type == "cpu" and narrow:
+            # Measured at 512x512 on the 2-core AMX CPU: a Johnson network of width 16 runs 438 ms in fp32 and
+            # 884 ms in bf16 (too few channels for the bf16 matrix units to pay for the conversions); width 32
+            # runs faster in bf16. ShuffleNet's layers are as narrow.
             self._precision = "fp32"
+        self._engine = runtime.pick_engine(self.engine, self._device, self._precision)
+        self._runner: Optional[runtime.OnnxRunner] = None  # made on first use (an export the first time ever)
         devices.configure_threads()
         channels_last = self._precision == "bf16" or self._device.type == "cuda"
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -88,11 +100,16 @@ class StyleModel:
             return self.path.stem
         return str(self.info.get("name") or (self.path.stem if self.path else "model"))
 
+    @property
+    def engine_in_use(self) -> str:
+        """'torch' or 'onnxruntime': what ``engine`` resolved to."""
+        return self._engine
+
     @torch.inference_mode()
     def stylize_tensor(self, image: torch.Tensor) -> torch.Tensor:
         """(1, 3, H, W) in [0, 1] -> stylized (1, 3, H, W) in [0, 1], on the CPU; large images in tiles."""
         h, w = image.shape[2:]
-        if h * w <= MAX_WHOLE_PIXELS:
+        if h * w <= MAX_WHOLE_PIXELS[self.network.architecture]:
             return self._forward(image)
         out = torch.zeros(1, 3, h, w)
         weights = torch.zeros(1, 1, h, w)
@@ -104,6 +121,10 @@ class StyleModel:
         return out / weights
 
     def _forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self._engine == "onnxruntime":
+            if self._runner is None:
+                self._runner = runtime.OnnxRunner(self.network)
+            return self._runner(image)
         x = image.to(self._device).contiguous(memory_format=self._memory_format)
         with devices.autocast(self._device, self._precision):
             y = self.network(x)
@@ -146,6 +167,7 @@ class StyleModel:
         data = {
             "format": FORMAT,
             "version": VERSION,
+            "architecture": self.network.architecture,
             "width": self.network.width,
             "info": _json_ready(self.info),
             "state": self.state(),
@@ -156,20 +178,22 @@ class StyleModel:
         return path
 
     def to_dict(self) -> dict:
-        """Name, file, width, parameter count and the training info, JSON-ready."""
+        """Name, file, architecture, width, parameter count, engine and the training info, JSON-ready."""
         from .network import parameter_count  # noqa: PLC0415
 
         return {
             "name": self.name,
             "path": str(self.path) if self.path else None,
+            "architecture": self.network.architecture,
             "width": self.network.width,
             "parameters": parameter_count(self.network),
+            "engine": self.engine_in_use,
             "info": _json_ready(self.info),
         }
 
 
 def read_model_file(path: Union[str, os.PathLike]) -> dict:
-    """The checked contents of a model file: {'width', 'info', 'state'}. NeuralensError (one line) for a
+    """The checked contents of a model file: {'architecture', 'width', 'info', 'state'}. NeuralensError (one line) for a
     missing, corrupt or foreign file, or one written by a newer neuralens."""
     path = Path(path)
     try:
@@ -185,26 +209,31 @@ def read_model_file(path: Union[str, os.PathLike]) -> dict:
         raise NeuralensError(
             f"{path}: made by a newer neuralens (model format {version}, this one reads {VERSION}); upgrade neuralens"
         )
-    if not isinstance(data.get("state"), dict) or not isinstance(data.get("width"), int):
+    if not isinstance(data.get("state"), dict) or not isinstance(data.get("width"), int) or data["width"] <= 0:
         raise NeuralensError(f"{path}: incomplete neuralens style model")
+    data.setdefault("architecture", "johnson")  # version 1
+    if data["architecture"] not in ARCHITECTURES:
+        raise NeuralensError(f"{path}: unknown network architecture {data['architecture']!r}")
     return data
 
 
-def load_model(name_or_path: Union[str, os.PathLike], device: str = "auto", precision: str = "auto") -> StyleModel:
+def load_model(
+    name_or_path: Union[str, os.PathLike], device: str = "auto", precision: str = "auto", engine: str = "auto"
+) -> StyleModel:
     """A built-in model by name (``builtin_names()``) or a model file, ready to stylize."""
     path = resolve(name_or_path)
     data = read_model_file(path)
-    network = TransformerNet(data["width"])
+    network = build_network(data["architecture"], data["width"])
     try:
         network.load_state_dict({k: v.float() for k, v in data["state"].items()})
     except (RuntimeError, KeyError) as exc:
         raise NeuralensError(f"{path}: weights do not fit the network ({str(exc).splitlines()[0]})") from None
-    return StyleModel(network, dict(data.get("info") or {}), path, device, precision)
+    return StyleModel(network, dict(data.get("info") or {}), path, device, precision, engine)
 
 
 def model_info(name_or_path: Union[str, os.PathLike]) -> dict:
-    """What a model file says about itself (no network built): name, file, width, size on disk, info; a
-    built-in model's training report (NAME.json beside it) is included when present."""
+    """What a model file says about itself (no network built): name, file, architecture, width, size on disk,
+    info; a built-in model's training report (NAME.json beside it) is included when present."""
     path = resolve(name_or_path)
     data = read_model_file(path)
     out = {
@@ -212,6 +241,7 @@ def model_info(name_or_path: Union[str, os.PathLike]) -> dict:
         if path.resolve().parent == BUILTIN.resolve()
         else (data.get("info") or {}).get("name") or path.stem,
         "path": str(path),
+        "architecture": data["architecture"],
         "width": data["width"],
         "bytes": path.stat().st_size,
         "info": data.get("info") or {},

@@ -13,7 +13,7 @@ from ..errors import NeuralensError
 from . import model as fast_model
 from .export import ExportOptions, export_model
 from .model import builtin_names, model_info
-from .network import TransformerNet, parameter_count
+from .network import build_network, parameter_count
 
 EXAMPLES = """examples:
   neuralens models list
@@ -71,6 +71,7 @@ def _summary(name: str) -> dict:
     return {
         "name": name,
         "painting": _painting(data),
+        "architecture": data["architecture"],
         "width": data["width"],
         "bytes": data["bytes"],
         "iterations": steps,
@@ -122,19 +123,20 @@ def cmd_list(args) -> int:
     if not rows:
         print("no built-in models installed (train one with `neuralens train-style`)")
         return 0
-    table = [["NAME", "PAINTING", "WIDTH", "SIZE", "TRAINED"]]
+    table = [["NAME", "PAINTING", "NETWORK", "SIZE", "TRAINED"]]
     for row in rows:
         if "error" in row:
             table.append([row["name"], f"unreadable: {row['error']}", "", "", ""])
         else:
-            table.append([row["name"], row["painting"], str(row["width"]), _size(row["bytes"]), row["trained"]])
+            network = f"{row['architecture']} {row['width']}"
+            table.append([row["name"], row["painting"], network, _size(row["bytes"]), row["trained"]])
     print(_table(table))
     return 0
 
 
 def cmd_info(args) -> int:
     data = model_info(args.model)
-    data.setdefault("parameters", parameter_count(TransformerNet(data["width"])))
+    data.setdefault("parameters", parameter_count(build_network(data["architecture"], data["width"])))
     if args.json:
         _print_json(data)
         return 0
@@ -142,7 +144,7 @@ def cmd_info(args) -> int:
         ("name", data["name"]),
         ("file", data["path"]),
         ("size", _size(data["bytes"])),
-        ("width", str(data["width"])),
+        ("network", f"{data['architecture']}, width {data['width']}"),
         ("parameters", f"{data['parameters']:,}"),
         ("painting", _painting(data)),
         ("trained", _trained(data)),
@@ -192,7 +194,7 @@ def register(subparsers) -> None:
     models.set_defaults(func=lambda args: (models.print_help(), 2)[1])
     sub = models.add_subparsers(dest="models_command", metavar="COMMAND")
 
-    p = sub.add_parser("list", help="the built-in models: painting, width, size and training")
+    p = sub.add_parser("list", help="the built-in models: painting, network, size and training")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=cmd_list)
 

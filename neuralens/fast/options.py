@@ -10,6 +10,7 @@ from typing import Optional
 from .. import devices
 from ..options import check, option, specs
 from ..style.options import LayerSpec, StyleOptions, _check_layers
+from .network import ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_WIDTH, SHUFFLE_WIDTH
 
 _STYLE = specs(StyleOptions)
 
@@ -52,8 +53,25 @@ class TrainOptions:
     )
     learning_rate: float = option(1e-3, "Adam's step size", above=0)
     seed: int = option(0, "random seed: network start, crops and flips (same seed + photos + device = same model)")
-    width: int = option(
-        32, "channels of the network's first layer (32 as in the paper; 16: half-width, faster)", above=0
+    architecture: str = option(
+        DEFAULT_ARCHITECTURE,
+        "the network: shuffle (no full-resolution layer; 2-3x faster to apply) or johnson (Johnson et al. 2016)",
+        choices=ARCHITECTURES,
+    )
+    width: Optional[int] = option(
+        None,
+        "channels of the network's first layer",
+        kind="int",
+        above=0,
+        none_help=f"{SHUFFLE_WIDTH} for shuffle, {DEFAULT_WIDTH} (the paper's) for johnson; 16: half of it, faster",
+    )
+    teacher: Optional[str] = option(
+        None,
+        "a trained model (built-in name or file) to imitate instead of the perceptual objective: the network "
+        "learns to reproduce its outputs (distillation: no VGG19 in the loop, several times faster per step); "
+        "the weights and layers above are then unused",
+        metavar="MODEL",
+        none_help="learn the painting with the perceptual objective",
     )
     checkpoint_every: int = option(
         0, "write OUTPUT.checkpoint.pt every N steps, for --resume (0: only when stopped early)", minimum=0

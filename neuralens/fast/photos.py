@@ -9,6 +9,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import NeuralensError
@@ -25,8 +26,9 @@ class Photos:
     ``size`` and ``MAX_CACHE_FACTOR * size``; ``batch()`` draws random crops with random flips from a seeded
     generator (whose state a checkpoint keeps)."""
 
-    def __init__(self, images: Sequence[Image.Image], size: int, seed: int):
+    def __init__(self, images: Sequence[Image.Image], size: int, seed: int, zoom: float = 1.0):
         self.size = size
+        self.zoom = zoom  # > 1: random scale crops, a side between size and zoom * size, resized to size
         self.images = [self._fit(image, size) for image in images]
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -49,13 +51,20 @@ class Photos:
         for i in picks:
             image = self.images[i]
             h, w = image.shape[1:]
-            y = int(torch.randint(h - s + 1, (1,), generator=g))
-            x = int(torch.randint(w - s + 1, (1,), generator=g))
-            crop = image[:, y : y + s, x : x + s]
+            side = s
+            if self.zoom > 1.0:  # a draw only then, so that plain crops stay the same for a seed
+                largest = min(h, w, int(s * self.zoom))
+                side = s + int(torch.randint(largest - s + 1, (1,), generator=g))
+            y = int(torch.randint(h - side + 1, (1,), generator=g))
+            x = int(torch.randint(w - side + 1, (1,), generator=g))
+            crop = image[:, y : y + side, x : x + side]
             if bool(torch.rand((), generator=g) < 0.5):
                 crop = crop.flip(2)
-            crops.append(crop)
-        return torch.stack(crops).float().div_(255.0)
+            if side != s:
+                crop = F.interpolate(crop[None].float(), size=(s, s), mode="bilinear", antialias=True)[0]
+                crop = crop.clamp_(0, 255)
+            crops.append(crop.float())
+        return torch.stack(crops).div_(255.0)
 
 
 def load_photos(photos, size: int) -> Tuple[List[Path], List[Image.Image], List[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from PIL import Image, ImageDraw
@@ -13,7 +13,13 @@ from .. import devices
 from ..imageio import image_to_tensor, resize_long_side, save_image, tensor_to_image
 from ..visualize.sheets import contact_sheet, font
 
-CURVE_COLOURS = {"total": (20, 20, 20), "content": (31, 119, 180), "style": (214, 39, 40), "tv": (44, 160, 44)}
+CURVE_COLOURS = {
+    "total": (20, 20, 20),
+    "content": (31, 119, 180),
+    "style": (214, 39, 40),
+    "tv": (44, 160, 44),
+    "distill": (148, 103, 189),
+}
 
 
 @torch.no_grad()
@@ -43,6 +49,31 @@ def preview_sheet(
     return contact_sheet(tiles, captions, columns=2, title=title, tile_size=(size, size), upscale=False)
 
 
+def pairs_sheet(
+    photos: Sequence[Image.Image],
+    paintings: Sequence[Image.Image],
+    stylize: Callable[[Image.Image, Image.Image], Image.Image],
+    size: int,
+    painting_names: Optional[Sequence[str]] = None,
+    title: Optional[str] = None,
+) -> Image.Image:
+    """A contact sheet of every photo x painting pair (long sides ``size``): a top row with the paintings, then one
+    row per photo: the photo and ``stylize(photo, painting)`` for each painting (the arbitrary-style preview)."""
+    names = list(painting_names or [f"painting {i + 1}" for i in range(len(paintings))])
+    small_paintings = [resize_long_side(p, size) for p in paintings]
+    tiles: List[Optional[Image.Image]] = [None, *small_paintings]
+    captions = ["", *names]
+    for photo in photos:
+        small = resize_long_side(photo, size)
+        tiles.append(small)
+        captions.append("photo")
+        for painting, name in zip(small_paintings, names):
+            tiles.append(stylize(small, painting))
+            captions.append(f"as {name}")
+    columns = 1 + len(paintings)
+    return contact_sheet(tiles, captions, columns=columns, title=title, tile_size=(size, size), upscale=False)
+
+
 def save_png(image: Image.Image, path: Path) -> Path:
     """Write ``image`` atomically (see imageio.save_image)."""
     return save_image(image, path)
@@ -64,18 +95,23 @@ def loss_plot(
     weights: Optional[object] = None,
     title: str = "training loss",
     size: Tuple[int, int] = (720, 420),
+    x_key: str = "iteration",
+    x_label: str = "step",
 ) -> Image.Image:
-    """The loss curve: weighted content, style, tv and total loss against the step, on a log10 axis.
+    """The loss curve: weighted content, style, tv and total loss against the step (or the history's ``x_key``,
+    labelled ``x_label``), on a log10 axis.
 
     ``weights`` (TrainOptions) scales each term by its weight, so the curves add up to the total."""
     w, h = size
     left, right, top, bottom = 70, 130, 30, 40
-    factors = {"total": 1.0, "content": 1.0, "style": 1.0, "tv": 1.0}
+    factors = dict.fromkeys(CURVE_COLOURS, 1.0)
     if weights is not None:
-        factors.update(content=weights.content_weight, style=weights.style_weight, tv=weights.tv_weight)
+        factors.update(
+            content=weights.content_weight, style=weights.style_weight, tv=getattr(weights, "tv_weight", 0.0)
+        )
     series = {}
-    for key in ("total", "content", "style", "tv"):
-        points = [(p["iteration"], p[key] * factors[key]) for p in history if key in p]
+    for key in CURVE_COLOURS:
+        points = [(p[x_key], p[key] * factors[key]) for p in history if key in p]
         points = [(x, math.log10(y)) for x, y in points if y > 0 and math.isfinite(y)]
         if points:
             series[key] = points
@@ -107,7 +143,7 @@ def loss_plot(
         _, Y = px(x0, t)
         draw.line([left, Y, w - right, Y], fill=(232, 232, 232))
         draw.text((4, Y - 7), f"{10**t:.3g}", fill="black", font=small)
-    draw.text(((w + left - right) / 2 - 15, h - 20), "step", fill="black", font=small)
+    draw.text(((w + left - right) / 2 - 15, h - 20), x_label, fill="black", font=small)
     for i, (key, points) in enumerate(series.items()):
         colour = CURVE_COLOURS[key]
         line = [px(x, y) for x, y in points]

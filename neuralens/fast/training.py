@@ -1,7 +1,8 @@
 """Training a feed-forward style network for one painting (Johnson, Alahi & Fei-Fei 2016).
 
-The image transformation network (``TransformerNet``) learns to minimise, over random crops of many photos,
-the same perceptual objective that `stylize` optimises pixel by pixel for one photo:
+The image transformation network (``network.py``: ``ShuffleNet`` or Johnson's ``TransformerNet``) learns to
+minimise, over random crops of many photos, the same perceptual objective that `stylize` optimises pixel by
+pixel for one photo:
 
     alpha * L_content(relu2_2) + beta * sum_l w_l E_l(Gram) + tv * TV
 
@@ -31,7 +32,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from PIL import Image
@@ -41,9 +42,9 @@ from ..errors import NeuralensError
 from ..imageio import ImageLike, check_writable_folder, image_to_tensor, load_image, resize_long_side
 from ..progress import Progress
 from . import preview as previews
-from .loss import LossNetwork
-from .model import MODEL_SUFFIX, StyleModel
-from .network import TransformerNet, parameter_count
+from .loss import DistillationLoss, LossNetwork
+from .model import MODEL_SUFFIX, StyleModel, load_model
+from .network import build_network, parameter_count
 from .options import TrainOptions
 from .photos import MAX_HELD_OUT, Photos, held_out_indices, holdout_folder_indices, load_photos
 
@@ -128,7 +129,11 @@ def machine(device: torch.device, precision: str) -> dict:
     }
 
 
-def _read_checkpoint(path: Union[str, os.PathLike]) -> dict:
+def read_checkpoint(
+    path: Union[str, os.PathLike], kind: str = CHECKPOINT_FORMAT, version: int = CHECKPOINT_VERSION
+) -> dict:
+    """The contents of a training checkpoint of format ``kind`` (train-style's by default; train-decoder passes
+    its own); NeuralensError (one line) for a missing, corrupt, foreign or newer file."""
     path = Path(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
@@ -136,22 +141,54 @@ def _read_checkpoint(path: Union[str, os.PathLike]) -> dict:
         raise NeuralensError(f"{path}: no such checkpoint") from None
     except Exception as exc:  # a truncated or foreign file
         raise NeuralensError(f"{path}: not a readable training checkpoint ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise NeuralensError(f"{path}: not a neuralens training checkpoint")
-    if data.get("version", 0) > CHECKPOINT_VERSION:
+    if not isinstance(data, dict) or data.get("format") != kind:
+        raise NeuralensError(f"{path}: not a neuralens training checkpoint of this kind ({kind})")
+    if data.get("version", 0) > version:
         raise NeuralensError(f"{path}: written by a newer neuralens; upgrade neuralens")
     return data
 
 
-def _options_from(options: Optional[TrainOptions], fields: Dict[str, Any]) -> TrainOptions:
+_read_checkpoint = read_checkpoint
+
+
+def save_atomic(payload: Any, path: Path) -> Path:
+    """``torch.save`` (any object) or, for a str, the text, into ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    if isinstance(payload, str):
+        tmp.write_text(payload)
+    else:
+        torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def options_from(cls: Any, options: Any, fields: Dict[str, Any]) -> Any:
+    """``options`` (an instance of the options dataclass ``cls``, or None for its defaults) with ``fields``
+    replaced, validated. TypeError for a field ``cls`` does not have."""
     if options is None:
-        options = TrainOptions()
+        options = cls()
     if fields:
         unknown = set(fields) - set(dataclasses.asdict(options))
         if unknown:
             raise TypeError(f"train() got unknown options: {', '.join(sorted(unknown))}")
         options = dataclasses.replace(options, **fields)
     return options.validate()
+
+
+def average_losses(recent: Sequence[Dict[str, float]]) -> Dict[str, float]:
+    """The mean of each loss over the last steps (what a report calls the final losses)."""
+    return {k: sum(r[k] for r in recent) / len(recent) for k in recent[0]} if recent else {}
+
+
+def loss_curve(history: List[Dict[str, float]], recent: Sequence[Dict[str, float]], step: int, seconds: float):
+    """The history with the last step added when it is not already the last entry."""
+    if step and recent and (not history or history[-1]["iteration"] != step):
+        return history + [{"iteration": step, "seconds": round(seconds, 3), **recent[-1]}]
+    return list(history)
+
+
+def _options_from(options: Optional[TrainOptions], fields: Dict[str, Any]) -> TrainOptions:
+    return options_from(TrainOptions, options, fields)
 
 
 def train(
@@ -178,6 +215,7 @@ def train(
     if resume is not None:
         checkpoint = _read_checkpoint(resume)
         saved = dict(checkpoint["options"])
+        saved.setdefault("architecture", "johnson")  # checkpoints from before ShuffleNet
         for key in ("minutes", "iterations", "checkpoint_every", "preview_every", "device", "precision", "progress"):
             saved[key] = getattr(options, key)
         options = TrainOptions(**{k: v for k, v in saved.items() if k in TrainOptions.__dataclass_fields__})
@@ -201,11 +239,14 @@ def train(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     torch.manual_seed(options.seed)  # the network's starting weights
-    network = TransformerNet(options.width).to(device, memory_format=memory_format)
+    network = build_network(options.architecture, options.width).to(device, memory_format=memory_format)
     optimizer = torch.optim.Adam(network.parameters(), lr=options.learning_rate)
     data = Photos(train_images, options.size, options.seed)
-    losses = LossNetwork(options, device, precision, memory_format)
-    losses.set_style(image_to_tensor(resize_long_side(painting, options.style_size)))
+    if options.teacher is not None:
+        losses = DistillationLoss(load_model(options.teacher, "cpu", "fp32").network, device)
+    else:
+        losses = LossNetwork(options, device, precision, memory_format)
+        losses.set_style(image_to_tensor(resize_long_side(painting, options.style_size)))
 
     step, seconds_before, history = 0, 0.0, []
     if checkpoint is not None:
@@ -234,10 +275,7 @@ def train(
             "seconds": seconds_before + train_seconds,
             "history": history,
         }
-        tmp = files["checkpoint"].with_name(f".{files['checkpoint'].name}.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, files["checkpoint"])
-        return files["checkpoint"]
+        return save_atomic(payload, files["checkpoint"])
 
     def write_preview() -> None:
         network.eval()
@@ -291,7 +329,8 @@ def train(
                 history.append({"iteration": step, "seconds": round(seconds_before + train_seconds, 3), **values})
             if budget is not None and images_done:
                 progress.set_total(step + max(0, int((budget - train_seconds) * rate / options.batch_size)))
-            progress.update(1, f"content {values['content']:.3g} style {values['style']:.3g} {rate:.1f} img/s")
+            shown = " ".join(f"{k} {v:.3g}" for k, v in values.items() if k != "total" and (v or k != "tv"))
+            progress.update(1, f"{shown} {rate:.1f} img/s")
             if callback is not None:
                 callback(
                     {"iteration": step, "seconds": seconds_before + train_seconds, "images_per_second": rate, **values}
@@ -310,12 +349,8 @@ def train(
     if stopped or checkpoint_path is not None:
         checkpoint_path = save_checkpoint()
     rate = images_done / train_seconds if train_seconds > 0 else 0.0
-    final = {k: sum(r[k] for r in recent) / len(recent) for k in recent[0]} if recent else {}
-    if step and (not history or history[-1]["iteration"] != step) and recent:
-        last = {"iteration": step, "seconds": round(seconds_before + train_seconds, 3), **recent[-1]}
-    else:
-        last = None
-    curve = history + ([last] if last else [])
+    final = average_losses(recent)
+    curve = loss_curve(history, recent, step, seconds_before + train_seconds)
     info = {
         "name": name,
         "painting": Path(style).name if not isinstance(style, Image.Image) else None,
@@ -326,6 +361,8 @@ def train(
         "final_losses": final,
         "photos": len(train_images),
         "parameters": parameter_count(network),
+        "architecture": network.architecture,
+        "width": network.width,
         "machine": machine(device, precision),
         "command": command,
         "stopped": stopped,
@@ -368,13 +405,12 @@ def train(
         "neuralens": __version__,
         "style": str(style) if not isinstance(style, Image.Image) else None,
         "photos": str(photos) if isinstance(photos, (str, os.PathLike)) else [str(p) for p in photos],
+        "command": command,
         "settings": options.to_dict(),
         "resumed_from": str(resume) if resume else None,
         "setup_seconds": round(run_started - started, 2),
         "machine": info["machine"],
         "result": result.to_dict(),
     }
-    tmp = files["report"].with_name(f".{files['report'].name}.tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=str))
-    os.replace(tmp, files["report"])
+    save_atomic(json.dumps(report, indent=1, default=str), files["report"])
     return result

@@ -41,7 +41,7 @@ def test_strength_and_colour_and_tiles(tmp_path, content_image, monkeypatch):
     assert photo.size == content_image.size
     assert np.abs(np.asarray(photo, float) - np.asarray(content_image, float)).max() <= 1  # strength 0: the photo
     whole = model.stylize(content_image, preserve_color="luminance")
-    monkeypatch.setattr(model_module, "MAX_WHOLE_PIXELS", 100)
+    monkeypatch.setitem(model_module.MAX_WHOLE_PIXELS, model.network.architecture, 100)
     monkeypatch.setattr(model_module, "TILE", 32)
     monkeypatch.setattr(model_module, "TILE_OVERLAP", 8)
     tiled = model.stylize(content_image, preserve_color="luminance")

@@ -53,8 +53,8 @@ def test_list(run_cli, builtin):
     code, out, err = run_cli("models", "list")
     assert code == 0 and not err
     header, row = out.strip().splitlines()
-    assert header.split() == ["NAME", "PAINTING", "WIDTH", "SIZE", "TRAINED"]
-    assert row.split()[:4] == ["tiny", "starry_night.jpg", "8", f"{builtin.stat().st_size / 1e3:.1f}"]
+    assert header.split() == ["NAME", "PAINTING", "NETWORK", "SIZE", "TRAINED"]
+    assert row.split()[:5] == ["tiny", "starry_night.jpg", "johnson", "8", f"{builtin.stat().st_size / 1e3:.1f}"]
     assert "120 steps, 3 min" in row
 
 
@@ -63,6 +63,7 @@ def test_list_json(run_cli, builtin):
     (row,) = json.loads(out)
     assert code == 0
     assert row["name"] == "tiny" and row["painting"] == "starry_night.jpg" and row["width"] == 8
+    assert row["architecture"] == "johnson"
     assert row["bytes"] == builtin.stat().st_size and row["iterations"] == 120 and row["minutes"] == 3.1
 
 
@@ -80,7 +81,7 @@ def test_info_by_name(run_cli, builtin):
     code, out, err = run_cli("models", "info", "tiny")
     assert code == 0 and not err
     lines = dict(line.split(None, 1) for line in out.strip().splitlines())
-    assert lines["name"] == "tiny" and lines["width"] == "8" and lines["parameters"] == "108,771"
+    assert lines["name"] == "tiny" and lines["network"] == "johnson, width 8" and lines["parameters"] == "108,771"
     assert lines["painting"] == "starry_night.jpg" and lines["trained"] == "120 steps, 3 min"
     assert lines["info.options.style_weight"] == "100000"
     assert lines["info.final_losses.style"] == "0.25"

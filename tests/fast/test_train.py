@@ -17,18 +17,7 @@ from neuralens.fast.photos import held_out_indices, holdout_folder_indices
 from neuralens.fast.training import output_files, style_name, train
 from neuralens.options import OptionError
 
-
 # The smallest settings that still train a network: 32-px crops, an 8-wide network, two crops a step.
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Tiny tensors train fastest on one thread (and much faster than two on a busy machine)."""
-    threads = torch.get_num_threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # devices.configure_threads leaves the count alone then
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = {
     "size": 32,
     "style_size": 48,

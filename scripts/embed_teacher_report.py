@@ -1,0 +1,27 @@
+"""Put a teacher's training report inside its student's (key "teacher"), so that a distilled model's report
+says how the look it imitates was learnt.
+
+    python scripts/embed_teacher_report.py STUDENT.json TEACHER.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list) -> int:
+    if len(argv) != 2:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    student, teacher = Path(argv[0]), Path(argv[1])
+    report = json.loads(student.read_text())
+    report["teacher"] = json.loads(teacher.read_text())
+    student.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"{student}: embedded {teacher}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
