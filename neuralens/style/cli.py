@@ -18,6 +18,7 @@ import torch
 from .. import __version__, cliargs, options
 from ..errors import Interrupted, NeuralensError
 from ..fast.apply import ApplyOptions, stylize_files
+from ..fast.arbitrary import ArbitraryOptions
 from ..imageio import check_output_path, check_writable_folder, find_images, is_image_name, save_image, save_result
 from .options import RECONSTRUCT_DEFAULTS, StyleOptions
 from .results import StyleResult
@@ -36,6 +37,9 @@ STYLIZE_EXAMPLES = """examples:
   neuralens stylize photo.jpg starry_night.jpg --size 4000 -o print.tif      (tiles when memory runs short)
   neuralens stylize photo.jpg --model starry-night -o fast.png               (a trained model: one pass)
   neuralens stylize photos/ --model my_style.pt --strength 0.8 -o stylized/
+  neuralens stylize photo.jpg any_painting.jpg --fast -o fast.png             (any painting, one pass: AdaIN)
+  neuralens stylize photo.jpg a.jpg b.jpg --fast --style-blend 0.7 0.3 --strength 0.8 -o blend.png
+  neuralens stylize photo.jpg painting.jpg --fast --refine 50 -o refined.png  (fast result, then 50 evaluations)
 """
 
 RECONSTRUCT_EXAMPLES = """examples:
@@ -111,7 +115,12 @@ def register(subparsers) -> None:
         "a trained model instead of STYLE (one forward pass; --size, --preserve-color, --device and --precision "
         "apply too)"
     )
-    options.add_arguments(fast, ApplyOptions, only=("model", "strength"))
+    options.add_arguments(fast, ApplyOptions, only=("model", "strength", "engine"))
+    arbitrary = p.add_argument_group(
+        "any painting in one pass (--fast, AdaIN; --strength, --size, --style-blend, --style-scale, STYLE:MASK, "
+        "--preserve-color, --device and --precision apply too)"
+    )
+    options.add_arguments(arbitrary, ArbitraryOptions)
     _add_output_options(p)
     p.set_defaults(func=run_stylize)
 
@@ -236,6 +245,10 @@ def output_paths(contents: List[Path], output: Path, several: bool) -> List[Path
 
 
 def run_stylize(args) -> int:
+    if args.fast:
+        from ..fast.arbitrary_cli import run_arbitrary_stylize  # noqa: PLC0415
+
+        return run_arbitrary_stylize(args)
     if args.model is not None:
         return run_fast_stylize(args)
     if not args.styles:
