@@ -34,8 +34,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__, devices
 from ..errors import NeuralensError
 from ..options import OptionError, check_value, parse_text
-from . import faces_api, models_api, style_api
+from . import faces_api, live_api, models_api, style_api, webcam
 from .jobs import JobManager, QueueFull
+from .live import Live
 from .security import ERROR_MEANINGS, BodyLimit, Error, HostGuard, api_guard
 from .style_api import sample_list, samples
 from .style_form import WEB_SPECS, option_fields, web_choices
@@ -187,6 +188,7 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     app.state.config = config
     app.state.manager = manager
     app.state.models = models_api.ModelCache(config.device)  # built-in fast models, loaded on first use
+    app.state.live = Live(app.state, config)  # live previews and the webcam: caches, the model queue
     _install_error_handlers(app)
     if config.allowed_hosts:
         # Guards a localhost server against DNS rebinding (a foreign name resolving to 127.0.0.1).
@@ -224,7 +226,9 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     style_api.register(api, manager, config)
     faces_api.register(api, config)
     models_api.register(api, config)
+    live_api.register(api, config)
     app.include_router(api)
+    webcam.register(app, config)  # /ws/webcam: a WebSocket checks its token and Origin itself
     _add_page_routes(app)
     _add_docs_routes(app)
     app.openapi = lambda: _openapi(app, config)

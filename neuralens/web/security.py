@@ -145,6 +145,10 @@ class HostGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket"):
             host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if host_of(host) not in self.allowed and scope["type"] == "websocket":
+                # A WebSocket handshake is refused by closing it before it is accepted (HTTP 403).
+                await send({"type": "websocket.close", "code": 1008, "reason": "unexpected Host header"})
+                return
             if host_of(host) not in self.allowed:
                 body = b'{"error": "unexpected Host header: this server answers only to its own address"}'
                 await send(

@@ -89,7 +89,7 @@ function setContent(item) {
   thumb.hidden = false;
   $("content-drop").classList.add("filled");
   markSamples();
-  if (fast.model) fastStylize(); // the real-time result follows the photo
+  if (fast.model || fast.painting) fastStylize(true); // the real-time result follows the photo
 }
 
 function addStyles(items) {
@@ -119,6 +119,7 @@ function renderStyles() {
     list.append(li);
   });
   markSamples();
+  if (fast.painting && fast.paintingItem !== chosen.styles[0]) fastStylize(true); // "any painting" follows it
 }
 
 function markSamples() {
@@ -477,10 +478,15 @@ async function loadGallery() {
   }
 }
 
-// ---- real-time style: the built-in models --------------------------------------------------------------
-// GET /api/models lists them; clicking one sends the chosen content (upload or sample) to
-// POST /api/models/{name}/stylize, which answers the PNG itself. Only the latest request's image is shown.
-const fast = { model: null, request: 0, url: null };
+// ---- real-time style: the built-in models, or any painting ---------------------------------------------
+// GET /api/models lists the models; clicking one sends the chosen content (upload or sample) to
+// POST /api/models/{name}/stylize, which answers the PNG itself. "Any painting" (live.js, when the server has
+// the arbitrary-style engine) sends the photo and the first chosen painting to POST /api/fast instead.
+// Live: at most one request is in flight. A slider moved meanwhile is remembered and sent with the latest
+// values as soon as the answer is in (dragging shows a stream of previews, never a queue); a new photo,
+// painting or model aborts the request in flight instead (its answer would show the old choice), and the
+// server skips an aborted request that has not started. Only the latest request's image is shown.
+const fast = { model: null, painting: false, paintingItem: null, request: 0, url: null, busy: false, again: false, controller: null };
 
 // "woman-with-hat-matisse.jpg" -> "woman with hat matisse" (a painting that is not a bundled sample).
 const paintingName = (file) => (file || "").replace(/\.[a-z0-9]+$/i, "").replace(/[-_]+/g, " ");
@@ -520,36 +526,57 @@ async function loadModels() {
     button.append(text);
     button.title = model.error || `${model.title || model.painting || model.name}: width ${model.width}, trained ${model.trained}`;
     button.disabled = Boolean(model.error);
-    button.addEventListener("click", () => { fast.model = model.name; fastStylize(); });
+    button.addEventListener("click", () => { fast.model = model.name; fast.painting = false; fastStylize(true); });
     box.append(button);
   }
 }
 
-async function fastStylize() {
-  for (const el of document.querySelectorAll(".fast-model")) el.setAttribute("aria-pressed", String(el.dataset.model === fast.model));
-  if (!fast.model) return;
+// A change of the preview's inputs; ``restart`` (a new photo, painting or model) aborts the request in flight.
+function fastStylize(restart = false) {
+  if (fast.busy) {
+    fast.again = true;
+    if (restart === true && fast.controller) fast.controller.abort();
+    return;
+  }
+  fastSend();
+}
+
+async function fastSend() {
+  for (const el of document.querySelectorAll(".fast-model[data-model]")) el.setAttribute("aria-pressed", String(!fast.painting && el.dataset.model === fast.model));
+  $("fast-painting").setAttribute("aria-pressed", String(fast.painting));
+  if (!fast.model && !fast.painting) return;
   if (!chosen.content) return say("fast-message", "Choose a content photo first (under 1 · Content, or pick a sample).", "error");
+  const painting = fast.painting ? chosen.styles[0] : null;
+  if (fast.painting && !painting) return say("fast-message", "Choose a painting first (under 2 · Style, or pick a sample).", "error");
   const form = new FormData();
   if (chosen.content.file) form.append("content", chosen.content.file);
   else form.append("content_sample", chosen.content.sample);
   form.append("size", $("fast-size").value);
   form.append("strength", $("fast-strength").value);
   form.append("preserve_color", $("fast-color").value);
-  const model = fast.model;
+  const model = fast.painting ? "painting" : fast.model;
   const request = ++fast.request;
   const started = performance.now();
-  say("fast-message", `Painting with ${model}…`);
+  fast.busy = true;
+  fast.again = false;
+  fast.controller = new AbortController();
+  fast.paintingItem = painting;
+  say("fast-message", fast.painting ? "Painting in the style of your painting…" : `Painting with ${model}…`);
   try {
-    const response = await api(`/api/models/${encodeURIComponent(model)}/stylize`, { method: "POST", body: form });
+    const signal = fast.controller.signal;
+    const response = fast.painting
+      ? await paintingPreview(form, painting, signal) // live.js: POST /api/fast
+      : await api(`/api/models/${encodeURIComponent(model)}/stylize`, { method: "POST", body: form, signal });
     const blob = await response.blob();
-    if (request !== fast.request) return; // a newer click is on its way
+    if (request !== fast.request) return; // a newer request is on its way
     const total = (performance.now() - started) / 1000;
     const server = Number(response.headers.get("X-Seconds"));
     const url = URL.createObjectURL(blob);
     const img = $("fast-result");
     img.onload = () => { img.dataset.size = `${img.naturalWidth}x${img.naturalHeight}`; };
     img.src = url;
-    img.alt = `${chosen.content.sample || chosen.content.file.name} painted by the ${model} model`;
+    const photo = chosen.content.sample || chosen.content.file.name;
+    img.alt = fast.painting ? `${photo} painted in the style of ${painting.sample || painting.file.name}` : `${photo} painted by the ${model} model`;
     img.dataset.model = model;
     img.hidden = false;
     $("fast-stage-empty").hidden = true;
@@ -557,11 +584,17 @@ async function fastStylize() {
     fast.url = url;
     const link = $("fast-download");
     link.href = url;
-    link.download = `neuralens-${model}.png`;
+    const kind = blob.type === "image/jpeg" ? "jpg" : "png";
+    link.download = `neuralens-${model}.${kind}`;
+    link.textContent = `Download ${kind === "jpg" ? "JPEG" : "PNG"}`;
     link.hidden = false;
     say("fast-message", `${model}: ${server.toFixed(2)} s on the server, ${total.toFixed(2)} s in all.`, "ok");
   } catch (error) {
-    if (request === fast.request) say("fast-message", error.message, "error");
+    if (error.name !== "AbortError" && request === fast.request) say("fast-message", error.message, "error");
+  } finally {
+    fast.busy = false;
+    fast.controller = null;
+    if (fast.again) fastSend();
   }
 }
 
@@ -707,7 +740,9 @@ async function start() {
   $("verify-form").addEventListener("submit", verify);
   $("fast-strength").addEventListener("input", (e) => { $("fast-strength-value").textContent = `${Math.round(100 * e.target.value)} %`; });
   $("fast-size").addEventListener("input", (e) => { $("fast-size-value").textContent = `${e.target.value} px`; });
-  for (const id of ["fast-strength", "fast-size", "fast-color"]) $(id).addEventListener("change", fastStylize);
+  // Live: every move of a slider updates the preview (at most one request in flight, see fastStylize).
+  for (const id of ["fast-strength", "fast-size"]) $(id).addEventListener("input", () => fastStylize());
+  $("fast-color").addEventListener("change", () => fastStylize());
   try {
     info = await apiJSON("/api/info");
   } catch (error) {
@@ -718,6 +753,7 @@ async function start() {
   renderSamples();
   loadGallery();
   await loadModels();
+  if (typeof startLive === "function") await startLive(); // live.js: "any painting" and the webcam tab
   document.body.dataset.ready = "1";
 }
 
