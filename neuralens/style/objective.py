@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,9 @@ class Objective:
     output's M. With a region, the region is averaged down to every layer's grid, the features are multiplied
     by it before the Gram matrix (a guided Gram), and M becomes the region's sum of squares.
 
+    ``extra_terms`` ({name: term}, each ``term(image) -> weighted fp32 scalar``) are added to the total and
+    reported under their names - e.g. the temporal loss of a video frame (neuralens.video.consistency).
+
     ``content_scale`` keeps alpha/beta meaning the same at coarse scales and in tiles: the content loss sums
     over positions (it grows with the image) while E_l does not, so it is scaled by final/current pixels."""
 
@@ -43,6 +46,7 @@ class Objective:
         style_weight: float,
         tv_weight: float,
         content_scale: float = 1.0,
+        extra_terms: Optional[Mapping[str, Callable[[torch.Tensor], torch.Tensor]]] = None,
     ):
         self.network = network
         self.content_targets = content_targets
@@ -54,6 +58,7 @@ class Objective:
         self.tv_weight = tv_weight
         self.layers = sorted(set(self.content_layers) | set(self.style_layers), key=layer_index)
         self._layer_regions: Dict[tuple, torch.Tensor] = {}
+        self.extra_terms = dict(extra_terms or {})
 
     def __call__(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Losses of ``image`` (1, 3, H, W): dict with content, style, tv and total (fp32 scalars)."""
@@ -75,7 +80,12 @@ class Objective:
                     s = s + term.weight * w * feature_style_loss(f * region, term.grams[name] * area, area)
         t = tv_loss(image) if self.tv_weight > 0 else zero
         total = self.content_weight * c + self.style_weight * s + self.tv_weight * t
-        return {"content": c, "style": s, "tv": t, "total": total}
+        out = {"content": c, "style": s, "tv": t}
+        for name, term in self.extra_terms.items():  # none by default: the total above is left as it is
+            out[name] = term(image)
+            total = total + out[name]
+        out["total"] = total
+        return out
 
     def _layer_region(self, index: int, region: torch.Tensor, shape) -> torch.Tensor:
         """A style's region averaged down to a layer's grid (each position gets its receptive area's mean)."""

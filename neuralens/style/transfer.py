@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from PIL import Image
@@ -32,6 +32,9 @@ from .results import Step, StyleResult
 from .targets import StyleTargets
 
 ToImage = Callable[[torch.Tensor], Image.Image]
+# Extra loss terms for one scale or tile: called with the (H, W) being optimised and the tile's box (None when
+# whole), returns {name: term(image) -> weighted scalar} (see Objective's extra_terms; video frames use it).
+ExtraTerms = Callable[[Tuple[int, int], Optional[tiling.Box]], Dict[str, Callable[[torch.Tensor], torch.Tensor]]]
 
 
 class StyleTransfer:
@@ -82,13 +85,14 @@ class StyleTransfer:
         reference: Optional[torch.Tensor] = None,
         box: Optional[tiling.Box] = None,
         whole: Optional[Tuple[int, int]] = None,
+        extra_terms: Optional[ExtraTerms] = None,
     ) -> Objective:
         """The loss for optimising an image of ``content``'s size (1, 3, H, W) towards ``content`` and the
         style, with the style images at the whole image's long side x ``style_scale``.
 
         For a tile, ``content`` is the tile's crop, ``box`` where it lies and ``whole`` (H, W) the whole
         image. ``reference`` is the whole image's colour reference (default: ``content``); ``final_pixels``
-        the output's pixel count, which scales the content term (see Objective)."""
+        the output's pixel count, which scales the content term (see Objective); ``extra_terms`` more terms."""
         o = self.options
         h, w = whole or content.shape[2:]
         long_side = max(1, round(max(h, w) * o.style_scale))
@@ -97,7 +101,8 @@ class StyleTransfer:
         terms = self.targets.terms(self.network, long_side, reference, h, w, box)
         pixels = content.shape[2] * content.shape[3]
         scale = (final_pixels / pixels) if final_pixels else 1.0
-        return Objective(self.network, targets, terms, o.content_weight, o.style_weight, o.tv_weight, scale)
+        extras = extra_terms(tuple(content.shape[2:]), box) if extra_terms is not None else None
+        return Objective(self.network, targets, terms, o.content_weight, o.style_weight, o.tv_weight, scale, extras)
 
     def initial_image(self, content: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The starting image for the coarsest scale: content, white noise, the style, or a file."""
@@ -116,9 +121,13 @@ class StyleTransfer:
         content: ImageLike,
         callback: Optional[Callable[[Step], None]] = None,
         should_stop: Optional[Callable[[], bool]] = None,
+        start: Optional[torch.Tensor] = None,
+        extra_terms: Optional[ExtraTerms] = None,
     ) -> StyleResult:
         """Stylize one content image. ``callback(step)`` is called after every loss evaluation;
-        ``should_stop()`` returning True (or Ctrl-C) ends the run early with the current image."""
+        ``should_stop()`` returning True (or Ctrl-C) ends the run early with the current image. ``start``
+        (1, 3, H, W) in [0, 1] replaces the ``init`` image (e.g. the previous video frame's result, warped);
+        ``extra_terms`` adds loss terms to every scale (see ExtraTerms)."""
         o = self.options
         t_start = time.perf_counter()
         photo = load_image(content)
@@ -143,13 +152,16 @@ class StyleTransfer:
                 target = resize_tensor(network_content, scale.long_side)
                 reference = resize_tensor(full, scale.long_side)
                 if image is None:
-                    image = self.initial_image(reference, generator)
+                    if start is None:
+                        image = self.initial_image(reference, generator)
+                    else:
+                        image = resize_tensor(start.cpu().float(), scale.long_side, exact=tuple(reference.shape[2:]))
                     if o.preserve_color == "luminance":
                         image = color.luminance(image)
                 else:
                     image = upsample(image, target.shape[2:])
                 if scale.tile is None:
-                    objective = self.objective(target, final_pixels, reference)
+                    objective = self.objective(target, final_pixels, reference, extra_terms=extra_terms)
                     timings[f"targets_{scale.long_side}"] = time.perf_counter() - t_scale
                     image, steps, stopped = optimise(
                         objective, self.network.to_device(image), scale.iterations, o, reporter, postprocess
@@ -157,7 +169,7 @@ class StyleTransfer:
                     reporter.done += steps
                 else:
                     image, stopped = self._optimise_tiled(
-                        image, target, reference, scale, final_pixels, reporter, postprocess
+                        image, target, reference, scale, final_pixels, reporter, postprocess, extra_terms
                     )
                 timings[f"scale_{scale.long_side}"] = time.perf_counter() - t_scale
                 if stopped:
@@ -177,6 +189,7 @@ class StyleTransfer:
         final_pixels: int,
         reporter: Reporter,
         postprocess: ToImage,
+        extra_terms: Optional[ExtraTerms] = None,
     ) -> Tuple[torch.Tensor, bool]:
         """Optimise a too-large ``image`` (kept on the CPU) tile by tile with the whole image's style targets;
         each tile is blended back with feathered weights. Returns (image, stopped)."""
@@ -186,7 +199,7 @@ class StyleTransfer:
         stopped = False
         for box in scale.boxes:
             y0, y1, x0, x1 = box
-            objective = self.objective(target[:, :, y0:y1, x0:x1], final_pixels, reference, box, (h, w))
+            objective = self.objective(target[:, :, y0:y1, x0:x1], final_pixels, reference, box, (h, w), extra_terms)
 
             def whole(tile_image: torch.Tensor, y0=y0, y1=y1, x0=x0, x1=x1) -> Image.Image:
                 """The whole image with this tile's current state in place (previews show the whole)."""
