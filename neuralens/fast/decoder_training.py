@@ -22,10 +22,8 @@ OUTPUT_STEM.preview.png (held-out photos x paintings, held-out paintings first) 
 
 from __future__ import annotations
 
-import collections
 import copy
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -37,12 +35,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import __version__, devices
-from ..errors import NeuralensError
-from ..progress import Progress
+from . import loop
 from . import preview as previews
 from .adain import ADAIN_LAYER, LAYER_SCALE, STYLE_LAYERS, Decoder, Encoder, adain, mean_std
 from .arbitrary import ArbitraryModel, save_decoder
 from .decoder_options import DecoderTrainOptions
+from .loop import LoopState
 from .network import parameter_count
 from .photos import MAX_HELD_OUT, Photos, held_out_indices, holdout_folder_indices, load_photos
 from .training import (
@@ -59,7 +57,6 @@ from .training import (
 
 CHECKPOINT_FORMAT = "neuralens-decoder-checkpoint"
 CHECKPOINT_VERSION = 1
-HISTORY_EVERY = 10  # one loss-history entry every this many steps (and at step 1)
 MAX_PREVIEW_PAINTINGS = 3
 PREVIEW_SIZE = 192  # long side of the preview tiles (the crops themselves are small)
 # Settings a resumed run may change; the others come from the checkpoint.
@@ -204,21 +201,17 @@ def train_decoder(
     pool = StylePool(painting_data, loss, options.style_pool, options.batch_size) if options.style_pool else None
     pick = torch.Generator().manual_seed(options.seed + 2)
 
-    step, seconds_before, history = 0, 0.0, []
+    state = LoopState()
     if checkpoint is not None:
         decoder.load_state_dict(checkpoint["decoder"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         photo_data.generator.set_state(checkpoint["photo_generator"])
         painting_data.generator.set_state(checkpoint["painting_generator"])
         pick.set_state(checkpoint["pick_generator"])
-        step, seconds_before = int(checkpoint["iteration"]), float(checkpoint["seconds"])
-        history = [dict(h) for h in checkpoint["history"]]
+        state.step, state.seconds_before = int(checkpoint["iteration"]), float(checkpoint["seconds"])
+        state.history = [dict(h) for h in checkpoint["history"]]
 
-    budget = options.minutes * 60.0 if options.minutes is not None else None
-    total = None if budget is not None else options.iterations
-    recent: collections.deque = collections.deque(maxlen=HISTORY_EVERY)
     preview_files: List[Path] = []
-    stopped = False
 
     def save_checkpoint() -> Path:
         payload = {
@@ -230,9 +223,9 @@ def train_decoder(
             "photo_generator": photo_data.generator.get_state(),
             "painting_generator": painting_data.generator.get_state(),
             "pick_generator": pick.get_state(),
-            "iteration": step,
-            "seconds": seconds_before + train_seconds,
-            "history": history,
+            "iteration": state.step,
+            "seconds": state.seconds,
+            "history": state.history,
         }
         return save_atomic(payload, files["checkpoint"])
 
@@ -251,76 +244,41 @@ def train_decoder(
             stylize,
             PREVIEW_SIZE,
             [f"{n} (held out)" if i < len(held_paintings) else n for i, n in enumerate(preview_names)],
-            title=f"AdaIN decoder: step {step}{'' if final else ' (training)'}, {where} photos",
+            title=f"AdaIN decoder: step {state.step}{'' if final else ' (training)'}, {where} photos",
         )
         path = previews.save_png(sheet, files["preview"])
         if path not in preview_files:
             preview_files.append(path)
 
-    run_started = time.perf_counter()
-    train_seconds, last_preview, images_done, checkpoint_path = 0.0, run_started, 0, None
-    progress = Progress(total, "train-decoder", unit="step", enabled=options.progress)
-    progress.count = step
-    decoder.train()
-    try:
-        while True:
-            train_seconds = time.perf_counter() - run_started
-            if (budget is not None and train_seconds >= budget) or (budget is None and step >= options.iterations):
-                break
-            if should_stop is not None and should_stop():
-                stopped = True
-                break
-            batch = photo_data.batch(options.batch_size).to(device).contiguous(memory_format=memory_format)
-            if pool is not None:
-                style = pool.draw(options.batch_size, pick, device)
-            else:
-                style = loss.style_stats(painting_data.batch(options.batch_size))
-            optimizer.zero_grad(set_to_none=True)
-            terms = loss(decoder, batch, style)
-            terms["total"].backward()
-            optimizer.step()
-            step += 1
-            images_done += batch.shape[0]
-            values = {k: float(v.detach()) for k, v in terms.items()}
-            if not all(math.isfinite(v) for v in values.values()):
-                raise NeuralensError(
-                    f"training diverged at step {step} (loss {values['total']}); try a smaller --learning-rate"
-                )
-            recent.append(values)
-            train_seconds = time.perf_counter() - run_started
-            rate = images_done / train_seconds if train_seconds > 0 else 0.0
-            if step == 1 or step % HISTORY_EVERY == 0:
-                history.append({"iteration": step, "seconds": round(seconds_before + train_seconds, 3), **values})
-            if budget is not None and images_done:
-                progress.set_total(step + max(0, int((budget - train_seconds) * rate / options.batch_size)))
-            progress.update(1, f"content {values['content']:.3g} style {values['style']:.3g} {rate:.2f} img/s")
-            if callback is not None:
-                callback(
-                    {"iteration": step, "seconds": seconds_before + train_seconds, "images_per_second": rate, **values}
-                )
-            if options.checkpoint_every and step % options.checkpoint_every == 0:
-                checkpoint_path = save_checkpoint()
-            if options.preview_every and time.perf_counter() - last_preview >= options.preview_every:
-                decoder.eval()
-                write_preview()
-                decoder.train()
-                last_preview = time.perf_counter()
-    except KeyboardInterrupt:
-        stopped = True
-    finally:
-        progress.close()
-    train_seconds = time.perf_counter() - run_started
+    def preview_while_training() -> None:
+        decoder.eval()
+        write_preview()
+        decoder.train()
 
-    if stopped or checkpoint_path is not None:
-        checkpoint_path = save_checkpoint()
-    rate = images_done / train_seconds if train_seconds > 0 else 0.0
+    def one_step() -> Tuple[Dict[str, float], int]:
+        batch = photo_data.batch(options.batch_size).to(device).contiguous(memory_format=memory_format)
+        if pool is not None:
+            style = pool.draw(options.batch_size, pick, device)
+        else:
+            style = loss.style_stats(painting_data.batch(options.batch_size))
+        optimizer.zero_grad(set_to_none=True)
+        terms = loss(decoder, batch, style)
+        terms["total"].backward()
+        optimizer.step()
+        return {k: float(v.detach()) for k, v in terms.items()}, batch.shape[0]
+
+    decoder.train()
+    setup_seconds = time.perf_counter() - started
+    loop.run(state, one_step, options, "train-decoder", save_checkpoint, preview_while_training, callback, should_stop)
+    step, stopped, checkpoint_path, recent = state.step, state.stopped, state.checkpoint_path, state.recent
+    rate = state.images_per_second
     final = average_losses(recent)
-    curve = loss_curve(history, recent, step, seconds_before + train_seconds)
+    curve = loss_curve(state.history, recent, step, state.seconds)
     info = {
         "name": "adain-decoder",
         "options": options.to_dict(),
         "iterations": step,
-        "seconds": round(seconds_before + train_seconds, 1),
+        "seconds": round(state.seconds, 1),
         "images_per_second": round(rate, 3),
         "final_losses": final,
         "photos": len(train_photos),
@@ -340,7 +298,7 @@ def train_decoder(
     result = DecoderTrainResult(
         model_path=files["model"],
         iterations=step,
-        seconds=seconds_before + train_seconds,
+        seconds=state.seconds,
         images_per_second=rate,
         final_losses=final,
         history=curve,
@@ -361,7 +319,7 @@ def train_decoder(
         "styles": str(styles) if isinstance(styles, (str, os.PathLike)) else [str(p) for p in styles],
         "settings": options.to_dict(),
         "resumed_from": str(resume) if resume else None,
-        "setup_seconds": round(run_started - started, 2),
+        "setup_seconds": round(setup_seconds, 2),
         "machine": info["machine"],
         "result": result.to_dict(),
     }

@@ -22,17 +22,15 @@ state and history: ``resume=`` continues from it exactly as if training had not 
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
-import math
 import os
 import platform
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from PIL import Image
@@ -40,8 +38,9 @@ from PIL import Image
 from .. import __version__, devices
 from ..errors import NeuralensError
 from ..imageio import ImageLike, check_writable_folder, image_to_tensor, load_image, resize_long_side
-from ..progress import Progress
+from . import loop
 from . import preview as previews
+from .loop import LoopState
 from .loss import DistillationLoss, LossNetwork
 from .model import MODEL_SUFFIX, StyleModel, load_model
 from .network import build_network, parameter_count
@@ -50,7 +49,6 @@ from .photos import MAX_HELD_OUT, Photos, held_out_indices, holdout_folder_indic
 
 CHECKPOINT_FORMAT = "neuralens-fast-checkpoint"
 CHECKPOINT_VERSION = 1
-HISTORY_EVERY = 10  # one loss-history entry every this many steps (and at step 1)
 
 
 @dataclass
@@ -62,7 +60,7 @@ class TrainResult:
     seconds: float  # training time in total (including before a resume)
     images_per_second: float  # crops per second in this run
     final_losses: Dict[str, float]  # average of the last steps: content, style, tv, total (weighted)
-    history: List[Dict[str, float]]  # every HISTORY_EVERY steps: iteration, seconds, content, style, tv, total
+    history: List[Dict[str, float]]  # every loop.HISTORY_EVERY steps: iteration, seconds and the losses
     stopped: bool = False  # stopped early by Ctrl-C or should_stop() (the model is saved all the same)
     preview_files: List[Path] = field(default_factory=list)
     report_path: Optional[Path] = None
@@ -248,19 +246,15 @@ def train(
         losses = LossNetwork(options, device, precision, memory_format)
         losses.set_style(image_to_tensor(resize_long_side(painting, options.style_size)))
 
-    step, seconds_before, history = 0, 0.0, []
+    state = LoopState()
     if checkpoint is not None:
         network.load_state_dict(checkpoint["network"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         data.generator.set_state(checkpoint["generator"])
-        step, seconds_before = int(checkpoint["iteration"]), float(checkpoint["seconds"])
-        history = [dict(h) for h in checkpoint["history"]]
+        state.step, state.seconds_before = int(checkpoint["iteration"]), float(checkpoint["seconds"])
+        state.history = [dict(h) for h in checkpoint["history"]]
 
-    budget = options.minutes * 60.0 if options.minutes is not None else None
-    total = None if budget is not None else options.iterations
-    recent: collections.deque = collections.deque(maxlen=HISTORY_EVERY)
     preview_files: List[Path] = []
-    stopped = False
     name = style_name(style)
 
     def save_checkpoint() -> Path:
@@ -271,9 +265,9 @@ def train(
             "network": {k: v.detach().cpu() for k, v in network.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "generator": data.generator.get_state(),
-            "iteration": step,
-            "seconds": seconds_before + train_seconds,
-            "history": history,
+            "iteration": state.step,
+            "seconds": state.seconds,
+            "history": state.history,
         }
         return save_atomic(payload, files["checkpoint"])
 
@@ -286,77 +280,36 @@ def train(
             device,
             precision,
             memory_format,
-            title=f"{name}: step {step}, {'held-out' if held else 'training'} photos",
+            title=f"{name}: step {state.step}, {'held-out' if held else 'training'} photos",
         )
         network.train()
         path = previews.save_png(sheet, files["preview"])
         if path not in preview_files:
             preview_files.append(path)
 
-    run_started = time.perf_counter()
-    train_seconds, last_preview, images_done, checkpoint_path = 0.0, run_started, 0, None
-    progress = Progress(total, "train-style", unit="step", enabled=options.progress)
-    progress.count = step
-    network.train()
-    try:
-        while True:
-            train_seconds = time.perf_counter() - run_started
-            if budget is not None and train_seconds >= budget:
-                break
-            if budget is None and step >= options.iterations:
-                break
-            if should_stop is not None and should_stop():
-                stopped = True
-                break
-            batch = data.batch(options.batch_size).to(device).contiguous(memory_format=memory_format)
-            optimizer.zero_grad(set_to_none=True)
-            with devices.autocast(device, precision):
-                stylized = network(batch)
-            terms = losses(batch, stylized.float())
-            terms["total"].backward()
-            optimizer.step()
-            step += 1
-            images_done += batch.shape[0]
-            values = {k: float(v.detach()) for k, v in terms.items()}
-            if not all(math.isfinite(v) for v in values.values()):
-                raise NeuralensError(
-                    f"training diverged at step {step} (loss {values['total']}); try a smaller --learning-rate"
-                )
-            recent.append(values)
-            train_seconds = time.perf_counter() - run_started
-            rate = images_done / train_seconds if train_seconds > 0 else 0.0
-            if step == 1 or step % HISTORY_EVERY == 0:
-                history.append({"iteration": step, "seconds": round(seconds_before + train_seconds, 3), **values})
-            if budget is not None and images_done:
-                progress.set_total(step + max(0, int((budget - train_seconds) * rate / options.batch_size)))
-            shown = " ".join(f"{k} {v:.3g}" for k, v in values.items() if k != "total" and (v or k != "tv"))
-            progress.update(1, f"{shown} {rate:.1f} img/s")
-            if callback is not None:
-                callback(
-                    {"iteration": step, "seconds": seconds_before + train_seconds, "images_per_second": rate, **values}
-                )
-            if options.checkpoint_every and step % options.checkpoint_every == 0:
-                checkpoint_path = save_checkpoint()
-            if options.preview_every and time.perf_counter() - last_preview >= options.preview_every:
-                write_preview()
-                last_preview = time.perf_counter()
-    except KeyboardInterrupt:
-        stopped = True
-    finally:
-        progress.close()
-    train_seconds = time.perf_counter() - run_started
+    def one_step() -> Tuple[Dict[str, float], int]:
+        batch = data.batch(options.batch_size).to(device).contiguous(memory_format=memory_format)
+        optimizer.zero_grad(set_to_none=True)
+        with devices.autocast(device, precision):
+            stylized = network(batch)
+        terms = losses(batch, stylized.float())
+        terms["total"].backward()
+        optimizer.step()
+        return {k: float(v.detach()) for k, v in terms.items()}, batch.shape[0]
 
-    if stopped or checkpoint_path is not None:
-        checkpoint_path = save_checkpoint()
-    rate = images_done / train_seconds if train_seconds > 0 else 0.0
+    network.train()
+    setup_seconds = time.perf_counter() - started
+    loop.run(state, one_step, options, "train-style", save_checkpoint, write_preview, callback, should_stop)
+    step, stopped, checkpoint_path, recent = state.step, state.stopped, state.checkpoint_path, state.recent
+    rate = state.images_per_second
     final = average_losses(recent)
-    curve = loss_curve(history, recent, step, seconds_before + train_seconds)
+    curve = loss_curve(state.history, recent, step, state.seconds)
     info = {
         "name": name,
         "painting": Path(style).name if not isinstance(style, Image.Image) else None,
         "options": options.to_dict(),
         "iterations": step,
-        "seconds": round(seconds_before + train_seconds, 1),
+        "seconds": round(state.seconds, 1),
         "images_per_second": round(rate, 3),
         "final_losses": final,
         "photos": len(train_images),
@@ -388,7 +341,7 @@ def train(
     result = TrainResult(
         model_path=files["model"],
         iterations=step,
-        seconds=seconds_before + train_seconds,
+        seconds=state.seconds,
         images_per_second=rate,
         final_losses=final,
         history=curve,
@@ -408,7 +361,7 @@ def train(
         "command": command,
         "settings": options.to_dict(),
         "resumed_from": str(resume) if resume else None,
-        "setup_seconds": round(run_started - started, 2),
+        "setup_seconds": round(setup_seconds, 2),
         "machine": info["machine"],
         "result": result.to_dict(),
     }

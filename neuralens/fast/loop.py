@@ -1,0 +1,109 @@
+"""The training loop that `train-style` and `train-decoder` share: the time budget or step count, stop requests
+and Ctrl-C, the loss history, progress with images/s and time left, the callback, checkpoints and previews.
+
+Each trainer supplies one step (``one_step() -> (losses, images)``: draw a batch, compute the losses, step the
+optimiser) and how to write its checkpoint and preview; what the loop carries between steps is a ``LoopState``,
+which the trainers save in their checkpoints (``step``, ``seconds``, ``history``) and read back on resume.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Deque, Dict, List, Optional, Tuple
+
+from ..errors import NeuralensError
+from ..progress import Progress
+
+HISTORY_EVERY = 10  # one loss-history entry every this many steps (and at step 1)
+
+
+@dataclass
+class LoopState:
+    """Where training stands: steps and seconds so far (including those before a resume), the loss history."""
+
+    step: int = 0
+    seconds_before: float = 0.0  # training seconds of the runs before a resume
+    history: List[Dict[str, float]] = field(default_factory=list)
+    recent: Deque[Dict[str, float]] = field(default_factory=lambda: collections.deque(maxlen=HISTORY_EVERY))
+    train_seconds: float = 0.0  # of this run
+    images_done: int = 0  # of this run
+    stopped: bool = False  # by Ctrl-C or should_stop()
+    checkpoint_path: Optional[Path] = None
+
+    @property
+    def seconds(self) -> float:
+        """Training seconds in total."""
+        return self.seconds_before + self.train_seconds
+
+    @property
+    def images_per_second(self) -> float:
+        """Crops per second in this run."""
+        return self.images_done / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+def run(
+    state: LoopState,
+    one_step: Callable[[], Tuple[Dict[str, float], int]],
+    options,
+    label: str,
+    save_checkpoint: Callable[[], Path],
+    write_preview: Callable[[], None],
+    callback: Optional[Callable[[dict], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+) -> LoopState:
+    """Step until ``options.minutes`` are spent (or ``options.iterations`` steps are done), a stop is asked for
+    or Ctrl-C; ``options`` also gives ``batch_size``, ``checkpoint_every``, ``preview_every`` and ``progress``.
+    A checkpoint is written every ``checkpoint_every`` steps and at the end when stopped early or when any was
+    written. NeuralensError when a loss is no longer finite. Returns ``state``, updated."""
+    budget = options.minutes * 60.0 if options.minutes is not None else None
+    total = None if budget is not None else options.iterations
+    run_started = time.perf_counter()
+    last_preview = run_started
+    progress = Progress(total, label, unit="step", enabled=options.progress)
+    progress.count = state.step
+    try:
+        while True:
+            state.train_seconds = time.perf_counter() - run_started
+            if budget is not None and state.train_seconds >= budget:
+                break
+            if budget is None and state.step >= options.iterations:
+                break
+            if should_stop is not None and should_stop():
+                state.stopped = True
+                break
+            values, images = one_step()
+            state.step += 1
+            state.images_done += images
+            if not all(math.isfinite(v) for v in values.values()):
+                raise NeuralensError(
+                    f"training diverged at step {state.step} (loss {values['total']}); try a smaller --learning-rate"
+                )
+            state.recent.append(values)
+            state.train_seconds = time.perf_counter() - run_started
+            rate = state.images_per_second
+            if state.step == 1 or state.step % HISTORY_EVERY == 0:
+                state.history.append({"iteration": state.step, "seconds": round(state.seconds, 3), **values})
+            if budget is not None and state.images_done:
+                left = max(0, int((budget - state.train_seconds) * rate / options.batch_size))
+                progress.set_total(state.step + left)
+            shown = " ".join(f"{k} {v:.3g}" for k, v in values.items() if k != "total" and (v or k != "tv"))
+            progress.update(1, f"{shown} {rate:.2f} img/s")
+            if callback is not None:
+                callback({"iteration": state.step, "seconds": state.seconds, "images_per_second": rate, **values})
+            if options.checkpoint_every and state.step % options.checkpoint_every == 0:
+                state.checkpoint_path = save_checkpoint()
+            if options.preview_every and time.perf_counter() - last_preview >= options.preview_every:
+                write_preview()
+                last_preview = time.perf_counter()
+    except KeyboardInterrupt:
+        state.stopped = True
+    finally:
+        progress.close()
+    state.train_seconds = time.perf_counter() - run_started
+    if state.stopped or state.checkpoint_path is not None:
+        state.checkpoint_path = save_checkpoint()
+    return state
