@@ -95,3 +95,12 @@ def test_distillation_lowers_the_difference_to_the_teacher(tmp_path, tiny_photos
     student = load_model(result.model_path, device="cpu")
     assert isinstance(student.network, ShuffleNet)
     assert student.info["options"]["teacher"] == str(teacher)
+
+
+def test_a_shufflenet_exports_to_onnx_and_torchscript_checked(tmp_path):
+    from neuralens.fast.export import export_onnx, export_torchscript
+
+    path = _saved(tmp_path)
+    onnx = export_onnx(path, tmp_path / "s.onnx", check_sizes=((32, 48), (35, 21)))
+    script = export_torchscript(path, tmp_path / "s.ts", check_sizes=((32, 48), (35, 21)))
+    assert onnx.max_abs_diff < 1e-4 and script.max_abs_diff < 1e-4
