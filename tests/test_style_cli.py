@@ -161,8 +161,12 @@ def test_demo_writes_its_results(tmp_path, run_cli):
     code, out, err = run_cli("demo", "-o", tmp_path / "demo", "--size", "40", "--quiet")
     assert code == 0, err
     files = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert files == ["tubingen_starry_night.png", "tubingen_the_scream.png"]
-    assert Image.open(tmp_path / "demo" / files[0]).size == (40, 30)
+    from neuralens.fast import builtin_names
+
+    fast = [f"tubingen_fast_{name}.png" for name in builtin_names()]
+    assert files == sorted(["tubingen_starry_night.png", "tubingen_the_scream.png", *fast]) and len(fast) == 4
+    for name in files:
+        assert Image.open(tmp_path / "demo" / name).size == (40, 30), name
     assert "demo done" in out
 
 

@@ -144,7 +144,8 @@ def register(subparsers) -> None:
     demo = subparsers.add_parser(
         "demo",
         help="stylize the bundled sample images (a few minutes on a CPU)",
-        description="Stylize the bundled photo with the bundled paintings and write the results to a folder.",
+        description="Stylize the bundled photo with the bundled paintings (optimisation), then with every built-in "
+        "feed-forward model (one pass each), and write the results to a folder.",
     )
     demo.add_argument("-o", "--output", default="neuralens-demo", help="folder for the results (default %(default)s)")
     demo.add_argument(
@@ -315,5 +316,14 @@ def run_demo(args) -> int:
         print(f"wrote {out} ({result.timings['total']:.0f} s)", file=sys.stderr)
         if result.stopped:
             raise Interrupted(f"stopped early; wrote the current image to {out}")
+    # Then the same photo through every built-in feed-forward model: one pass each, a fraction of a second.
+    from ..fast.model import builtin_names, load_model  # noqa: PLC0415
+
+    for name in builtin_names():
+        model_started = time.perf_counter()
+        image = load_model(name, device=args.device).stylize(content, size=args.size)
+        out = folder / f"tubingen_fast_{name}.png"
+        save_result(image, out)
+        print(f"wrote {out} ({time.perf_counter() - model_started:.1f} s, model {name})", file=sys.stderr)
     print(f"demo done in {time.perf_counter() - started:.0f} s: results in {folder.resolve()}")
     return 0
