@@ -45,9 +45,7 @@ from .network import parameter_count
 from .photos import MAX_HELD_OUT, Photos, held_out_indices, holdout_folder_indices, load_photos
 from .training import (
     TrainResult,
-    average_losses,
     check_output,
-    loss_curve,
     machine,
     options_from,
     output_files,
@@ -270,10 +268,8 @@ def train_decoder(
     decoder.train()
     setup_seconds = time.perf_counter() - started
     loop.run(state, one_step, options, "train-decoder", save_checkpoint, preview_while_training, callback, should_stop)
-    step, stopped, checkpoint_path, recent = state.step, state.stopped, state.checkpoint_path, state.recent
-    rate = state.images_per_second
-    final = average_losses(recent)
-    curve = loss_curve(state.history, recent, step, state.seconds)
+    step, stopped, checkpoint_path = state.step, state.stopped, state.checkpoint_path
+    rate, final, curve = state.images_per_second, state.final_losses(), state.curve()
     info = {
         "name": "adain-decoder",
         "options": options.to_dict(),
@@ -317,6 +313,7 @@ def train_decoder(
         "neuralens": __version__,
         "photos": str(photos) if isinstance(photos, (str, os.PathLike)) else [str(p) for p in photos],
         "styles": str(styles) if isinstance(styles, (str, os.PathLike)) else [str(p) for p in styles],
+        "command": command,
         "settings": options.to_dict(),
         "resumed_from": str(resume) if resume else None,
         "setup_seconds": round(setup_seconds, 2),

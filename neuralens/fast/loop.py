@@ -44,6 +44,18 @@ class LoopState:
         """Crops per second in this run."""
         return self.images_done / self.train_seconds if self.train_seconds > 0 else 0.0
 
+    def final_losses(self) -> Dict[str, float]:
+        """The mean of each loss over the last steps (what a report calls the final losses)."""
+        recent = self.recent
+        return {k: sum(r[k] for r in recent) / len(recent) for k in recent[0]} if recent else {}
+
+    def curve(self) -> List[Dict[str, float]]:
+        """The history with the last step added when it is not already the last entry."""
+        history, recent = self.history, self.recent
+        if self.step and recent and (not history or history[-1]["iteration"] != self.step):
+            return history + [{"iteration": self.step, "seconds": round(self.seconds, 3), **recent[-1]}]
+        return list(history)
+
 
 def run(
     state: LoopState,

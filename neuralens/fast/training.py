@@ -30,7 +30,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from PIL import Image
@@ -173,18 +173,6 @@ def options_from(cls: Any, options: Any, fields: Dict[str, Any]) -> Any:
     return options.validate()
 
 
-def average_losses(recent: Sequence[Dict[str, float]]) -> Dict[str, float]:
-    """The mean of each loss over the last steps (what a report calls the final losses)."""
-    return {k: sum(r[k] for r in recent) / len(recent) for k in recent[0]} if recent else {}
-
-
-def loss_curve(history: List[Dict[str, float]], recent: Sequence[Dict[str, float]], step: int, seconds: float):
-    """The history with the last step added when it is not already the last entry."""
-    if step and recent and (not history or history[-1]["iteration"] != step):
-        return history + [{"iteration": step, "seconds": round(seconds, 3), **recent[-1]}]
-    return list(history)
-
-
 def _options_from(options: Optional[TrainOptions], fields: Dict[str, Any]) -> TrainOptions:
     return options_from(TrainOptions, options, fields)
 
@@ -271,21 +259,17 @@ def train(
         }
         return save_atomic(payload, files["checkpoint"])
 
-    def write_preview() -> None:
-        network.eval()
-        sheet = previews.preview_sheet(
-            network,
-            preview_images,
-            options.size,
-            device,
-            precision,
-            memory_format,
-            title=f"{name}: step {state.step}, {'held-out' if held else 'training'} photos",
-        )
-        network.train()
+    def write_preview(net, on: torch.device, prec: str, fmt, title: str) -> None:
+        sheet = previews.preview_sheet(net, preview_images, options.size, on, prec, fmt, title=title)
         path = previews.save_png(sheet, files["preview"])
         if path not in preview_files:
             preview_files.append(path)
+
+    def preview_while_training() -> None:
+        network.eval()
+        where = "held-out" if held else "training"
+        write_preview(network, device, precision, memory_format, f"{name}: step {state.step}, {where} photos")
+        network.train()
 
     def one_step() -> Tuple[Dict[str, float], int]:
         batch = data.batch(options.batch_size).to(device).contiguous(memory_format=memory_format)
@@ -299,11 +283,9 @@ def train(
 
     network.train()
     setup_seconds = time.perf_counter() - started
-    loop.run(state, one_step, options, "train-style", save_checkpoint, write_preview, callback, should_stop)
-    step, stopped, checkpoint_path, recent = state.step, state.stopped, state.checkpoint_path, state.recent
-    rate = state.images_per_second
-    final = average_losses(recent)
-    curve = loss_curve(state.history, recent, step, state.seconds)
+    loop.run(state, one_step, options, "train-style", save_checkpoint, preview_while_training, callback, should_stop)
+    step, stopped, checkpoint_path = state.step, state.stopped, state.checkpoint_path
+    rate, final, curve = state.images_per_second, state.final_losses(), state.curve()
     info = {
         "name": name,
         "painting": Path(style).name if not isinstance(style, Image.Image) else None,
@@ -322,21 +304,8 @@ def train(
     }
     model = StyleModel(network.float().to(memory_format=torch.contiguous_format), info, files["model"], "cpu", "fp32")
     model.save(files["model"])
-    write_preview_final = preview_images and (options.preview_every == 0 or True)
-    if write_preview_final:
-        net = model.network
-        sheet = previews.preview_sheet(
-            net,
-            preview_images,
-            options.size,
-            torch.device("cpu"),
-            "fp32",
-            torch.contiguous_format,
-            title=f"{name}: step {step}",
-        )
-        path = previews.save_png(sheet, files["preview"])
-        if path not in preview_files:
-            preview_files.append(path)
+    if preview_images:
+        write_preview(model.network, torch.device("cpu"), "fp32", torch.contiguous_format, f"{name}: step {step}")
     loss_plot = previews.save_png(previews.loss_plot(curve, options, title=f"{name}: training loss"), files["loss"])
     result = TrainResult(
         model_path=files["model"],
