@@ -17,6 +17,7 @@ from .training import train
 TRAIN_EXAMPLES = """examples:
   neuralens train-style starry_night.jpg --photos photos/ -o starry-night.pt --minutes 60
   neuralens train-style the_scream.jpg --photos photos/ -o scream.pt --width 16 --iterations 4000
+  neuralens train-style the_scream.jpg --photos photos/ -o scream.pt --architecture johnson   (the paper's network)
   neuralens train-style starry_night.jpg --photos photos/ -o starry-night.pt --checkpoint-every 200
   neuralens train-style starry_night.jpg --photos photos/ -o starry-night.pt --resume starry-night.checkpoint.pt
   neuralens train-style starry_night.jpg --photos photos/ -o small.pt --teacher big.pt --width 16   (distil)
