@@ -35,11 +35,20 @@ from ..imageio import ImageLike, image_to_tensor, load_image, resize_long_side, 
 from ..options import check, option
 from ..style import color, tiling
 from ..style.resize import resize_mask
+from . import weights_file
 from .adain import DOWNSCALE, Decoder, Encoder, adain, blend, mean_std, pad_to_multiple
 from .network import parameter_count
 
 FORMAT = "neuralens-adain-decoder"
 VERSION = 1
+FILE_KIND = weights_file.FileKind(
+    FORMAT,
+    VERSION,
+    "decoder file",
+    "decoder",
+    "not a neuralens AdaIN decoder (train one with `neuralens train-decoder`)",
+    "incomplete neuralens decoder file",
+)
 DECODER_SUFFIX = ".pt"
 SHIPPED = Path(__file__).resolve().parent / "models" / "decoder" / "adain.pt"
 STYLE_SIZE = 512  # long side of a painting when its statistics are taken (the paper trains with 512-px paintings)
@@ -345,43 +354,20 @@ def finish_colour(out: torch.Tensor, content: torch.Tensor, preserve_color: Opti
 
 def save_decoder(decoder: Decoder, path: Union[str, os.PathLike], info: Optional[dict] = None) -> Path:
     """Write ``decoder`` (fp16 weights) with ``info`` to ``path`` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "format": FORMAT,
         "version": VERSION,
         "width": decoder.width,
         "info": _json_ready(info or {}),
-        "state": {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in decoder.state_dict().items()},
+        "state": weights_file.half_state(decoder),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
-    return path
+    return weights_file.write(data, path)
 
 
 def read_decoder_file(path: Union[str, os.PathLike]) -> dict:
     """The checked contents of a decoder file: {'width', 'info', 'state'}. NeuralensError (one line) for a
     missing, corrupt or foreign file, or one written by a newer neuralens."""
-    path = Path(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise NeuralensError(f"{path}: no such decoder file") from None
-    except IsADirectoryError:
-        raise NeuralensError(f"{path}: is a folder, not a decoder file") from None
-    except Exception as exc:  # torch raises many kinds for a truncated or foreign file
-        raise NeuralensError(f"{path}: not a readable neuralens decoder ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise NeuralensError(f"{path}: not a neuralens AdaIN decoder (train one with `neuralens train-decoder`)")
-    version = data.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise NeuralensError(
-            f"{path}: made by a newer neuralens (decoder format {version}, this one reads {VERSION}); upgrade neuralens"
-        )
-    if not isinstance(data.get("state"), dict) or not isinstance(data.get("width"), int) or data["width"] <= 0:
-        raise NeuralensError(f"{path}: incomplete neuralens decoder file")
-    return data
+    return weights_file.read(path, FILE_KIND)
 
 
 def load_decoder(path: Union[str, os.PathLike]) -> Tuple[Decoder, dict]:

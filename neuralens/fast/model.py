@@ -27,11 +27,14 @@ from .. import devices
 from ..errors import NeuralensError
 from ..imageio import ImageLike, image_to_tensor, load_image, tensor_to_image
 from ..style import color, tiling
-from . import runtime
+from . import runtime, weights_file
 from .network import ARCHITECTURES, StyleNetwork, build_network
 
 FORMAT = "neuralens-fast-style"
 VERSION = 2
+FILE_KIND = weights_file.FileKind(
+    FORMAT, VERSION, "model file", "style model", "not a neuralens style model", "incomplete neuralens style model"
+)
 MODEL_SUFFIX = ".pt"
 BUILTIN = Path(__file__).resolve().parent / "models"
 # Images with more pixels than this are stylized in overlapping tiles. Activations of a 32-wide Johnson network
@@ -157,13 +160,11 @@ class StyleModel:
         return tensor_to_image(out)
 
     def state(self) -> Dict[str, torch.Tensor]:
-        """The weights as stored: fp16 on the CPU (half the size; measured: outputs within 1/255 of fp32)."""
-        return {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in self.network.state_dict().items()}
+        """The weights as stored: fp16 on the CPU (``weights_file.half_state``)."""
+        return weights_file.half_state(self.network)
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write the model file atomically; returns its path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "format": FORMAT,
             "version": VERSION,
@@ -172,10 +173,7 @@ class StyleModel:
             "info": _json_ready(self.info),
             "state": self.state(),
         }
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(data, tmp)
-        os.replace(tmp, path)
-        return path
+        return weights_file.write(data, path)
 
     def to_dict(self) -> dict:
         """Name, file, architecture, width, parameter count, engine and the training info, JSON-ready."""
@@ -195,22 +193,7 @@ class StyleModel:
 def read_model_file(path: Union[str, os.PathLike]) -> dict:
     """The checked contents of a model file: {'architecture', 'width', 'info', 'state'}. NeuralensError (one line) for a
     missing, corrupt or foreign file, or one written by a newer neuralens."""
-    path = Path(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise NeuralensError(f"{path}: no such model file") from None
-    except Exception as exc:  # torch raises many kinds for a truncated or foreign file
-        raise NeuralensError(f"{path}: not a readable neuralens style model ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise NeuralensError(f"{path}: not a neuralens style model")
-    version = data.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise NeuralensError(
-            f"{path}: made by a newer neuralens (model format {version}, this one reads {VERSION}); upgrade neuralens"
-        )
-    if not isinstance(data.get("state"), dict) or not isinstance(data.get("width"), int) or data["width"] <= 0:
-        raise NeuralensError(f"{path}: incomplete neuralens style model")
+    data = weights_file.read(path, FILE_KIND)
     data.setdefault("architecture", "johnson")  # version 1
     if data["architecture"] not in ARCHITECTURES:
         raise NeuralensError(f"{path}: unknown network architecture {data['architecture']!r}")
