@@ -11,7 +11,6 @@ saved together as JSON numbers by ``neuralens.faces.heads`` and applied with num
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -22,6 +21,7 @@ from torch import nn
 
 from ..errors import NeuralensError
 from ..imageio import find_images
+from ..optim import Adam, one_thread
 from . import api, metrics
 from .heads import HEAD_FORMAT, HEAD_KINDS, TrainedHeads, load_head
 from .metric import FEATURES, ClassifierMetric, EuclideanMetric, Metric, ProjectionMetric, pair_features
@@ -93,57 +93,6 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, marg
 
 
 # --- training -----------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _one_thread():
-    """Run torch on one thread: the heads are tiny (a 128x128 matrix), so thread start-up and contention
-    cost far more than they save (measured: 200 steps take 0.7 s on one thread, 18 s on two busy cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-class Adam:
-    """Adam (Kingma & Ba, 2015) for a few parameter tensors, with L2 weight decay added to the gradient as
-    torch.optim.Adam does. Written out because constructing any torch.optim optimiser imports
-    torch._dynamo, which takes 2-4 s: longer than training these heads."""
-
-    def __init__(
-        self,
-        params,
-        lr: float = 1e-3,
-        betas: Tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-    ):
-        self.params = list(params)
-        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
-        self.steps = 0
-
-    def zero_grad(self) -> None:
-        """Forget the gradients of the last step."""
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """One update from the current gradients."""
-        self.steps += 1
-        beta1, beta2 = self.betas
-        for p, (m, v) in zip(self.params, self.moments):
-            if p.grad is None:
-                continue
-            grad = p.grad + self.weight_decay * p if self.weight_decay else p.grad
-            m.mul_(beta1).add_(grad, alpha=1 - beta1)
-            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            m_hat = m / (1 - beta1**self.steps)
-            v_hat = v / (1 - beta2**self.steps)
-            p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
-
-
 class ProjectionHead(nn.Module):
     """A linear map 128 -> 128, started at the identity so training begins from the pretrained metric."""
 
@@ -189,7 +138,7 @@ def train_projection(
     """Train the projection head with batch-hard triplet loss (Adam, P x K batches). ``stay_close``
     penalises drifting from the identity, which keeps the pretrained metric's knowledge on small data.
     Returns (weight, bias, {'loss_before', 'loss_after'} measured on all of ``embeddings``)."""
-    with _one_thread():
+    with one_thread():
         return _train_projection(embeddings, labels, steps, margin, lr, people, per_person, stay_close, seed)
 
 
@@ -266,7 +215,7 @@ def train_classifier(
     """Fit the logistic-regression head on the pair features (``features``: 'both', 'abs' or 'chi2';
     see ``pair_features``) of all (or sampled) pairs, same and different pairs weighted equally.
     Returns (weight (256,) or (128,), bias, {'loss_before', 'loss_after'})."""
-    with _one_thread():
+    with one_thread():
         return _train_classifier(embeddings, labels, steps, lr, weight_decay, seed, features)
 
 

@@ -29,19 +29,18 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import devices
+from .. import devices, weightsfile
 from ..errors import NeuralensError
 from ..imageio import ImageLike, image_to_tensor, load_image, resize_long_side, tensor_to_image
 from ..options import check, option
 from ..style import color, tiling
 from ..style.resize import resize_mask
-from . import weights_file
 from .adain import DOWNSCALE, Decoder, Encoder, adain, blend, mean_std, pad_to_multiple
 from .network import parameter_count
 
 FORMAT = "neuralens-adain-decoder"
 VERSION = 1
-FILE_KIND = weights_file.FileKind(
+FILE_KIND = weightsfile.FileKind(
     FORMAT,
     VERSION,
     "decoder file",
@@ -359,15 +358,15 @@ def save_decoder(decoder: Decoder, path: Union[str, os.PathLike], info: Optional
         "version": VERSION,
         "width": decoder.width,
         "info": _json_ready(info or {}),
-        "state": weights_file.half_state(decoder),
+        "state": weightsfile.half_state(decoder),
     }
-    return weights_file.write(data, path)
+    return weightsfile.write(data, path)
 
 
 def read_decoder_file(path: Union[str, os.PathLike]) -> dict:
     """The checked contents of a decoder file: {'width', 'info', 'state'}. NeuralensError (one line) for a
     missing, corrupt or foreign file, or one written by a newer neuralens."""
-    return weights_file.read(path, FILE_KIND)
+    return weightsfile.read(path, FILE_KIND)
 
 
 def load_decoder(path: Union[str, os.PathLike]) -> Tuple[Decoder, dict]:

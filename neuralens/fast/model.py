@@ -23,16 +23,16 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from PIL import Image
 
-from .. import devices
+from .. import devices, weightsfile
 from ..errors import NeuralensError
 from ..imageio import ImageLike, image_to_tensor, load_image, tensor_to_image
 from ..style import color, tiling
-from . import runtime, weights_file
+from . import runtime
 from .network import ARCHITECTURES, StyleNetwork, build_network
 
 FORMAT = "neuralens-fast-style"
 VERSION = 2
-FILE_KIND = weights_file.FileKind(
+FILE_KIND = weightsfile.FileKind(
     FORMAT, VERSION, "model file", "style model", "not a neuralens style model", "incomplete neuralens style model"
 )
 MODEL_SUFFIX = ".pt"
@@ -160,8 +160,8 @@ class StyleModel:
         return tensor_to_image(out)
 
     def state(self) -> Dict[str, torch.Tensor]:
-        """The weights as stored: fp16 on the CPU (``weights_file.half_state``)."""
-        return weights_file.half_state(self.network)
+        """The weights as stored: fp16 on the CPU (``weightsfile.half_state``)."""
+        return weightsfile.half_state(self.network)
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write the model file atomically; returns its path."""
@@ -173,7 +173,7 @@ class StyleModel:
             "info": _json_ready(self.info),
             "state": self.state(),
         }
-        return weights_file.write(data, path)
+        return weightsfile.write(data, path)
 
     def to_dict(self) -> dict:
         """Name, file, architecture, width, parameter count, engine and the training info, JSON-ready."""
@@ -193,7 +193,7 @@ class StyleModel:
 def read_model_file(path: Union[str, os.PathLike]) -> dict:
     """The checked contents of a model file: {'architecture', 'width', 'info', 'state'}. NeuralensError (one line) for a
     missing, corrupt or foreign file, or one written by a newer neuralens."""
-    data = weights_file.read(path, FILE_KIND)
+    data = weightsfile.read(path, FILE_KIND)
     data.setdefault("architecture", "johnson")  # version 1
     if data["architecture"] not in ARCHITECTURES:
         raise NeuralensError(f"{path}: unknown network architecture {data['architecture']!r}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import tempfile
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..cache import cache_folder
 from ..errors import NeuralensError
 from .network import StyleNetwork
 
@@ -48,14 +48,6 @@ def pick_engine(name: str, device: torch.device, precision: str) -> str:
         if not onnxruntime_available():
             raise NeuralensError(f"--engine onnxruntime needs the onnx and onnxruntime packages: {INSTALL_HINT}")
     return name
-
-
-def cache_folder() -> Path:
-    """Where exported networks are kept: $NEURALENS_CACHE, else $XDG_CACHE_HOME/neuralens, else ~/.cache/neuralens."""
-    if os.environ.get("NEURALENS_CACHE"):
-        return Path(os.environ["NEURALENS_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "neuralens"
 
 
 def network_key(network: StyleNetwork) -> str:
