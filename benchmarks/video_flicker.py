@@ -128,11 +128,15 @@ def measure(frames: List[np.ndarray], fields, dis_fields, style: Optional[StyleM
 
 
 # -- runs -----------------------------------------------------------------------------------------------------------
-def run_ours(clip: Path, output: Path, args: Sequence[str], timeout_s: float = 3600) -> Dict[str, Any]:
+def run_ours(
+    clip: Path, output: Path, args: Sequence[str], timeout_s: float = 3600, cwd: Optional[Path] = None
+) -> Dict[str, Any]:
+    """`neuralens video CLIP ARGS -o OUTPUT` in a child process (``cwd``: run there, so that ``-m neuralens``
+    imports that checkout), flow cache off. Returns its command, seconds, frames/s, peak memory and flow stats."""
     report = output.with_suffix(".json")
     env = dict(os.environ, NEURALENS_FLOW_CACHE="off")
     cmd = [our_python(), "-m", "neuralens", "video", str(clip), *args, "-o", str(output), "--quiet"]
-    measured = run_measured(cmd + ["--report", str(report)], timeout_s=timeout_s, env=env)
+    measured = run_measured(cmd + ["--report", str(report)], timeout_s=timeout_s, env=env, cwd=cwd)
     if measured.returncode != 0:
         raise SystemExit(f"error: {' '.join(cmd)} failed: {measured.tail(3)}")
     data = json.loads(report.read_text())

@@ -38,6 +38,7 @@ from .engines import ArbitraryEngine, ModelEngine, OptimisationEngine, to_uint8
 from .flow import FlowEstimator
 from .io import FRAME_NAME, Frame, VideoInfo, VideoWriter, check_output, frame_size, probe, rate_of, read_frames
 from .options import VideoOptions
+from .pipeline import Background, prefetch
 
 WORK_SUFFIX = ".neuralens-work"
 WORK_FORMAT = "neuralens-video-work"
@@ -275,10 +276,21 @@ def stylize(
         yield first
         yield from frames
 
+    # Decoding runs ahead and encoding + keeping the frame behind, each in a thread of its own (pipeline.py);
+    # the frames keep their order.
+    decoded = prefetch(frames_with_first())
+    behind = Background("neuralens-video-encode")
+
+    def finish(index: int, rgb: np.ndarray, save: bool) -> None:
+        if save:
+            work.save(index, rgb)
+        writer.write(rgb)
+
     try:
-        for frame in frames_with_first():
+        for frame in decoded:
             done = work.load(frame.index)
-            if done is not None:
+            fresh = done is None
+            if not fresh:
                 temporal.keep(frame.rgb, done.astype(np.float32) / 255.0)
                 reused += 1
             else:
@@ -290,9 +302,8 @@ def stylize(
                 done = to_uint8(result)
                 if temporal.past and temporal.past[-1].output is result:
                     temporal.past[-1].output = done.astype(np.float32) / 255.0  # what a resumed run will see
-                work.save(frame.index, done)
                 painted += 1
-            writer.write(done)
+            behind.submit(finish, frame.index, done, fresh)
             if total and frame.index + 1 > total:
                 total = frame.index + 1
                 progress.set_total(total)
@@ -306,12 +317,16 @@ def stylize(
     except KeyboardInterrupt:
         stopped = True
     finally:
-        progress.set_total(writer.frames if not stopped else total)
-        progress.close()
-        if writer.frames:
-            writer.close()
-        else:
-            writer.discard()
+        decoded.close()
+        try:
+            behind.close()  # every painted frame is encoded and kept before the output is closed
+        finally:
+            progress.set_total(writer.frames if not stopped else total)
+            progress.close()
+            if writer.frames:
+                writer.close()
+            else:
+                writer.discard()
     if not stopped and not video.keep_frames:
         work.clear()
     seconds = time.perf_counter() - started

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..style import color
 from .engines import OptimisationEngine
 from .flow import FlowEstimator, FlowField, digest
+from .pipeline import Beside
 
 LONG_TERM = (1, 2, 4)  # Ruder et al.'s J: the previous frames a frame is tied to
 
@@ -99,19 +100,29 @@ class FlowBlend(Temporal):
     def __init__(self, engine, flows: FlowEstimator, weight: Optional[float] = None):
         super().__init__(engine, flows)
         self.weight = None if weight is None else float(weight)
+        self._beside = Beside("neuralens-video-flow")
 
     def paint(self, rgb: np.ndarray) -> np.ndarray:
-        styled = self.engine.stylize(rgb)
         if not self.past or self.weight == 0:
-            return styled
-        previous = self.past[-1]
+            return self.engine.stylize(rgb)
+        # The flow, the warped previous result and the mask need only the inputs and the previous result: they
+        # are made in a thread while the network paints this frame (both release the GIL; see pipeline.py).
+        self._beside.start(self._carried, rgb, self.past[-1])
+        try:
+            styled = self.engine.stylize(rgb)
+        finally:
+            warped, keep = self._beside.result()
+        if self.weight is None:
+            return keep * warped + (1.0 - keep) * styled
+        return (styled + keep * warped) / (1.0 + keep)
+
+    def _carried(self, rgb: np.ndarray, previous: Past) -> Tuple[np.ndarray, np.ndarray]:
+        """(the previous result warped onto this frame, the weight of it per pixel (H, W, 1)): the feathered mask
+        when carrying, w * mask when blending."""
         field = self._field(rgb, previous)
         warped = field.warp(previous.output, sharp=True)
-        if self.weight is None:
-            keep = feather(field.mask)[..., None]
-            return keep * warped + (1.0 - keep) * styled
-        keep = (self.weight * field.mask)[..., None]
-        return (styled + keep * warped) / (1.0 + keep)
+        keep = feather(field.mask) if self.weight is None else self.weight * field.mask
+        return warped, keep[..., None]
 
     def to_dict(self) -> dict:
         method = "carried where reliable" if self.weight is None else "warped blend"

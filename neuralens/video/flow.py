@@ -11,6 +11,7 @@ look like it (``PHOTOMETRIC``: a change of content or light the flow does not ex
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -59,6 +60,15 @@ def digest(rgb: np.ndarray) -> bytes:
     return h.digest()
 
 
+@functools.lru_cache(maxsize=4)
+def pixel_grid(height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(x, y) coordinates of every pixel of a ``height`` x ``width`` frame, float32 (H, W) each; made once per
+    size (read-only: shared by every call)."""
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid_x.flags.writeable = grid_y.flags.writeable = False
+    return grid_x, grid_y
+
+
 def warp(image: np.ndarray, flow: np.ndarray, sharp: bool = False) -> np.ndarray:
     """``image`` (H, W, C) sampled at x + flow(x) (bilinear, or Lanczos with ``sharp``; outside the frame the
     nearest edge pixel): an image aligned with frame b brought onto frame a's grid, for ``flow`` = flow(a, b). Same
@@ -67,8 +77,7 @@ def warp(image: np.ndarray, flow: np.ndarray, sharp: bool = False) -> np.ndarray
     ``sharp`` is for a result carried from frame to frame: bilinear sampling at fractional positions blurs a
     little each time, and after 15 frames of a pan it had raised the style loss by 49 % (Lanczos: 11 %)."""
     cv2 = _cv2()
-    h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid_x, grid_y = pixel_grid(*flow.shape[:2])
     map_x = grid_x + flow[..., 0].astype(np.float32)
     map_y = grid_y + flow[..., 1].astype(np.float32)
     method = cv2.INTER_LANCZOS4 if sharp else cv2.INTER_LINEAR
@@ -92,15 +101,19 @@ def reliable_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     the flow is not on a motion boundary (|grad w|^2 <= 0.01 |w|^2 + 0.002); else 0."""
     h, w = backward.shape[:2]
     back = warp(forward, backward)  # the forward flow at the point each pixel lands on
-    total = backward + back
-    agree = (total**2).sum(-1) <= 0.01 * ((backward**2).sum(-1) + (back**2).sum(-1)) + 0.5
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    tx, ty = grid_x + backward[..., 0], grid_y + backward[..., 1]
+    # The two components as contiguous planes: sums over the last axis of (H, W, 2) arrays are strided (0.85 ms
+    # each at 320x240); on planes the whole mask takes 0.7 ms instead of 6.3 ms, with bit-identical values.
+    u, v = np.ascontiguousarray(backward[..., 0]), np.ascontiguousarray(backward[..., 1])
+    bu, bv = np.ascontiguousarray(back[..., 0]), np.ascontiguousarray(back[..., 1])
+    length = u * u + v * v
+    agree = (u + bu) ** 2 + (v + bv) ** 2 <= 0.01 * (length + (bu * bu + bv * bv)) + 0.5
+    grid_x, grid_y = pixel_grid(h, w)
+    tx, ty = grid_x + u, grid_y + v
     inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
-    gy_u, gx_u = np.gradient(backward[..., 0])
-    gy_v, gx_v = np.gradient(backward[..., 1])
+    gy_u, gx_u = np.gradient(u)
+    gy_v, gx_v = np.gradient(v)
     grad = gx_u**2 + gy_u**2 + gx_v**2 + gy_v**2
-    smooth = grad <= 0.01 * (backward**2).sum(-1) + 0.002
+    smooth = grad <= 0.01 * length + 0.002
     return (agree & inside & smooth).astype(np.float32)
 
 
