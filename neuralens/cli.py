@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "neuralens.visualize.cli",
     "neuralens.web.cli",
     "neuralens.faces.cli",
+    "neuralens.classify.cli",
 ]
 
 EXIT_USER_ERROR = 2

