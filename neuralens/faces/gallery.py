@@ -12,6 +12,10 @@ Design notes (the why):
 - Every write is one ``BEGIN IMMEDIATE`` transaction: an interrupted enrolment leaves the gallery as it
   was, and with WAL and a busy timeout two processes enrolling at once wait for each other, losing nothing.
 - ``secure_delete`` plus VACUUM and a WAL checkpoint on removal, so a removed person leaves no bytes behind.
+- Small galleries are searched exactly (one matrix product); from ``IndexOptions.exact_below`` embeddings on,
+  Euclidean searches go through the HNSW index beside the file (``index``), whose candidates are re-ranked
+  exactly from SQLite. Embedding ids are never reused (a high-water mark in the settings), and every write
+  that changes embeddings bumps a generation counter, so the index can tell what it is missing.
 """
 
 from __future__ import annotations
@@ -19,16 +23,19 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import secrets
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
 from ..errors import NeuralensError
+from ..progress import Progress
 from . import schema
 from .api import DEFAULT_CONFIDENCE, DEFAULT_THRESHOLD
+from .index import FaceIndex, GalleryState, IndexOptions
 from .metric import EuclideanMetric, Metric
 from .models import EMBEDDING_DIM, ENCODER_KEYS, Pipeline, fingerprint_differences
 from .names import MAX_NAME, UnknownPerson, display_name, name_key
@@ -110,9 +117,18 @@ class Gallery(SQLiteStore):
     is upgraded. ``len(gallery)`` is the number of people. Use as a context manager or call ``close()``.
     Enrolment, identification and verification are functions of ``neuralens.faces.recognition``."""
 
-    def __init__(self, path: Union[str, os.PathLike, None] = None, create: bool = True, timeout: float = 60.0):
+    def __init__(
+        self,
+        path: Union[str, os.PathLike, None] = None,
+        create: bool = True,
+        timeout: float = 60.0,
+        index: Optional[IndexOptions] = None,
+    ):
         self._cache: Optional[Tuple[tuple, _Stored]] = None
+        self._counted: Optional[Tuple[tuple, int, GalleryState]] = None
+        self._closed = False
         super().__init__(Path(path).expanduser() if path else default_gallery_path(), create, timeout, EmptyGallery)
+        self.index = FaceIndex(self.path, index)
 
     # --- settings -------------------------------------------------------------------------------------
     def setting(self, key: str, default=None):
@@ -228,7 +244,60 @@ class Gallery(SQLiteStore):
 
     def embedding_count(self) -> int:
         """The number of stored embeddings, everyone's together."""
-        return int(self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+        return self._counts()[0]
+
+    def _version(self) -> tuple:
+        """Changes when this or another connection has written (PRAGMA data_version sees the others)."""
+        return (self._conn.execute("PRAGMA data_version").fetchone()[0], self._writes)
+
+    def _counts(self) -> Tuple[int, GalleryState]:
+        """(number of embeddings, the state the index syncs to), read once per change of the file: counting
+        a million rows takes tens of milliseconds, too long to do for every search."""
+        version = self._version()
+        if self._counted is None or self._counted[0] != version:
+            count = int(self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+            self._counted = (version, count, self._read_state(self._conn))
+        return self._counted[1], self._counted[2]
+
+    def _read_state(self, conn: sqlite3.Connection) -> GalleryState:
+        values = dict(conn.execute("SELECT key, value FROM settings WHERE key LIKE 'embeddings_%'").fetchall())
+        highest = conn.execute("SELECT MAX(id) FROM embeddings").fetchone()[0] or 0
+        return GalleryState(
+            token=json.loads(values.get("embeddings_token", '""')),
+            generation=int(json.loads(values.get("embeddings_generation", "0"))),
+            removals=int(json.loads(values.get("embeddings_removals", "0"))),
+            high_water=max(int(json.loads(values.get("embeddings_high_water", "0"))), int(highest)),
+        )
+
+    def _changed(
+        self, conn: sqlite3.Connection, state: GalleryState, added: int = 0, removed: bool = False
+    ) -> GalleryState:
+        """Inside a write that changed embeddings, from ``state`` (read before the change): bump the
+        generation (and the removal count), record the high-water mark and make sure the gallery has its
+        token. Returns the new state."""
+        token = state.token or secrets.token_hex(8)
+        new = GalleryState(token, state.generation + 1, state.removals + int(removed), state.high_water + added)
+        for key, value in (
+            ("embeddings_token", token),
+            ("embeddings_generation", new.generation),
+            ("embeddings_removals", new.removals),
+            ("embeddings_high_water", new.high_water),
+        ):
+            conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
+        return new
+
+    def insert_embeddings(self, conn: sqlite3.Connection, rows: Sequence[tuple]) -> GalleryState:
+        """Inside a write: store ``rows`` of (person_id, vector bytes, image_sha256, source, box JSON, created)
+        under fresh ids above the high-water mark (ids are never reused, which the index relies on).
+        Returns the gallery's new state."""
+        state = self._read_state(conn)
+        first = state.high_water + 1
+        conn.executemany(
+            "INSERT INTO embeddings (id, person_id, vector, image_sha256, source, box, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((first + i, *row) for i, row in enumerate(rows)),
+        )
+        return self._changed(conn, state, added=len(rows))
 
     def image_hashes(self, name: str) -> Set[str]:
         """SHA-256 of every photo enrolled for ``name`` (empty when nobody has that name yet)."""
@@ -268,12 +337,11 @@ class Gallery(SQLiteStore):
                     ).lastrowid,
                     name,
                 )
-            for vector, digest, source, box in zip(vectors, hashes, sources, boxes):
-                conn.execute(
-                    "INSERT INTO embeddings (person_id, vector, image_sha256, source, box, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (found[0], vector_bytes(vector), digest, source, json.dumps(list(box)) if box else None, _now()),
-                )
+            rows = [
+                (found[0], vector_bytes(vector), digest, source, json.dumps(list(box)) if box else None, _now())
+                for vector, digest, source, box in zip(vectors, hashes, sources, boxes)
+            ]
+            self.insert_embeddings(conn, rows)
         return found[1]
 
     def rename(self, old: str, new: str) -> str:
@@ -294,8 +362,12 @@ class Gallery(SQLiteStore):
         left in the gallery's files. Returns the number of embeddings removed."""
         person, _ = self._lookup(name)
         with self._write() as conn:
+            before = self._read_state(conn)
+            ids = [row[0] for row in conn.execute("SELECT id FROM embeddings WHERE person_id = ?", (person,))]
             count = conn.execute("DELETE FROM embeddings WHERE person_id = ?", (person,)).rowcount
             conn.execute("DELETE FROM persons WHERE id = ?", (person,))
+            after = self._changed(conn, before, removed=True)
+        self.index.remove(ids, before, after)
         self.scrub()
         return int(count)
 
@@ -308,6 +380,48 @@ class Gallery(SQLiteStore):
                 f"{self.path}: removed, but another process holds the gallery open; "
                 "run the removal again when it has finished to scrub the file"
             )
+
+    def close(self) -> None:
+        """Save the index if it has unsaved changes (after bringing it level, so nothing removed in the
+        meantime by another process is written back), then close the database connection."""
+        try:
+            if len(self.index) and not self._closed:
+                self.sync_index(progress=False)
+                self.index.save()
+        finally:
+            self._closed = True
+            super().close()
+
+    # --- the index ------------------------------------------------------------------------------------
+    def uses_index(self, metric: Optional[Metric] = None) -> bool:
+        """Whether a search with ``metric`` goes through the HNSW index: Euclidean (the index's metric)
+        and at least ``exact_below`` embeddings stored."""
+        return isinstance(metric or EuclideanMetric(), EuclideanMetric) and (
+            self.embedding_count() >= self.index.options.exact_below
+        )
+
+    def _rows_after(self, key: int, block: int = 50_000) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        cursor = self._conn.execute("SELECT id, vector FROM embeddings WHERE id > ? ORDER BY id", (key,))
+        while True:
+            rows = cursor.fetchmany(block)
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.uint64, count=len(rows))
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), EMBEDDING_DIM)
+            yield ids, vectors
+
+    def _all_ids(self) -> np.ndarray:
+        return np.fromiter((r[0] for r in self._conn.execute("SELECT id FROM embeddings")), dtype=np.uint64)
+
+    def sync_index(self, progress: bool = True) -> int:
+        """Bring the HNSW index level with the file: load it (memory-mapped when nothing changed), add the
+        embeddings it lacks and drop the removed ones; a missing or stale index is rebuilt, with a progress
+        bar when there is much to add. Returns the number of vectors added or removed."""
+        count, state = self._counts()
+        todo = max(0, state.high_water - self.index._max_key)
+        bar = Progress(min(todo, count), "indexing faces", unit="face", enabled=progress and todo >= 10_000)
+        with bar:
+            return self.index.sync(state, self._rows_after, self._all_ids, bar.update)
 
     # --- search ---------------------------------------------------------------------------------------
     def _stored(self) -> _Stored:
@@ -334,11 +448,12 @@ class Gallery(SQLiteStore):
 
     def embeddings(self, name: Optional[str] = None) -> np.ndarray:
         """The stored embeddings, of everyone or of one person, as an (n, 128) float32 matrix."""
-        stored = self._stored()
         if name is None:
-            return stored.matrix.copy()
+            return self._stored().matrix.copy()
         pid, _ = self._lookup(name)
-        return stored.matrix[stored.owners == stored.ids.index(pid)]
+        rows = self._conn.execute("SELECT vector FROM embeddings WHERE person_id = ? ORDER BY id", (pid,)).fetchall()
+        matrix = np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").astype(np.float32)
+        return matrix.reshape(len(rows), EMBEDDING_DIM)
 
     def search(
         self, queries: np.ndarray, metric: Optional[Metric] = None, exclude: Optional[str] = None
@@ -348,10 +463,22 @@ class Gallery(SQLiteStore):
         Euclidean one). Returns (names, distances); a name is None (distance inf) when there is nobody
         to compare with besides ``exclude``. Raises ``EmptyGallery`` when nobody is enrolled."""
         metric = metric or EuclideanMetric()
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if self.embedding_count() == 0:
+            raise EmptyGallery(self.path)
+        if self.uses_index(metric):
+            return self._search_index(queries, exclude)
+        return self.search_exact(queries, metric, exclude)
+
+    def search_exact(
+        self, queries: np.ndarray, metric: Optional[Metric] = None, exclude: Optional[str] = None
+    ) -> Tuple[List[Optional[str]], np.ndarray]:
+        """``search`` by one vectorised pass over every stored embedding, whatever the gallery's size."""
+        metric = metric or EuclideanMetric()
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         stored = self._stored()
         if stored.matrix.shape[0] == 0:
             raise EmptyGallery(self.path)
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         matrix, norms, owners = stored.matrix, stored.norms, stored.owners
         if exclude is not None:
             found = self._find(self._conn, exclude)
@@ -362,3 +489,52 @@ class Gallery(SQLiteStore):
                 return [None] * len(queries), np.full(len(queries), np.inf)
         best, dists = metric.nearest(queries, matrix, norms)
         return [stored.names[owners[j]] for j in best], np.asarray(dists, dtype=np.float64)
+
+    def _candidate_rows(self, ids: np.ndarray) -> Dict[int, Tuple[int, str, np.ndarray]]:
+        """id -> (person id, name, vector) for the given embedding ids that still exist, read from SQLite."""
+        wanted = sorted({int(i) for i in np.asarray(ids).ravel() if i >= 0})
+        found: Dict[int, Tuple[int, str, np.ndarray]] = {}
+        for start in range(0, len(wanted), 900):  # below SQLite's older limit of 999 bound parameters
+            part = wanted[start : start + 900]
+            rows = self._conn.execute(
+                "SELECT e.id, e.person_id, p.name, e.vector FROM embeddings e JOIN persons p ON p.id = e.person_id "
+                f"WHERE e.id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for eid, pid, name, blob in rows:
+                found[int(eid)] = (int(pid), str(name), np.frombuffer(blob, dtype="<f4").astype(np.float32))
+        return found
+
+    def _search_index(
+        self, queries: np.ndarray, exclude: Optional[str] = None
+    ) -> Tuple[List[Optional[str]], np.ndarray]:
+        """``search`` through the HNSW index: candidates from it, distances and owners exactly from SQLite.
+        With ``exclude``, a query whose candidates all belong to that person asks again for 32 times as
+        many before giving up (None, inf): enough for anyone with fewer embeddings than that."""
+        self.sync_index()
+        skip = None
+        if exclude is not None:
+            found = self._find(self._conn, exclude)
+            skip = found[0] if found is not None else None
+        names: List[Optional[str]] = [None] * len(queries)
+        dists = np.full(len(queries), np.inf)
+        todo = np.arange(len(queries))
+        count = self.index.options.candidates
+        for _ in range(2):  # the first try, then one with 32 times the candidates
+            keys = self.index.candidates(queries[todo], count)
+            rows = self._candidate_rows(keys)
+            missed = []
+            for row, query in zip(keys, todo):
+                usable = [rows[k] for k in row if k in rows and rows[k][0] != skip]
+                if not usable:
+                    missed.append(query)
+                    continue
+                vectors = np.stack([u[2] for u in usable])
+                distance = np.sqrt(((vectors - queries[query]) ** 2).sum(axis=1, dtype=np.float64))
+                best = int(np.argmin(distance))
+                names[query], dists[query] = usable[best][1], float(distance[best])
+            todo = np.asarray(missed, dtype=np.int64)
+            if not len(todo) or skip is None:
+                break
+            count *= 32
+        return names, dists

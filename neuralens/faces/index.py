@@ -1,0 +1,283 @@
+"""The approximate nearest-neighbour index beside a large gallery: HNSW (``usearch``), persisted next to the
+SQLite file, never the source of truth.
+
+    index = FaceIndex(gallery_path)
+    index.sync(state, rows_since, all_ids)       # brings it level with the SQLite file (incremental)
+    keys, _ = index.candidates(queries, 10)      # embedding ids to re-rank exactly from SQLite
+
+Design notes (the why):
+- Keys are the SQLite ``embeddings.id`` values. The gallery never reuses an id (it keeps a high-water mark),
+  so "which ids does the index hold" against "which ids does the file hold" is an exact diff: additions are
+  the ids above the index's highest, removals are found by comparing the two sets.
+- The index only proposes candidates; the gallery re-reads their vectors and owners from SQLite and
+  computes the distances exactly, so a stale entry can cost recall but never a wrong name or distance.
+- Vectors are stored as float16 (half the disk of float32; exact re-ranking makes the rounding harmless).
+- usearch over hnswlib, by measurement (100,000 face-like embeddings, 2 cores, M=32, ef_construction=200):
+  build 28 s vs 58 s, the same recall (1.00 / 0.99 at ef=256), wheels for every platform (hnswlib 0.8
+  compiles from source), and a saved index can be memory-mapped (``view``) so a one-off command opens a
+  million-face index at once instead of reading ~0.5 GB (``benchmarks/results/faces_scale.md``).
+- The file is written to a temporary name and renamed; a sidecar JSON says which gallery state it holds.
+  A missing, unreadable or mismatched pair is rebuilt from SQLite.
+- Removed people must leave nothing behind (docs/faces.md): usearch only marks a removed vector, so its
+  slot is then overwritten by a zero placeholder that is removed in turn, before the index is saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Tuple
+
+import numpy as np
+
+from ..errors import NeuralensError
+from ..options import check, option
+from .models import EMBEDDING_DIM
+
+INDEX_FORMAT = "neuralens-faces-index"
+INDEX_VERSION = 1
+# Placeholder keys (for scrubbing removed slots) live far above any SQLite rowid a gallery will reach.
+_PLACEHOLDER_BASE = 1 << 62
+
+
+@dataclass
+class IndexOptions:
+    """When the gallery searches through the HNSW index, and how the index is built and searched."""
+
+    exact_below: int = option(
+        20_000,
+        "galleries with fewer embeddings are searched exactly (the crossover measured in benchmarks/faces_scale.py)",
+        minimum=0,
+    )
+    connectivity: int = option(32, "HNSW links per node (M)", minimum=4, maximum=128)
+    expansion_add: int = option(128, "HNSW candidate list while building (ef_construction)", minimum=8)
+    expansion_search: int = option(256, "HNSW candidate list while searching (ef)", minimum=8)
+    candidates: int = option(10, "neighbours taken from the index per face, then re-ranked exactly", minimum=1)
+    save_after: int = option(
+        1000, "changes applied in memory before the index file is rewritten (fewer are replayed from SQLite)"
+    )
+
+
+@dataclass(frozen=True)
+class GalleryState:
+    """What the gallery file holds, as the index needs to know it: a token naming the gallery, a counter of
+    writes that changed embeddings, a counter of removals, and the highest embedding id ever given."""
+
+    token: str
+    generation: int
+    removals: int
+    high_water: int
+
+
+def _threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def index_paths(gallery_path: Path) -> Tuple[Path, Path]:
+    """(index file, its sidecar JSON) for a gallery file: ``faces.sqlite3.usearch`` and ``...usearch.json``."""
+    index = gallery_path.with_name(gallery_path.name + ".usearch")
+    return index, index.with_name(index.name + ".json")
+
+
+class FaceIndex:
+    """The HNSW index of one gallery file. ``sync`` brings it level with the file, ``candidates`` searches
+    it, ``remove`` drops ids at once (scrubbing their vectors), ``save`` writes it when it changed."""
+
+    def __init__(self, gallery_path: Path, options: Optional[IndexOptions] = None):
+        self.options = check(options or IndexOptions())
+        self.path, self.meta_path = index_paths(gallery_path)
+        self._index = None  # usearch.index.Index, loaded (writable) or viewed (read-only, memory-mapped)
+        self._viewed = False
+        self._state: Optional[GalleryState] = None  # the gallery state the in-memory index holds
+        self._max_key = 0
+        self._unsaved = 0
+
+    # --- files ----------------------------------------------------------------------------------------
+    def _new(self):
+        try:
+            from usearch.index import Index  # noqa: PLC0415 -- only large galleries need it
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise NeuralensError(f"usearch is not installed ({exc}); install the 'usearch' package") from None
+        return Index(
+            ndim=EMBEDDING_DIM,
+            metric="l2sq",
+            dtype="f16",
+            connectivity=self.options.connectivity,
+            expansion_add=self.options.expansion_add,
+            expansion_search=self.options.expansion_search,
+        )
+
+    def _read_meta(self) -> Optional[dict]:
+        try:
+            meta = json.loads(self.meta_path.read_text())
+            size = self.path.stat().st_size
+        except (OSError, ValueError):
+            return None
+        if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT or meta.get("version") != INDEX_VERSION:
+            return None
+        if meta.get("bytes") != size or meta.get("connectivity") != self.options.connectivity:
+            return None  # the file is not the one the sidecar describes (a crash between the two renames)
+        return meta
+
+    def _open(self, token: str, writable: bool) -> None:
+        """Load the saved index when it belongs to this gallery (memory-mapped unless ``writable``); else
+        start an empty one. A file that cannot be read is treated as missing."""
+        if self._index is not None and (self._viewed is False or not writable):
+            return
+        meta = self._read_meta()
+        index = self._new()
+        state = None
+        if meta is not None and meta.get("token") == token:
+            try:
+                if writable:
+                    index.load(str(self.path))
+                else:
+                    index.view(str(self.path))
+                state = GalleryState(token, int(meta["generation"]), int(meta["removals"]), int(meta["high_water"]))
+                self._max_key = int(meta["max_key"])
+            except (RuntimeError, ValueError, KeyError, OSError):
+                index, state = self._new(), None
+        if state is None:
+            self._max_key = 0
+        index.expansion_search = self.options.expansion_search
+        self._index, self._viewed, self._state = index, not writable and state is not None, state
+
+    def save(self) -> None:
+        """Write the index and its sidecar (each to a temporary name, then renamed) if it has changes."""
+        if self._index is None or self._viewed or self._state is None or not self._unsaved:
+            return
+        folder = self.path.parent
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            self._index.save(tmp)
+            os.chmod(tmp, 0o600)  # biometric data, like the gallery itself
+            os.replace(tmp, self.path)
+        except (OSError, RuntimeError):
+            Path(tmp).unlink(missing_ok=True)
+            return  # the index is a cache: failing to save it costs time on the next open, nothing else
+        meta = {
+            "format": INDEX_FORMAT,
+            "version": INDEX_VERSION,
+            "token": self._state.token,
+            "generation": self._state.generation,
+            "removals": self._state.removals,
+            "high_water": self._state.high_water,
+            "max_key": self._max_key,
+            "count": len(self._index),
+            "connectivity": self.options.connectivity,
+            "bytes": self.path.stat().st_size,
+        }
+        _write_text(self.meta_path, json.dumps(meta))
+        self._unsaved = 0
+
+    def delete_files(self) -> None:
+        """Remove the index and its sidecar from disk (the in-memory index is dropped too)."""
+        self._index, self._state, self._viewed = None, None, False
+        for path in (self.path, self.meta_path):
+            path.unlink(missing_ok=True)
+
+    # --- keeping level with the gallery ------------------------------------------------------------
+    def sync(
+        self,
+        state: GalleryState,
+        rows_after: Callable[[int], Iterator[Tuple[np.ndarray, np.ndarray]]],
+        all_ids: Callable[[], np.ndarray],
+        progress: Optional[Callable[[int], None]] = None,
+    ) -> int:
+        """Bring the index level with the gallery. ``rows_after(id)`` yields (ids, (n, 128) vectors) blocks of
+        the embeddings above ``id``; ``all_ids()`` is every stored id (needed only when something was removed
+        since the index was saved). ``progress(n)`` is told of each block added. Returns the number of
+        vectors added or removed."""
+        if self._state == state and self._index is not None:
+            return 0
+        self._open(state.token, writable=False)
+        if self._state == state:
+            return 0
+        self._open(state.token, writable=True)
+        changed = 0
+        if self._state is not None and self._state.removals != state.removals and len(self._index):
+            stored = np.asarray(all_ids(), dtype=np.uint64)
+            keys = np.asarray(self._index.keys, dtype=np.uint64)
+            gone = np.setdiff1d(keys, stored, assume_unique=True)
+            changed += self._remove_keys(gone)
+        for ids, vectors in rows_after(self._max_key):
+            self._index.add(np.asarray(ids, dtype=np.uint64), vectors, threads=_threads())
+            self._max_key = max(self._max_key, int(ids.max()))
+            changed += len(ids)
+            if progress:
+                progress(len(ids))
+        self._state = state
+        self._unsaved += changed if changed else 1
+        if self._unsaved >= self.options.save_after or not self.path.exists():
+            self.save()
+        return changed
+
+    def note(self, state: GalleryState) -> None:
+        """Record that the gallery moved to ``state`` by a write this index already reflects."""
+        if self._state is not None:
+            self._state = state
+
+    def remove(self, ids: Iterable[int], before: GalleryState, after: GalleryState) -> None:
+        """Drop ``ids`` now (the gallery deleted them, going from state ``before`` to ``after``), scrub their
+        vectors from the index and rewrite its file, so no byte of a removed person stays in it. When the
+        index was not level with ``before``, it is marked for a full comparison at the next ``sync``."""
+        if not self.path.exists() and self._index is None:
+            return
+        self._open(after.token, writable=True)
+        if self._state is None:
+            self.delete_files()  # it belonged to another gallery or could not be read: rebuilt when needed
+            return
+        level = self._state == before
+        self._remove_keys(np.asarray(list(ids), dtype=np.uint64))
+        self._state = after if level else GalleryState(after.token, -1, -1, after.high_water)
+        self._unsaved += 1
+        self.save()
+
+    def _remove_keys(self, keys: np.ndarray) -> int:
+        """Remove ``keys`` from the in-memory index and overwrite their slots: usearch keeps a removed
+        vector's bytes and reuses the slot for the next addition, so as many zero placeholders are added
+        and removed again. ``compact`` re-links the neighbours of removed nodes (without it, measured on
+        5,000 vectors, recall after placeholders fell to 0.004; with it 0.93 as before)."""
+        keys = keys[np.asarray(self._index.contains(keys), dtype=bool)] if len(keys) else keys
+        if not len(keys):
+            return 0
+        self._index.remove(keys, compact=True, threads=_threads())
+        placeholders = np.arange(len(keys), dtype=np.uint64) + np.uint64(_PLACEHOLDER_BASE)
+        self._index.add(placeholders, np.zeros((len(keys), EMBEDDING_DIM), np.float32), threads=_threads())
+        self._index.remove(placeholders, compact=True, threads=_threads())
+        return len(keys)
+
+    # --- search ---------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return 0 if self._index is None else len(self._index)
+
+    def candidates(self, queries: np.ndarray, count: Optional[int] = None) -> np.ndarray:
+        """The ``count`` (default: the options') nearest stored ids for each query, as an (n, count) int64
+        array; -1 where the index has fewer entries."""
+        count = min(count or self.options.candidates, max(1, len(self)))
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        found = self._index.search(queries, count, threads=1)
+        keys = np.asarray(found.keys, dtype=np.int64).reshape(len(queries), -1)
+        # One query gives a Matches (with ``count``), several a BatchMatches (with ``counts``).
+        counts = np.asarray(getattr(found, "counts", getattr(found, "count", keys.shape[1]))).reshape(-1)
+        mask = np.arange(keys.shape[1])[None, :] >= counts[:, None]
+        keys[mask] = -1
+        return keys
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file, then rename), readable by its owner only."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
