@@ -1,10 +1,12 @@
-"""`neuralens faces enroll | verify | compare | identify | list | rename | remove | evaluate | calibrate | train`.
+"""`neuralens faces enroll | verify | compare | identify | list | rename | remove | import | export | cluster |
+evaluate | calibrate | train`.
 
 A thin layer over ``neuralens.faces``: parse, call the API, print. Exit status: 0 on success (and for
 verify/compare: same person), 1 when verify/compare say 'different people', 2 on a user error.
 
 This module has ``register`` (every `faces` subcommand), the option helpers the commands share and the
-gallery and recognition commands (enroll, verify, compare, identify, list, rename, remove); the
+gallery and recognition commands (enroll, verify, compare, identify, list, rename, remove, import, export,
+cluster); the
 evaluation, calibration and training commands are in ``cli_evaluate``.
 """
 
@@ -248,6 +250,39 @@ def cmd_remove(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    """Bulk import of names and embeddings from an .npz, CSV or JSON Lines file."""
+    from .bulk import import_file  # noqa: PLC0415
+
+    with _open(args, create=True) as gallery:
+        result = import_file(gallery, args.file)
+        for warning in result.warnings:
+            _warn(warning)
+        if args.json:
+            _print_json({**result.to_dict(), "gallery": str(gallery.path)})
+            return 0
+        skipped = f", {result.skipped} already stored" if result.skipped else ""
+        print(
+            f"imported {result.added} embedding(s) of {result.people} people ({result.new_people} new{skipped}) "
+            f"into {gallery.path} in {result.store_seconds + result.index_seconds:.1f} s"
+        )
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Write every embedding with its name to an .npz, CSV or JSON Lines file."""
+    from .bulk import export_file, file_format  # noqa: PLC0415
+
+    file_format(args.output)  # an unknown extension is refused before the gallery is opened
+    with _open(args) as gallery:
+        result = export_file(gallery, args.output)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(f"exported {result.embeddings} embedding(s) of {result.people} people to {result.path}")
+    return 0
+
+
 def _evaluation_setup(args):
     """The metric and pipeline for compare/evaluate/calibrate/train: --head, else the gallery's Euclidean
     metric (its calibrated threshold) when the gallery exists, else the defaults; the pipeline likewise."""
@@ -333,6 +368,19 @@ def register(subparsers) -> None:
     p.add_argument("name", metavar="NAME")
     _gallery_option(p)
     p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("import", help="add names and embeddings from an .npz, CSV or JSON Lines file")
+    p.add_argument("file", metavar="FILE", help="names + 128-d embeddings (.npz, .csv, .jsonl); see docs/faces.md")
+    _gallery_option(p), _json_option(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write every embedding with its name to an .npz, CSV or JSON Lines file")
+    p.add_argument(
+        "gallery", nargs="?", metavar="GALLERY", help="gallery file (default: $NEURALENS_GALLERY, else the default)"
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write (.npz, .csv, .jsonl)")
+    _json_option(p)
+    p.set_defaults(func=cmd_export)
 
     from . import cli_evaluate  # noqa: PLC0415 -- it imports this module's helpers
 
