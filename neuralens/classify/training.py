@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import __version__, devices
 from ..backbone import load_backbone
-from ..errors import NeuralensError
+from ..errors import Interrupted, NeuralensError
 from ..imageio import check_output_path, save_image
 from ..labelled import LabelledFolder, read_labelled_folder, stratified_split
 from ..options import OptionError, check
@@ -138,6 +138,7 @@ def train(
     on_features: Optional[Counter] = None,
     on_epoch: Optional[Callable[[str, int, dict], None]] = None,
     command: Optional[str] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
     **fields: Any,
 ) -> Classifier:
     """Train a classifier on ``folder`` (one sub-folder of photos per class, or train/ and val/ with one each).
@@ -146,8 +147,11 @@ def train(
     ``output`` (a ``.pt`` path) saves the model and writes its report files beside it (``report_files``).
     ``log(line)`` receives the dataset summary and warnings, ``on_features(done, total)`` the feature
     extraction's progress, ``on_epoch(stage, epoch, row)`` each epoch ('head' or 'fine-tune') with its losses
-    and accuracies. Returns the Classifier; its ``report`` attribute is the TrainReport."""
+    and accuracies. ``should_stop()`` is asked after every photo and epoch; when it says True, training ends with
+    ``Interrupted`` and nothing is saved (the web page's Cancel). Returns the Classifier; its ``report``
+    attribute is the TrainReport."""
     started = time.perf_counter()
+    on_features, on_epoch = _stoppable(on_features, should_stop), _stoppable(on_epoch, should_stop)
     options = _options(options, fields)
     say = log or (lambda line: None)
     output_path = check_model_output(output) if output is not None else None
@@ -297,6 +301,20 @@ def train(
     if output_path is not None:
         _write(classifier, report, history, output_path)
     return classifier
+
+
+def _stoppable(callback: Optional[Callable], should_stop: Optional[Callable[[], bool]]) -> Optional[Callable]:
+    """``callback`` that first raises Interrupted when ``should_stop()`` says so (``callback`` alone without it)."""
+    if should_stop is None:
+        return callback
+
+    def call(*args: Any) -> None:
+        if should_stop():
+            raise Interrupted("training cancelled")
+        if callback is not None:
+            callback(*args)
+
+    return call
 
 
 def _summary(data: LabelledFolder) -> str:

@@ -148,3 +148,17 @@ def test_feature_cache_ignores_a_damaged_entry(tmp_path):
     assert cache.get("ab" * 32, 2).shape == (2, 4) and cache.get("ab" * 32, 3) is None
     next(tmp_path.rglob("*.npy")).write_bytes(b"junk")
     assert cache.get("ab" * 32, 1) is None
+
+
+def test_should_stop_cancels_training_without_saving(photos_vs_paintings, tmp_path):
+    from neuralens.errors import Interrupted
+
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(Interrupted):
+        classify.train(photos_vs_paintings, tmp_path / "m.pt", should_stop=stop, cache=str(tmp_path / "c"))
+    assert not (tmp_path / "m.pt").exists()
