@@ -283,6 +283,55 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_cluster(args) -> int:
+    """Group the faces of a folder of photos by person; write a report; name groups."""
+    from ..imageio import find_images  # noqa: PLC0415 -- imports torch
+    from .cluster import cluster, enroll_group, write_report  # noqa: PLC0415
+
+    if args.output and Path(args.output).suffix.lower() not in (".html", ".htm"):
+        raise NeuralensError(f"{args.output}: the report is an HTML page (.html)")
+    naming = [(_group_number(number), name) for number, name in args.enroll_cluster or []]
+    photos = find_images(args.photos, recursive=args.recursive)
+    gallery = _open(args, create=True) if naming else _existing_gallery(args)
+    try:
+        result = cluster(
+            photos, args.threshold, gallery, detector=args.detector, jitter=args.jitter, upsample=args.upsample
+        )
+        if args.output:
+            write_report(result, args.output)
+        enrolled = [
+            enroll_group(gallery, result, number, name, detector=args.detector, jitter=args.jitter)
+            for number, name in naming
+        ]
+    finally:
+        if gallery is not None:
+            gallery.close()
+    for item in enrolled:
+        for warning in item.warnings:
+            _warn(warning)
+    if args.json:
+        _print_json({**result.to_dict(), "enrolled": [e.to_dict() for e in enrolled]})
+        return 0
+    print(f"{result.faces} face(s) in {result.photos} photo(s): {len(result.groups)} group(s)")
+    for group in result.groups:
+        shown = ", ".join(Path(p).name for p in group.photos[:6]) + (" ..." if len(group.photos) > 6 else "")
+        print(f"  group {group.id}: {len(group.faces)} face(s) in {shown}")
+    if result.without_faces:
+        print(f"no face in {len(result.without_faces)} photo(s)")
+    if result.report:
+        print(f"report with contact sheets written to {result.report}")
+    for item in enrolled:
+        print(f"enrolled {item.name}: {item.added} embedding(s) added")
+    return 0
+
+
+def _group_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise NeuralensError(f"--enroll-cluster: the group must be a number, got '{text}'") from None
+
+
 def _evaluation_setup(args):
     """The metric and pipeline for compare/evaluate/calibrate/train: --head, else the gallery's Euclidean
     metric (its calibrated threshold) when the gallery exists, else the defaults; the pipeline likewise."""
@@ -381,6 +430,23 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write (.npz, .csv, .jsonl)")
     _json_option(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("cluster", help="group the faces of a folder of photos by person; name a group to enrol it")
+    p.add_argument("photos", nargs="+", metavar="PHOTOS", help="folder(s) or photo files")
+    p.add_argument("-o", "--output", metavar="REPORT.html", help="write an HTML report with a contact sheet per group")
+    p.add_argument("--recursive", action="store_true", help="also take the photos in sub-folders")
+    p.add_argument(
+        "--threshold", type=float, help="link faces closer than this (default: the gallery's threshold, else 0.6)"
+    )
+    p.add_argument(
+        "--enroll-cluster",
+        nargs=2,
+        action="append",
+        metavar=("ID", "NAME"),
+        help="enrol group ID as NAME in the gallery (may be given several times)",
+    )
+    _pipeline_options(p), _gallery_option(p), _json_option(p)
+    p.set_defaults(func=cmd_cluster)
 
     from . import cli_evaluate  # noqa: PLC0415 -- it imports this module's helpers
 
