@@ -418,10 +418,11 @@ class Gallery(SQLiteStore):
         embeddings it lacks and drop the removed ones; a missing or stale index is rebuilt, with a progress
         bar when there is much to add. Returns the number of vectors added or removed."""
         count, state = self._counts()
-        todo = max(0, state.high_water - self.index._max_key)
-        bar = Progress(min(todo, count), "indexing faces", unit="face", enabled=progress and todo >= 10_000)
-        with bar:
-            return self.index.sync(state, self._rows_after, self._all_ids, bar.update)
+
+        def bar(total: int) -> Progress:
+            return Progress(min(total, count), "indexing faces", unit="face", enabled=progress and total >= 10_000)
+
+        return self.index.sync(state, self._rows_after, self._all_ids, bar)
 
     # --- search ---------------------------------------------------------------------------------------
     def _stored(self) -> _Stored:

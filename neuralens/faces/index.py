@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import NeuralensError
 from ..options import check, option
+from ..progress import Progress
 from .models import EMBEDDING_DIM
 
 INDEX_FORMAT = "neuralens-faces-index"
@@ -47,17 +48,17 @@ _PLACEHOLDER_BASE = 1 << 62
 class IndexOptions:
     """When the gallery searches through the HNSW index, and how the index is built and searched."""
 
+    # The crossover (benchmarks/results/faces_scale.md, 2 cores): one face searched exactly takes 0.08 ms
+    # among 10,000 embeddings and 1.9 ms among 100,000 (linear), through the index 0.3 and 1.1 ms.
     exact_below: int = option(
-        20_000,
-        "galleries with fewer embeddings are searched exactly (the crossover measured in benchmarks/faces_scale.py)",
-        minimum=0,
+        50_000, "galleries with fewer embeddings are searched exactly (below this, exact is as fast)", minimum=0
     )
     connectivity: int = option(32, "HNSW links per node (M)", minimum=4, maximum=128)
     expansion_add: int = option(128, "HNSW candidate list while building (ef_construction)", minimum=8)
     expansion_search: int = option(256, "HNSW candidate list while searching (ef)", minimum=8)
     candidates: int = option(10, "neighbours taken from the index per face, then re-ranked exactly", minimum=1)
     save_after: int = option(
-        1000, "changes applied in memory before the index file is rewritten (fewer are replayed from SQLite)"
+        5000, "embeddings added since the index file was written that are searched exactly beside it", minimum=0
     )
 
 
@@ -94,7 +95,10 @@ class FaceIndex:
         self.path, self.meta_path = index_paths(gallery_path)
         self._index = None  # usearch.index.Index, loaded (writable) or viewed (read-only, memory-mapped)
         self._viewed = False
-        self._state: Optional[GalleryState] = None  # the gallery state the in-memory index holds
+        self._state: Optional[GalleryState] = None  # the gallery state the index proper holds
+        self._synced: Optional[GalleryState] = None  # the state the index and the tail hold together
+        self._tail_ids: Optional[np.ndarray] = None  # embeddings added since the file was written ...
+        self._tail: Optional[np.ndarray] = None  # ... and their vectors, searched exactly
         self._max_key = 0
         self._unsaved = 0
 
@@ -179,7 +183,8 @@ class FaceIndex:
 
     def delete_files(self) -> None:
         """Remove the index and its sidecar from disk (the in-memory index is dropped too)."""
-        self._index, self._state, self._viewed = None, None, False
+        self._index, self._state, self._synced, self._viewed = None, None, None, False
+        self._tail_ids, self._tail = None, None
         for path in (self.path, self.meta_path):
             path.unlink(missing_ok=True)
 
@@ -189,40 +194,53 @@ class FaceIndex:
         state: GalleryState,
         rows_after: Callable[[int], Iterator[Tuple[np.ndarray, np.ndarray]]],
         all_ids: Callable[[], np.ndarray],
-        progress: Optional[Callable[[int], None]] = None,
+        progress: Optional[Callable[[int], Progress]] = None,
     ) -> int:
         """Bring the index level with the gallery. ``rows_after(id)`` yields (ids, (n, 128) vectors) blocks of
         the embeddings above ``id``; ``all_ids()`` is every stored id (needed only when something was removed
-        since the index was saved). ``progress(n)`` is told of each block added. Returns the number of
-        vectors added or removed."""
-        if self._state == state and self._index is not None:
+        since the index was saved); ``progress(total)`` makes the ``Progress`` shown while vectors are added
+        to the index. Returns the number of vectors added or removed.
+
+        A few embeddings added since the file was written (at most ``save_after``, nothing removed) are
+        kept beside the memory-mapped index and searched exactly: a one-off command after an enrolment then
+        reads a few rows instead of loading, extending and rewriting the whole index."""
+        if self._synced == state:
             return 0
         self._open(state.token, writable=False)
         if self._state == state:
+            self._synced, self._tail_ids, self._tail = state, None, None
             return 0
+        if (
+            self._state is not None
+            and self._state.removals == state.removals
+            and state.high_water - self._max_key <= self.options.save_after
+        ):
+            blocks = list(rows_after(self._max_key))
+            if blocks:
+                self._tail_ids = np.concatenate([ids for ids, _ in blocks]).astype(np.int64)
+                self._tail = np.concatenate([vectors for _, vectors in blocks]).astype(np.float32)
+            else:
+                self._tail_ids, self._tail = None, None
+            self._synced = state
+            return 0 if self._tail_ids is None else len(self._tail_ids)
         self._open(state.token, writable=True)
+        self._tail_ids, self._tail = None, None
         changed = 0
         if self._state is not None and self._state.removals != state.removals and len(self._index):
             stored = np.asarray(all_ids(), dtype=np.uint64)
             keys = np.asarray(self._index.keys, dtype=np.uint64)
-            gone = np.setdiff1d(keys, stored, assume_unique=True)
-            changed += self._remove_keys(gone)
-        for ids, vectors in rows_after(self._max_key):
-            self._index.add(np.asarray(ids, dtype=np.uint64), vectors, threads=_threads())
-            self._max_key = max(self._max_key, int(ids.max()))
-            changed += len(ids)
-            if progress:
-                progress(len(ids))
-        self._state = state
-        self._unsaved += changed if changed else 1
-        if self._unsaved >= self.options.save_after or not self.path.exists():
-            self.save()
+            changed += self._remove_keys(np.setdiff1d(keys, stored, assume_unique=True))
+        bar = progress(state.high_water - self._max_key) if progress else Progress(None, enabled=False)
+        with bar:
+            for ids, vectors in rows_after(self._max_key):
+                self._index.add(np.asarray(ids, dtype=np.uint64), vectors, threads=_threads())
+                self._max_key = max(self._max_key, int(ids.max()))
+                changed += len(ids)
+                bar.update(len(ids))
+        self._state = self._synced = state
+        self._unsaved += 1
+        self.save()
         return changed
-
-    def note(self, state: GalleryState) -> None:
-        """Record that the gallery moved to ``state`` by a write this index already reflects."""
-        if self._state is not None:
-            self._state = state
 
     def remove(self, ids: Iterable[int], before: GalleryState, after: GalleryState) -> None:
         """Drop ``ids`` now (the gallery deleted them, going from state ``before`` to ``after``), scrub their
@@ -237,6 +255,7 @@ class FaceIndex:
         level = self._state == before
         self._remove_keys(np.asarray(list(ids), dtype=np.uint64))
         self._state = after if level else GalleryState(after.token, -1, -1, after.high_water)
+        self._synced, self._tail_ids, self._tail = None, None, None  # the next search re-reads what is new
         self._unsaved += 1
         self.save()
 
@@ -256,19 +275,27 @@ class FaceIndex:
 
     # --- search ---------------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return 0 if self._index is None else len(self._index)
+        """The number of embeddings the index and its exactly searched tail hold."""
+        tail = 0 if self._tail_ids is None else len(self._tail_ids)
+        return tail + (0 if self._index is None else len(self._index))
 
     def candidates(self, queries: np.ndarray, count: Optional[int] = None) -> np.ndarray:
-        """The ``count`` (default: the options') nearest stored ids for each query, as an (n, count) int64
-        array; -1 where the index has fewer entries."""
+        """The ``count`` (default: the options') nearest stored ids for each query from the index, and as
+        many from the exactly searched tail when there is one: an (n, count or 2 x count) int64 array, -1
+        where there are fewer entries."""
         count = min(count or self.options.candidates, max(1, len(self)))
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        found = self._index.search(queries, count, threads=1)
-        keys = np.asarray(found.keys, dtype=np.int64).reshape(len(queries), -1)
-        # One query gives a Matches (with ``count``), several a BatchMatches (with ``counts``).
-        counts = np.asarray(getattr(found, "counts", getattr(found, "count", keys.shape[1]))).reshape(-1)
-        mask = np.arange(keys.shape[1])[None, :] >= counts[:, None]
-        keys[mask] = -1
+        keys = np.full((len(queries), 0), -1, dtype=np.int64)
+        if self._index is not None and len(self._index):
+            found = self._index.search(queries, min(count, len(self._index)), threads=1)
+            keys = np.asarray(found.keys, dtype=np.int64).reshape(len(queries), -1)
+            # One query gives a Matches (with ``count``), several a BatchMatches (with ``counts``).
+            counts = np.asarray(getattr(found, "counts", getattr(found, "count", keys.shape[1]))).reshape(-1)
+            keys[np.arange(keys.shape[1])[None, :] >= counts[:, None]] = -1
+        if self._tail_ids is not None:  # the few embeddings added since the file was written, exactly
+            squared = (self._tail**2).sum(axis=1)[None, :] - 2.0 * (queries @ self._tail.T)
+            nearest = np.argsort(squared, axis=1)[:, :count]
+            keys = np.concatenate([keys, self._tail_ids[nearest]], axis=1)
         return keys
 
 

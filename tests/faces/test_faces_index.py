@@ -135,3 +135,24 @@ def test_lookalike_search_excludes_the_person(big, tmp_path):
     with Gallery(path, index=SMALL) as gallery:
         names, dists = gallery.search(photos_of(people(1000)[2][:1]), exclude="person 0")
         assert names[0] not in (None, "person 0") and dists[0] > 0.5
+
+
+def test_a_few_new_faces_are_searched_beside_the_saved_index(big, tmp_path):
+    path = _copy(big, tmp_path)
+    index_file = path.with_name(path.name + ".usearch")
+    before = index_file.read_bytes()
+    newcomers = rows(2, seed=11)
+    newcomers.names = ["new 0"] * 5 + ["new 1"] * 5
+    with Gallery(path, index=SMALL) as gallery:
+        import_embeddings(gallery, newcomers, progress=False)
+    with Gallery(path, index=SMALL) as gallery:  # a one-off command after the enrolment
+        assert gallery.search(photos_of(people(2, seed=11)[2]))[0] == ["new 0", "new 1"]
+        assert len(gallery.index) == 5010
+    assert index_file.read_bytes() == before  # found beside the memory-mapped file, which was not rewritten
+    many = rows(30, seed=12)
+    many.names = [f"more {n}" for n in many.names]
+    options = IndexOptions(exact_below=100, save_after=20)
+    with Gallery(path, index=options) as gallery:  # more than save_after new: the file is brought up to date
+        import_embeddings(gallery, many, progress=False)
+        assert gallery.search(photos_of(people(30, seed=12)[2][:1]))[0] == ["more person 0"]
+    assert index_file.read_bytes() != before
