@@ -9,11 +9,24 @@
 The pieces, one concept per module: ``io`` (PyAV read/write, audio, frame folders, GIF), ``flow`` (DIS optical
 flow, reliability masks, warping, the flow cache), ``consistency`` (how a frame is tied to the ones before it, per
 engine), ``engines`` (model, arbitrary network, optimisation behind one interface), ``metrics`` (Lai et al.'s
-warping error), ``options`` (VideoOptions), ``api`` (the run, resumable).
+warping error), ``options`` (VideoOptions), ``plan`` (what a run will read and write, known before it starts),
+``pipeline`` (the threads that overlap decoding, flow, painting and encoding), ``api`` (the run, resumable).
 """
 
 from .api import VideoResult, read_video, stylize, stylize_frames
+from .io import probe
 from .metrics import warping_error
 from .options import VideoOptions
+from .plan import VideoPlan, plan
 
-__all__ = ["VideoOptions", "VideoResult", "read_video", "stylize", "stylize_frames", "warping_error"]
+__all__ = [
+    "VideoOptions",
+    "VideoPlan",
+    "VideoResult",
+    "plan",
+    "probe",
+    "read_video",
+    "stylize",
+    "stylize_frames",
+    "warping_error",
+]

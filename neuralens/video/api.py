@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -36,9 +35,10 @@ from ..style.options import StyleOptions
 from .consistency import FlowBlend, Independent, RuderTemporal, Temporal
 from .engines import ArbitraryEngine, ModelEngine, OptimisationEngine, to_uint8
 from .flow import FlowEstimator
-from .io import FRAME_NAME, Frame, VideoInfo, VideoWriter, check_output, frame_size, probe, rate_of, read_frames
+from .io import FRAME_NAME, Frame, VideoInfo, VideoWriter, check_output, frame_size, probe, read_frames
 from .options import VideoOptions
 from .pipeline import Background, prefetch
+from .plan import plan
 
 WORK_SUFFIX = ".neuralens-work"
 WORK_FORMAT = "neuralens-video-work"
@@ -221,15 +221,6 @@ def _fingerprint(
     }
 
 
-def _estimate_frames(info: VideoInfo, video: VideoOptions, fps: Fraction) -> int:
-    end = min(video.end, info.duration) if video.end is not None and info.duration else (video.end or info.duration)
-    if not end:
-        return info.frames
-    if video.start == 0 and video.end is None and video.fps is None and info.frames:
-        return info.frames
-    return max(1, math.ceil((end - video.start) * float(fps) - 1e-6))
-
-
 # -- the run -----------------------------------------------------------------------------------------------------
 def stylize(
     input: Union[str, os.PathLike],
@@ -253,20 +244,17 @@ def stylize(
     raises NeuralensError (one line) for bad input before any work."""
     started = time.perf_counter()
     video, style, applied = split_options(options, style_options, apply, **fields)
-    info = probe(input, video.fps)
-    if info.duration and video.start >= info.duration:
-        raise NeuralensError(f"--start {video.start:g} s is after the end of {info.path} ({info.duration:.3g} s)")
+    run = plan(input, video)
+    info, size, fps = run.info, run.size, run.fps
     output = check_output(output)
     if info.kind == "video" and Path(output).resolve() == info.path.resolve():
         raise NeuralensError(f"{output}: is the input; choose another output name")
-    size = frame_size(info.width, info.height, video.size)
-    fps = rate_of(video.fps) if video.fps else info.fps
     frames = read_frames(info, *size, video.start, video.end, video.fps if info.kind == "video" else None)
     first = next(frames)  # before anything is built or written: an empty range is refused here
     engine = build_engine(styles or [], model, fast, style, applied, size, video)
     temporal = build_temporal(engine, video)
     work = WorkFolder(output, _fingerprint(info, size, engine, temporal, video, fps), video.resume)
-    total = _estimate_frames(info, video, fps)
+    total = run.frames
     writer = VideoWriter(output, *size, fps, info if video.audio else None, video.start)
     progress = Progress(total, "video", unit="frame", enabled=video.progress)
     painted = reused = 0

@@ -123,6 +123,9 @@ def probe(path: PathLike, fps: Optional[float] = None) -> VideoInfo:
     except av.error.FFmpegError as exc:
         raise NeuralensError(f"{path}: not a video file ({_reason(exc)})") from None
     with container:
+        if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+            # FFmpeg's still-image readers (png_pipe, jpeg_pipe, ...): a picture whatever the file is called.
+            raise NeuralensError(f"{path}: is a still image, not a video (neuralens stylize paints images)")
         if not container.streams.video:
             raise NeuralensError(f"{path}: has no video frames (no video track)")
         stream = container.streams.video[0]

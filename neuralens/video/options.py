@@ -76,7 +76,9 @@ class VideoOptions:
         web="the server keeps each job's frames",
     )
     keep_frames: bool = option(
-        False, "keep the work folder of stylized frames after a finished run (it is removed by default)"
+        False,
+        "keep the work folder of stylized frames after a finished run (it is removed by default)",
+        web="the server removes a job's files with the job",
     )
     progress: bool = option(True, "show progress on stderr", cli="--quiet", web="the page shows progress", sweep=False)
 

@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__, devices
 from ..errors import NeuralensError
 from ..options import OptionError, check_value, parse_text
-from . import faces_api, live_api, models_api, style_api, webcam
+from . import faces_api, live_api, models_api, style_api, video_api, webcam
 from .jobs import JobManager, QueueFull
 from .live import Live
 from .security import ERROR_MEANINGS, BodyLimit, Error, HostGuard, api_guard
@@ -162,13 +162,16 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     config = dataclasses.replace(config or WebConfig(), **settings)
     devices.pick_device(config.device)  # fail now, not on the first job, when the device is missing
     manager = JobManager(workers=config.workers, max_queue=config.max_queue, preview_every=config.preview_every)
+    videos = video_api.manager(config, manager.root)  # its jobs' folders live in the style jobs' root
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         manager.start()
+        videos.start()
         try:
             yield
         finally:
+            videos.shutdown()  # before the root it lives in is removed
             manager.shutdown()
 
     description = (
@@ -187,6 +190,8 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     )
     app.state.config = config
     app.state.manager = manager
+    app.state.videos = videos
+    app.state.video_limits = video_api.VideoLimits()
     app.state.models = models_api.ModelCache(config.device)  # built-in fast models, loaded on first use
     app.state.live = Live(app.state, config)  # live previews and the webcam: caches, the model queue
     _install_error_handlers(app)
@@ -227,6 +232,7 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     faces_api.register(api, config)
     models_api.register(api, config)
     live_api.register(api, config)
+    video_api.register(api, videos, config)
     app.include_router(api)
     webcam.register(app, config)  # /ws/webcam: a WebSocket checks its token and Origin itself
     _add_page_routes(app)

@@ -142,6 +142,7 @@ def test_ctrl_c_writes_a_playable_partial_video_and_exits_130(make_clip, tmp_pat
     [
         ("text", [], "not a video file"),
         ("image", [], "still image"),
+        ("renamed image", [], "still image"),
         ("silent", [], "no frames"),
         ("codec", [], "unsupported video codec"),
         ("ok", ["--start", "5"], "after the end"),
@@ -159,6 +160,9 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(make, args, message, make_cli
     elif make == "image":
         clip = tmp_path / "photo.png"
         photo.save(clip)
+    elif make == "renamed image":  # a picture whatever its name says (FFmpeg's still-image readers)
+        clip = tmp_path / "photo.mp4"
+        photo.save(clip, format="PNG")
     elif make == "silent":  # a video track without a single frame (only audio packets were written)
         clip = tmp_path / "silent.mkv"
         _audio_only(clip)
