@@ -35,6 +35,7 @@ from .. import __version__, devices
 from ..errors import NeuralensError
 from ..options import OptionError, check_value, parse_text
 from . import faces_api, live_api, models_api, style_api, video_api, webcam
+from .classify_api import register as register_classify
 from .jobs import JobManager, QueueFull
 from .live import Live
 from .security import ERROR_MEANINGS, BodyLimit, Error, HostGuard, api_guard
@@ -171,6 +172,7 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
         try:
             yield
         finally:
+            app.state.trainings.shutdown()  # the classifier project and trainings: likewise
             videos.shutdown()  # before the root it lives in is removed
             manager.shutdown()
 
@@ -232,6 +234,8 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     faces_api.register(api, config)
     models_api.register(api, config)
     live_api.register(api, config)
+    # Classifier training: its project and jobs live in the style jobs' root, so they go with it.
+    app.state.trainings = register_classify(api, config, manager.root / "classify")
     video_api.register(api, videos, config)
     app.include_router(api)
     webcam.register(app, config)  # /ws/webcam: a WebSocket checks its token and Origin itself

@@ -754,6 +754,7 @@ async function start() {
   loadGallery();
   await loadModels();
   if (typeof startLive === "function") await startLive(); // live.js: "any painting" and the webcam tab
+  if (typeof startClassify === "function") await startClassify(); // classify.js: the classify tab
   if (typeof startVideo === "function") await startVideo(); // video.js: the video tab
   document.body.dataset.ready = "1";
 }
