@@ -233,6 +233,7 @@ def stylize(
     apply: Optional[ApplyOptions] = None,
     callback: Optional[Callable[[int, int, np.ndarray], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
+    on_step: Optional[Callable[[int, Any], None]] = None,
     **fields: Any,
 ) -> VideoResult:
     """Paint the video (or folder of frames) ``input`` and write ``output`` (.mp4, .mov, .mkv, .webm, .avi, .gif
@@ -240,7 +241,9 @@ def stylize(
     arbitrary-style network) or ``styles`` alone (optimisation). ``options``/``style_options``/``apply`` hold the
     video's, the optimisation's and the model's settings; ``fields`` set any of their fields by name (``size=320,
     consistency='none', style_weight=1e4, strength=0.8``). ``callback(index, total, rgb)`` after each frame;
-    ``should_stop()`` returning True (or Ctrl-C) stops with a playable partial output. Returns a VideoResult;
+    ``should_stop()`` returning True (or Ctrl-C) stops with a playable partial output; ``on_step(index, step)``
+    after each loss evaluation of the optimisation engine (a ``Step``: iteration, total_iterations, losses).
+    Returns a VideoResult;
     raises NeuralensError (one line) for bad input before any work."""
     started = time.perf_counter()
     video, style, applied = split_options(options, style_options, apply, **fields)
@@ -283,9 +286,13 @@ def stylize(
                 reused += 1
             else:
                 if isinstance(engine, OptimisationEngine):
-                    temporal.on_step = lambda step, i=frame.index: progress.update(
-                        0, f"frame {i + 1}: evaluation {step.iteration}/{step.total_iterations}"
-                    )
+
+                    def step_done(step, i: int = frame.index) -> None:
+                        progress.update(0, f"frame {i + 1}: evaluation {step.iteration}/{step.total_iterations}")
+                        if on_step is not None:
+                            on_step(i, step)
+
+                    temporal.on_step = step_done
                 result = temporal.next(frame.rgb)
                 done = to_uint8(result)
                 if temporal.past and temporal.past[-1].output is result:

@@ -282,6 +282,11 @@ class VideoJobs(JobManager):
                     job.preview, job.preview_frame = preview, index + 1
                 self._touch(job)
 
+        def step_done(index: int, step) -> None:  # optimisation: a frame takes many loss evaluations
+            with self._changed:
+                job.progress = {**job.progress, "evaluation": step.iteration, "evaluations": step.total_iterations}
+                self._touch(job)
+
         kind = job.engine["engine"]
         try:
             result = video_stylize(
@@ -295,6 +300,7 @@ class VideoJobs(JobManager):
                 apply=ApplyOptions(strength=job.engine.get("strength", 1.0)),
                 callback=callback,
                 should_stop=job.cancel_requested.is_set,
+                on_step=step_done,
             )
             with self._changed:
                 job.result = _public(result.to_dict())
@@ -347,8 +353,8 @@ class VideoJobOut(BaseModel):
     stopped_early: bool = Field(..., description="cancelled while running: the video holds the frames painted")
     progress: Dict[str, Any] = Field(
         ...,
-        description="frame (done), total_frames, frames_per_second, elapsed and eta (seconds left); empty "
-        "before the first frame",
+        description="frame (done), total_frames, frames_per_second, elapsed and eta (seconds left); with "
+        "optimisation also evaluation and evaluations (of the frame being painted); empty before the first frame",
     )
     options: Dict[str, Any] = Field(..., description="the job's VideoOptions")
     engine: Dict[str, Any] = Field(..., description="the engine and its settings")

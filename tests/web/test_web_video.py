@@ -274,3 +274,23 @@ def test_a_video_painted_from_the_page(browser, fast_server, clip_bytes, tmp_pat
         assert container.streams.audio and len(list(container.decode(video=0))) == 12
     assert page.errors == []
     assert_only_own_requests(page, fast_server)
+
+
+def test_optimisation_reports_its_evaluations_while_a_frame_is_painted(client, clip_bytes, monkeypatch):
+    from neuralens.web.video_api import VideoJobs
+
+    seen = []
+    touch = VideoJobs._touch
+
+    def spy(self, job):
+        seen.append(dict(job.progress))
+        touch(self, job)
+
+    monkeypatch.setattr(VideoJobs, "_touch", spy)
+    data = {"engine": "optimisation", "style_sample": "starry_night.jpg", "size": "48", "end": "0.17"}
+    job = client.post("/api/videos", files=upload(clip_bytes), data={**data, "frame_iterations": "2"}).json()
+    assert job["engine"]["engine"] == "optimisation" and job["engine"]["styles"] == ["starry_night.jpg"]
+    done = wait(client, job["id"], timeout=300)
+    assert done["status"] == "done" and done["result"]["frames"] == 2, done
+    during = [p for p in seen if "evaluation" in p]
+    assert during and during[-1]["evaluations"] == 2 and during[-1]["frame"] == 1  # frame 2's 2 evaluations

@@ -197,7 +197,8 @@ async function showVideoJob(job) {
   const p = job.progress || {};
   const total = p.total_frames || (job.video || {}).frames;
   $("video-status").textContent = job.status + (job.status === "queued" && job.queue_position ? ` (#${job.queue_position})` : "");
-  $("video-frames").textContent = p.frame ? `${p.frame} / ${total}` : total ? `0 / ${total}` : "—";
+  const painting = p.evaluations && job.status === "running" ? ` (evaluation ${p.evaluation} / ${p.evaluations})` : "";
+  $("video-frames").textContent = (p.frame ? `${p.frame} / ${total}` : total ? `0 / ${total}` : "—") + painting;
   $("video-fps").textContent = p.frames_per_second ? p.frames_per_second.toFixed(1) : "—";
   $("video-elapsed").textContent = secs(p.elapsed);
   $("video-eta").textContent = job.status !== "running" ? "—" : p.eta === null || p.eta === undefined ? "estimating…" : "about " + secs(p.eta);
