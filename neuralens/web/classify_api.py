@@ -40,7 +40,7 @@ from starlette.responses import Response
 
 from .. import classify
 from ..classify import Classifier, ClassifyOptions
-from ..errors import NeuralensError
+from ..errors import Interrupted, NeuralensError
 from ..faces.names import REFUSED_CATEGORIES, name_key
 from ..labelled import read_labelled_folder
 from ..options import Spec, specs, web_fields
@@ -381,10 +381,6 @@ def finite(value: Any) -> Any:
     return value
 
 
-class Cancelled(Exception):
-    """Raised from train()'s progress callbacks when the job is cancelled (train() has no stop hook)."""
-
-
 def web_result(classifier: Classifier) -> dict:
     """What the page shows of a finished training, from the library's report: the server's file paths
     become photo ids (the page has their thumbnails)."""
@@ -458,15 +454,11 @@ class TrainingManager(JobManager):
 
     def _run(self, job: TrainingJob) -> None:
         def on_features(done: int, total: int) -> None:
-            if job.cancel_requested.is_set():
-                raise Cancelled
             with self._changed:
                 job.stage, job.features = "features", {"done": done, "total": total}
                 self._touch(job)
 
         def on_epoch(stage: str, epoch: int, row: dict) -> None:
-            if job.cancel_requested.is_set():
-                raise Cancelled
             with self._changed:
                 job.stage = stage
                 job.epochs.append(finite({"stage": stage, **row}))
@@ -479,7 +471,13 @@ class TrainingManager(JobManager):
 
         try:
             classifier = classify.train(
-                job.data, job.model_path, job.options, log=log, on_features=on_features, on_epoch=on_epoch
+                job.data,
+                job.model_path,
+                job.options,
+                log=log,
+                on_features=on_features,
+                on_epoch=on_epoch,
+                should_stop=job.cancel_requested.is_set,
             )
             with self._changed:
                 job.result = web_result(classifier)
@@ -489,7 +487,7 @@ class TrainingManager(JobManager):
                 self.project.model = (job.id, classifier, job.model_path)
             if previous is not None:
                 shutil.rmtree(self.root / previous[0], ignore_errors=True)  # one model kept: the latest
-        except Cancelled:
+        except Interrupted:  # should_stop() said so: the page's Cancel
             with self._changed:
                 job.status = CANCELLED
         except NeuralensError as exc:

@@ -121,7 +121,9 @@ def test_cli_refuses_bad_datasets_and_options(cli_error, tmp_path):
     assert "at least 2" in cli_error("classify", "train", tmp_path / "only", "-o", tmp_path / "m.pt")
     (tmp_path / "only" / "dogs").mkdir()
     assert "'dogs' has no images" in cli_error("classify", "train", tmp_path / "only", "-o", tmp_path / "m.pt")
-    assert "--val-split" in cli_error("classify", "train", tmp_path / "only", "-o", tmp_path / "m.pt", "--val-split", "0")
+    assert "--val-split" in cli_error(
+        "classify", "train", tmp_path / "only", "-o", tmp_path / "m.pt", "--val-split", "0"
+    )
     assert ".pt" in cli_error("classify", "train", tmp_path / "only", "-o", tmp_path / "m.onnx")
 
 
