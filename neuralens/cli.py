@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "neuralens.web.cli",
     "neuralens.faces.cli",
     "neuralens.classify.cli",
+    "neuralens.distributed.cli",
 ]
 
 EXIT_USER_ERROR = 2

@@ -1,0 +1,41 @@
+"""`neuralens worker`: run style jobs from a Redis job queue. The flags come from QueueOptions and
+WorkerOptions; nothing here imports Celery or Redis until the command runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import options
+from .options import QueueOptions, WorkerOptions
+
+WORKER_EXAMPLES = """examples:
+  neuralens worker --broker redis://127.0.0.1:6379/0                     (one job at a time, this machine)
+  neuralens worker --broker redis://queue.lan:6379/0 --storage file:///mnt/shared/neuralens --device cuda:0
+  neuralens worker --broker redis://queue.lan:6379/0 --storage file:///mnt/shared/neuralens --concurrency 2
+then, anywhere:
+  neuralens stylize photos/ starry_night.jpg -o out/ --broker redis://queue.lan:6379/0 --storage file:///mnt/shared/neuralens
+"""
+
+
+def register(subparsers) -> None:
+    """Add the `worker` subcommand."""
+    p = subparsers.add_parser(
+        "worker",
+        help="run jobs from a Redis job queue (stylize --broker), on this machine's CPU or GPU",
+        description="Take style jobs from the queue at --broker and run them; inputs and results are in the "
+        "shared storage at --storage (the same URL as the clients'). A job whose worker dies is run again by "
+        "another one. Stop with Ctrl-C: running jobs finish first.",
+        epilog=WORKER_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    options.add_arguments(p, QueueOptions)
+    options.add_arguments(p, WorkerOptions)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .worker import run_worker  # noqa: PLC0415
+
+    queue = QueueOptions(**options.values_from(args, QueueOptions))
+    worker = WorkerOptions(**options.values_from(args, WorkerOptions))
+    return run_worker(queue, worker)

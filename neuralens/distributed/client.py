@@ -1,0 +1,283 @@
+"""Submitting jobs to the queue and collecting them: what `neuralens stylize ... --broker URL` runs.
+
+Inputs are copied to the shared storage under content-hash keys (a style shared by a whole batch is stored
+once) and each job's message names them; the client then follows every job of its batch through Redis - one
+progress bar for all - and saves each result as it arrives, exactly as the in-process path saves it."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+from PIL import Image
+
+from ..errors import Interrupted, NeuralensError
+from ..imageio import ImageLike, save_result
+from ..progress import Progress
+from . import state
+from .app import FAST_TASK, STYLIZE_TASK, make_app
+from .options import QueueOptions
+from .storage import file_key, open_storage
+from .tasks import STYLE_FILE_FIELDS, marker_key
+
+WAKE_SECONDS = 0.25  # longest sleep between two looks at the batch (events wake the client sooner)
+NO_WORKER_SECONDS = 15.0  # say so when no worker has taken any job by then
+
+
+@dataclass
+class Finished:
+    """One finished job as the client collected it: its state in Redis and its run's report."""
+
+    job: state.RemoteJob
+    report: dict
+
+    @property
+    def stopped(self) -> bool:
+        return self.job.status == state.CANCELLED
+
+    def to_dict(self) -> dict:
+        """The run's report (size, stopped, timings, history) and the job's state, JSON-ready."""
+        return {**self.report, "stopped": self.stopped, "job": self.job.to_dict()}
+
+
+class QueueClient:
+    """Submits jobs to the queue at ``queue.broker`` with inputs in ``queue.storage``; follows and cancels
+    them. NeuralensError at once for a bad URL, an unreachable broker or a storage that cannot be written."""
+
+    def __init__(self, queue: QueueOptions):
+        queue.validate()
+        if queue.broker is None:
+            raise NeuralensError("no broker given (redis://HOST:6379/0)")
+        self.options = queue
+        self.redis = state.connect(queue.broker)
+        self.jobs = state.JobStore(self.redis)
+        self.storage = open_storage(queue.storage)
+        self.app = make_app(queue.broker)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def __enter__(self) -> QueueClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- inputs ------------------------------------------------------------------------------------
+    def upload(self, source: Union[ImageLike, str, os.PathLike]) -> str:
+        """Copy a file (or a PIL image, as PNG) to the storage under its content hash. Returns the key."""
+        if isinstance(source, Image.Image):
+            buffer = io.BytesIO()
+            source.save(buffer, format="PNG")
+            data = buffer.getvalue()
+            import hashlib  # noqa: PLC0415
+
+            return self.storage.put_bytes(data, f"inputs/{hashlib.sha256(data).hexdigest()[:40]}.png")
+        path = Path(source)
+        if not path.is_file():
+            raise NeuralensError(f"{path}: no such file")
+        return self.storage.put_file(path, file_key(path))
+
+    # --- submitting --------------------------------------------------------------------------------
+    def submit_stylize(self, content: ImageLike, styles: Sequence[ImageLike], options, batch: str) -> str:
+        """Queue one optimisation (StyleOptions ``options``, already validated) of ``content`` in the style
+        of ``styles``. File options (masks, fine style, an init image) are uploaded too; ``weights`` names a
+        file on the workers. Returns the job id."""
+        values = options.to_dict()
+        files: Dict[str, object] = {}
+        for name in STYLE_FILE_FIELDS:
+            value = getattr(options, name)
+            if value is None or (name == "init" and isinstance(value, str) and value in ("content", "noise", "style")):
+                continue
+            if name == "style_masks":
+                files[name] = [None if mask is None else self.upload(mask) for mask in value]
+            else:
+                files[name] = self.upload(value)
+            values[name] = None if name != "init" else "content"  # the worker puts its local path there
+        payload = {
+            "content": self.upload(content),
+            "styles": [self.upload(style) for style in styles],
+            "options": values,
+            "files": files,
+        }
+        return self._send(STYLIZE_TASK, "stylize", payload, batch)
+
+    def submit_fast(self, content: ImageLike, options, batch: str) -> str:
+        """Queue one pass of ``content`` through a trained model (ApplyOptions ``options``). A built-in model
+        goes by name; a model file is uploaded. Returns the job id."""
+        from ..fast.model import BUILTIN, resolve  # noqa: PLC0415
+
+        path = resolve(options.model)
+        payload = {"content": self.upload(content), "options": dataclasses.asdict(options), "model_file": None}
+        if path.parent.resolve() != BUILTIN.resolve():
+            payload["model_file"] = self.upload(path)
+            payload["options"]["model"] = path.name
+        return self._send(FAST_TASK, "fast", payload, batch)
+
+    def _send(self, task: str, kind: str, payload: dict, batch: str) -> str:
+        job_id = state.new_id()
+        payload.update(job=job_id, batch=batch)
+        self.jobs.create(job_id, batch, kind)
+        self.app.send_task(task, args=[payload])
+        return job_id
+
+    def cancel(self, job_id: str) -> None:
+        """Ask a job to stop wherever it runs (a running one keeps its best image so far as its result)."""
+        self.jobs.cancel(job_id)
+
+    # --- following ---------------------------------------------------------------------------------
+    def wait(
+        self,
+        batch: str,
+        job_ids: Sequence[str],
+        on_change: Optional[Callable[[List[state.RemoteJob]], None]] = None,
+        timeout: Optional[float] = None,
+    ) -> Iterator[state.RemoteJob]:
+        """Yield each job of ``job_ids`` (of ``batch``) once, as it finishes (done, failed or cancelled);
+        ``on_change(jobs)`` gets the unfinished jobs' states whenever something happened. NeuralensError
+        after ``timeout`` seconds (None: no limit)."""
+        wanted = set(job_ids)
+        seen = 0
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(state.channel(batch))
+        try:
+            while wanted:
+                finished = self.jobs.finished_since(batch, seen)
+                seen += len(finished)
+                for job_id in finished:
+                    if job_id in wanted:
+                        wanted.discard(job_id)
+                        yield self.jobs.get(job_id)
+                if not wanted:
+                    return
+                if on_change is not None:
+                    on_change([job for job in self.jobs.get_many(sorted(wanted)) if job is not None])
+                if deadline is not None and time.monotonic() > deadline:
+                    raise NeuralensError(f"{len(wanted)} job(s) not finished after {timeout:g} s")
+                pubsub.get_message(timeout=WAKE_SECONDS)
+                while pubsub.get_message(timeout=0) is not None:  # one look covers every event so far
+                    pass
+        finally:
+            pubsub.close()
+
+    def result_image(self, job: state.RemoteJob) -> Image.Image:
+        """The result image of a finished job (NeuralensError when it has none)."""
+        if not job.result:
+            raise NeuralensError(f"job {job.id} has no result ({job.status}{': ' + job.error if job.error else ''})")
+        with Image.open(self.storage.fetch(job.result)) as image:
+            return image.convert("RGB")
+
+    def report(self, job: state.RemoteJob) -> dict:
+        """The run's own report (``to_dict()`` of its result) as the worker stored it ({} when none)."""
+        data = self.storage.read_bytes(marker_key(job.id))
+        return json.loads(data)["report"] if data else {}
+
+
+def collect(
+    client: QueueClient,
+    batch: str,
+    jobs: Dict[str, Tuple[Path, Path]],
+    estimate: int,
+    what: str,
+    unit: str,
+    quiet: bool = False,
+    timeout: Optional[float] = None,
+) -> List[Tuple[Path, Path, Finished]]:
+    """Follow ``jobs`` ({job id: (input, output)}) with one progress bar (``estimate`` units per job until a
+    worker knows better), save each result to its output as it arrives. Returns (input, output, Finished)
+    in the order of ``jobs``. Ctrl-C cancels every unfinished job of the batch (Interrupted); failed jobs
+    are reported together, after the others are saved (NeuralensError)."""
+    done_units: Dict[str, int] = {}
+    totals = {job_id: estimate for job_id in jobs}
+    finished: Dict[str, Finished] = {}
+    errors: List[str] = []
+    started = time.monotonic()
+    warned = [False]
+    progress = Progress(estimate * len(jobs), what, unit, enabled=not quiet)
+
+    def on_change(running: List[state.RemoteJob]) -> None:
+        for job in running:
+            if job.progress:
+                totals[job.id] = int(job.progress.get("total_iterations") or totals[job.id])
+                done_units[job.id] = int(job.progress.get("iteration") or 0)
+        _show(progress, totals, done_units)
+        if not warned[0] and not quiet and time.monotonic() - started > NO_WORKER_SECONDS:
+            if all(job.status == state.QUEUED for job in running) and not finished:
+                warned[0] = True
+                print(
+                    f"no worker has taken a job after {NO_WORKER_SECONDS:g} s: is `neuralens worker --broker "
+                    f"{client.options.broker}` running (with the same --storage)?",
+                    file=sys.stderr,
+                )
+
+    try:
+        with progress:
+            for job in client.wait(batch, list(jobs), on_change, timeout):
+                source, output = jobs[job.id]
+                done_units[job.id] = totals[job.id] = max(totals[job.id], done_units.get(job.id, 0), 1)
+                if job.result:
+                    save_result(client.result_image(job), output)
+                    finished[job.id] = Finished(job, client.report(job))
+                else:
+                    errors.append(f"{source}: {job.error or job.status}")
+                _show(progress, totals, done_units)
+    except KeyboardInterrupt:
+        left = [job_id for job_id in jobs if job_id not in finished]
+        for job_id in left:
+            client.cancel(job_id)
+        raise Interrupted(f"interrupted; cancelled {len(left)} unfinished job(s) of the queue") from None
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise NeuralensError(f"{len(errors)} of {len(jobs)} job(s) failed: {errors[0]}{more}")
+    return [(source, output, finished[job_id]) for job_id, (source, output) in jobs.items()]
+
+
+def _show(progress: Progress, totals: Dict[str, int], done: Dict[str, int]) -> None:
+    total = sum(totals.values())
+    if total != progress.total:
+        progress.set_total(total)
+    count = sum(min(done.get(job_id, 0), totals[job_id]) for job_id in totals)
+    if count > progress.count:
+        progress.update(count - progress.count)
+
+
+def stylize_batch(
+    queue: QueueOptions,
+    styles: Sequence[ImageLike],
+    settings,
+    pairs: Sequence[Tuple[Path, Path]],
+    quiet: bool = False,
+    timeout: Optional[float] = None,
+) -> List[Tuple[Path, Path, Finished]]:
+    """Each (content, output) of ``pairs`` stylized by optimisation (StyleOptions ``settings``) on the
+    queue's workers, saved to its output. Returns (content, output, Finished) per pair."""
+    from ..style import plan_scales  # noqa: PLC0415
+
+    batch = state.new_id()
+    with QueueClient(queue) as client:
+        jobs = {client.submit_stylize(content, styles, settings, batch): (content, out) for content, out in pairs}
+        estimate = sum(n for _, n in plan_scales(settings)) or 1
+        return collect(client, batch, jobs, estimate, "stylize", "step", quiet, timeout)
+
+
+def fast_stylize_batch(
+    queue: QueueOptions,
+    settings,
+    pairs: Sequence[Tuple[Path, Path]],
+    quiet: bool = False,
+    timeout: Optional[float] = None,
+) -> List[Tuple[Path, Path, Finished]]:
+    """Each (photo, output) of ``pairs`` through a trained model (ApplyOptions ``settings``) on the queue's
+    workers, saved to its output. Returns (photo, output, Finished) per pair."""
+    batch = state.new_id()
+    with QueueClient(queue) as client:
+        jobs = {client.submit_fast(photo, settings, batch): (photo, out) for photo, out in pairs}
+        return collect(client, batch, jobs, 1, "stylize", "image", quiet, timeout)

@@ -1,0 +1,271 @@
+"""The queue's tasks, as run inside a worker process: take the job's lease, run the library's own API on the
+inputs from storage, publish progress through Redis, write the result atomically, report once.
+
+The payload of a message (JSON, built by ``client.py``) is ``{"job", "batch", "content": key, ...}`` with
+keys into the storage and the options as their ``to_dict()``; images never travel in it."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Tuple
+
+from ..errors import NeuralensError
+from . import state
+from .storage import LocalStorage, open_storage
+
+log = logging.getLogger(__name__)
+
+CANCEL_CHECK_SECONDS = 0.2  # how often a running job asks Redis whether it was cancelled
+REDIS_RETRY_SECONDS = 5.0
+STYLE_FILE_FIELDS = ("style_masks", "content_mask", "fine_style", "init")  # StyleOptions values that are files
+
+
+def result_key(job_id: str) -> str:
+    return f"results/{job_id}.png"
+
+
+def marker_key(job_id: str) -> str:
+    """The job's completion marker: created once, exclusively, after the result is in place."""
+    return f"results/{job_id}.json"
+
+
+@dataclass
+class WorkerContext:
+    """What a worker process keeps between jobs: its connections, and the last style and model loaded (a
+    batch with one style computes the style's targets once per process)."""
+
+    storage: LocalStorage
+    jobs: state.JobStore
+    device: str
+    lease: float
+    preview_every: int
+    name: str
+    cached: Dict[str, Tuple[str, Any]] = field(default_factory=dict)  # kind -> (cache key, object)
+
+    def reuse(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
+        """The object cached for ``kind`` when it was built for ``key``, else a new one from ``build``."""
+        held = self.cached.get(kind)
+        if held is None or held[0] != key:
+            self.cached.pop(kind, None)  # free the old one before building the next
+            self.cached[kind] = (key, build())
+        return self.cached[kind][1]
+
+
+_CONTEXT: Dict[int, WorkerContext] = {}
+
+
+def worker_context(app) -> WorkerContext:
+    """This process's context (made on its first job: connections must not be shared across fork)."""
+    pid = os.getpid()
+    if pid not in _CONTEXT:
+        conf = app.conf.neuralens
+        _CONTEXT.clear()
+        _CONTEXT[pid] = WorkerContext(
+            storage=open_storage(conf.get("storage")),
+            jobs=state.JobStore(state.connect(app.conf.broker_url)),
+            device=conf.get("device", "auto"),
+            lease=float(conf.get("lease", 30.0)),
+            preview_every=int(conf.get("preview_every", 5)),
+            name=f"{conf.get('name') or socket.gethostname()}:{pid}",
+        )
+    return _CONTEXT[pid]
+
+
+class Heartbeat:
+    """Renews a job's lease every third of its length in a thread, until stopped (or the lease is lost)."""
+
+    def __init__(self, jobs: state.JobStore, job_id: str, token: str, seconds: float):
+        self.jobs, self.job_id, self.token, self.seconds = jobs, job_id, token, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id[:8]}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(self.seconds)
+        try:
+            self.jobs.release(self.job_id, self.token)
+        except Exception:  # noqa: BLE001 -- the lease expires by itself
+            log.warning("could not release the lease of job %s", self.job_id)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                if not self.jobs.renew(self.job_id, self.token, self.seconds):
+                    log.warning("job %s: lease lost", self.job_id)
+                    return
+            except Exception:  # noqa: BLE001 -- Redis gone for a moment: try again at the next beat
+                log.warning("job %s: could not renew the lease", self.job_id)
+
+
+def png_bytes(image) -> bytes:
+    """A PIL image as PNG bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _stop_checker(jobs: state.JobStore, job_id: str) -> Callable[[], bool]:
+    """``should_stop`` for the style API: asks Redis at most every CANCEL_CHECK_SECONDS."""
+    last = [0.0, False]
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if not last[1] and now - last[0] >= CANCEL_CHECK_SECONDS:
+            last[0] = now
+            last[1] = jobs.cancel_requested(job_id)
+        return last[1]
+
+    return should_stop
+
+
+def _style_options(ctx: WorkerContext, payload: dict):
+    """StyleOptions from the payload, with file options resolved to local paths and the worker's device."""
+    from ..style import StyleOptions  # noqa: PLC0415
+
+    values = dict(payload["options"])
+    for name, ref in (payload.get("files") or {}).items():
+        if name not in STYLE_FILE_FIELDS:
+            raise NeuralensError(f"unknown file option {name!r} in a job")
+        if isinstance(ref, list):
+            values[name] = [None if key is None else str(ctx.storage.fetch(key)) for key in ref]
+        else:
+            values[name] = str(ctx.storage.fetch(ref))
+    values.update(device=ctx.device, progress=False)
+    return StyleOptions(**values).validate()
+
+
+def _run_stylize(ctx: WorkerContext, payload: dict, job_id: str, batch: str):
+    """Optimisation (StyleTransfer.run) with progress and previews published. Returns (image, stopped,
+    the run's to_dict())."""
+    from ..style import StyleTransfer  # noqa: PLC0415
+
+    settings = _style_options(ctx, payload)
+    styles = [str(ctx.storage.fetch(key)) for key in payload["styles"]]
+    content = ctx.storage.fetch(payload["content"])
+    cache_key = json.dumps([payload["styles"], payload["options"], payload.get("files")], sort_keys=True)
+    transfer = ctx.reuse("style", cache_key, lambda: StyleTransfer(styles, settings))
+
+    def callback(step) -> None:
+        progress = step.to_dict()
+        progress["total_iterations"] = max(step.total_iterations, step.iteration)
+        every = ctx.preview_every
+        preview = png_bytes(step.image()) if step.iteration == 1 or step.iteration % every == 0 else None
+        ctx.jobs.progress(job_id, batch, progress, preview)
+
+    result = transfer.run(content, callback=callback, should_stop=_stop_checker(ctx.jobs, job_id))
+    return result.image, result.stopped, result.to_dict()
+
+
+def _run_fast(ctx: WorkerContext, payload: dict, job_id: str, batch: str):
+    """One pass through a trained model (ApplyOptions). Returns (image, False, timings)."""
+    import dataclasses  # noqa: PLC0415
+
+    from ..fast.apply import ApplyOptions  # noqa: PLC0415
+
+    values = dict(payload["options"])
+    if payload.get("model_file"):
+        values["model"] = str(ctx.storage.fetch(payload["model_file"]))
+    values["device"] = ctx.device
+    settings = ApplyOptions(**values).validate()
+    key = json.dumps([values["model"], settings.device, settings.precision, settings.engine])
+    model = ctx.reuse("model", key, settings.load)
+    started = time.perf_counter()
+    image = model.stylize(
+        ctx.storage.fetch(payload["content"]), settings.strength, settings.preserve_color, settings.size
+    )
+    seconds = time.perf_counter() - started
+    ctx.jobs.progress(job_id, batch, {"iteration": 1, "total_iterations": 1, "elapsed": round(seconds, 4)})
+    report = {"size": list(image.size), "stopped": False, "timings": {"total": seconds}}
+    report["options"] = {k: v for k, v in dataclasses.asdict(settings).items() if k != "model"}
+    return image, False, report
+
+
+RUNNERS = {"stylize": _run_stylize, "fast": _run_fast}
+
+
+def run_job(task, kind: str, payload: dict) -> str:
+    """Run one job of ``kind`` ('stylize' or 'fast') in this worker, or report what another run already
+    finished. Returns the status reported (for logs). Raises the task's Retry while another worker holds the
+    job's lease or Redis cannot be reached."""
+    ctx = worker_context(task.app)
+    job_id, batch = payload["job"], payload["batch"]
+    try:
+        marker = ctx.storage.read_bytes(marker_key(job_id))
+        if marker is not None:  # finished before (its worker died before the broker heard): report, once
+            ctx.jobs.report(job_id, batch, **json.loads(marker)["state"])
+            return "already done"
+        token = f"{ctx.name}:{state.new_id()}"
+        if not ctx.jobs.claim(job_id, token, ctx.lease):
+            raise task.retry(countdown=ctx.lease, max_retries=None)
+        with Heartbeat(ctx.jobs, job_id, token, ctx.lease):
+            return _run_claimed(ctx, kind, payload, job_id, batch)
+    except _redis_errors() as exc:
+        log.warning("job %s: Redis unavailable (%s); retrying", job_id, exc)
+        raise task.retry(countdown=REDIS_RETRY_SECONDS, max_retries=None) from None
+
+
+def _run_claimed(ctx: WorkerContext, kind: str, payload: dict, job_id: str, batch: str) -> str:
+    import torch  # noqa: PLC0415
+
+    if ctx.storage.exists(marker_key(job_id)):  # finished while we waited for the lease
+        ctx.jobs.report(job_id, batch, **json.loads(ctx.storage.read_bytes(marker_key(job_id)))["state"])
+        return "already done"
+    if ctx.jobs.cancel_requested(job_id):  # cancelled while it waited: nothing to run
+        ctx.jobs.report(job_id, batch, state.CANCELLED)
+        return state.CANCELLED
+    ctx.jobs.start(job_id, batch, ctx.name)
+    try:
+        image, stopped, report = RUNNERS[kind](ctx, payload, job_id, batch)
+    except NeuralensError as exc:
+        ctx.jobs.report(job_id, batch, state.FAILED, error=str(exc))
+        return state.FAILED
+    except (MemoryError, torch.cuda.OutOfMemoryError):
+        ctx.jobs.report(job_id, batch, state.FAILED, error="out of memory; try a smaller size")
+        return state.FAILED
+    except _redis_errors():
+        raise
+    except Exception as exc:  # noqa: BLE001 -- one bad job must not take the worker down
+        log.exception("job %s failed", job_id)
+        ctx.jobs.report(job_id, batch, state.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+        return state.FAILED
+    finally:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    status = state.CANCELLED if stopped else state.DONE
+    # The result first, then the marker that says it is complete, then the report: a run killed between
+    # any two of these steps leaves a state that the next run finishes without doing the work twice.
+    ctx.storage.put_bytes(png_bytes(image), result_key(job_id))
+    fields = {"status": status, "result": result_key(job_id), "result_size": list(image.size), "stopped_early": stopped}
+    ctx.storage.create(marker_key(job_id), json.dumps({"state": fields, "report": report}).encode())
+    ctx.jobs.report(job_id, batch, **fields)
+    return status
+
+
+def _redis_errors() -> tuple:
+    import redis  # noqa: PLC0415
+
+    return (redis.ConnectionError, redis.TimeoutError)
+
+
+def register(app) -> None:
+    """Register the tasks on a Celery app (``app.make_app`` does)."""
+    from .app import FAST_TASK, STYLIZE_TASK  # noqa: PLC0415
+
+    @app.task(name=STYLIZE_TASK, bind=True)
+    def stylize(self, payload: dict) -> str:
+        return run_job(self, "stylize", payload)
+
+    @app.task(name=FAST_TASK, bind=True)
+    def fast_stylize(self, payload: dict) -> str:
+        return run_job(self, "fast", payload)

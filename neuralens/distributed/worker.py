@@ -1,0 +1,79 @@
+"""Running a worker: check the broker and the storage, pin the device, start Celery's worker on the
+neuralens queue (a prefork pool of ``concurrency`` processes)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import IO, Optional
+
+from ..errors import NeuralensError
+from . import state
+from .app import QUEUE, make_app
+from .options import CUDA_INDEX, QueueOptions, WorkerOptions
+from .storage import open_storage
+
+
+def pin_device(device: str) -> str:
+    """The device name the style API takes for ``device``: cuda:N becomes cuda, with only GPU N visible to
+    this process and its pool (set before CUDA starts, so every pool process sees the same single GPU)."""
+    match = CUDA_INDEX.match(device)
+    if match:
+        os.environ["CUDA_VISIBLE_DEVICES"] = match.group(1)
+        return "cuda"
+    return device
+
+
+def run_worker(queue: QueueOptions, worker: WorkerOptions, stream: Optional[IO[str]] = None) -> int:
+    """Serve jobs from ``queue.broker`` until stopped (Ctrl-C or SIGTERM: the running jobs finish first).
+    Returns the exit status; NeuralensError, before anything starts, for an unreachable broker or a storage
+    that cannot be written."""
+    queue.validate()
+    worker.validate()
+    if queue.broker is None:
+        raise NeuralensError("a worker needs the job queue: --broker redis://HOST:6379/0")
+    state.connect(queue.broker).close()  # one line now rather than Celery's retry loop
+    storage = open_storage(queue.storage)
+    device = pin_device(worker.device)
+    name = f"neuralens-{os.getpid()}@{socket.gethostname()}"
+    context = {
+        "storage": storage.url,
+        "device": device,
+        "lease": worker.lease,
+        "preview_every": worker.preview_every,
+        "name": name,
+    }
+    app = make_app(queue.broker, worker, context)
+    out = stream if stream is not None else sys.stderr
+
+    from celery.signals import worker_ready  # noqa: PLC0415
+
+    def ready(**_kwargs) -> None:
+        print(
+            f"worker ready: {name}, {worker.concurrency} process(es) on {worker.device}, "
+            f"broker {queue.broker}, storage {storage.url}",
+            file=out,
+            flush=True,
+        )
+
+    worker_ready.connect(ready, weak=False)
+    argv = [
+        "--quiet",  # no banner: the ready line says what matters
+        "worker",
+        f"--concurrency={worker.concurrency}",
+        "--pool=prefork",
+        f"--loglevel={os.environ.get('NEURALENS_WORKER_LOGLEVEL', 'WARNING')}",  # INFO: every job
+        f"--queues={QUEUE}",
+        f"--hostname={name}",
+        # No gossip, mingle or worker heartbeats: workers need nothing from each other (a second less to start,
+        # and no broadcast traffic); job liveness is the lease's business.
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    try:
+        app.worker_main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
