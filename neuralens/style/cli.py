@@ -16,6 +16,7 @@ from typing import List, Optional
 import torch
 
 from .. import __version__, cliargs, options
+from ..distributed.options import QueueOptions
 from ..errors import Interrupted, NeuralensError
 from ..fast.apply import ApplyOptions, stylize_files
 from ..fast.arbitrary import ArbitraryOptions
@@ -40,6 +41,8 @@ STYLIZE_EXAMPLES = """examples:
   neuralens stylize photo.jpg any_painting.jpg --fast -o fast.png             (any painting, one pass: AdaIN)
   neuralens stylize photo.jpg a.jpg b.jpg --fast --style-blend 0.7 0.3 --strength 0.8 -o blend.png
   neuralens stylize photo.jpg painting.jpg --fast --refine 50 -o refined.png  (fast result, then 50 evaluations)
+  neuralens stylize photos/ starry_night.jpg -o out/ --broker redis://HOST:6379/0 --storage file:///shared/dir
+                                                      (on `neuralens worker` processes, one progress bar)
 """
 
 RECONSTRUCT_EXAMPLES = """examples:
@@ -121,6 +124,10 @@ def register(subparsers) -> None:
         "--preserve-color, --device and --precision apply too)"
     )
     options.add_arguments(arbitrary, ArbitraryOptions)
+    queue = p.add_argument_group(
+        "on a job queue (optimisation or --model; Python: neuralens.distributed.QueueOptions, docs/scale-out.md)"
+    )
+    options.add_arguments(queue, QueueOptions)
     _add_output_options(p)
     p.set_defaults(func=run_stylize)
 
@@ -245,13 +252,27 @@ def output_paths(contents: List[Path], output: Path, several: bool) -> List[Path
     return outs
 
 
+def _queue(args) -> Optional[QueueOptions]:
+    """The job queue to run on (None: in this process), checked; --save-every needs the images here."""
+    if args.broker is None:
+        if args.storage is not None:
+            raise NeuralensError("--storage is for a job queue: give --broker too")
+        return None
+    if args.fast:
+        raise NeuralensError("--fast runs here only; use --model or STYLE images with --broker")
+    if args.save_every:
+        raise NeuralensError("--save-every is not available with --broker (the images are made on the workers)")
+    return QueueOptions(args.broker, args.storage).validate()
+
+
 def run_stylize(args) -> int:
+    queue = _queue(args)
     if args.fast:
         from ..fast.arbitrary_cli import run_arbitrary_stylize  # noqa: PLC0415
 
         return run_arbitrary_stylize(args)
     if args.model is not None:
-        return run_fast_stylize(args)
+        return run_fast_stylize(args, queue)
     if not args.styles:
         raise NeuralensError("give at least one STYLE image, or a trained model with --model")
     styles, masks = _split_style_masks(args.styles)
@@ -264,6 +285,14 @@ def run_stylize(args) -> int:
     for c in contents:  # fail before any work for a missing file
         if not c.exists():
             raise NeuralensError(f"{c}: no such file")
+    if queue is not None:
+        from ..distributed.client import stylize_batch  # noqa: PLC0415 -- Celery and Redis only when asked
+
+        results = stylize_batch(queue, styles, settings, list(zip(contents, outputs)), args.quiet)
+        for _, out, result in results:
+            if not args.quiet:
+                print(f"wrote {out} ({result.job.worker})", file=sys.stderr)
+        return _finish(results, settings, report)
     transfer = StyleTransfer(styles, settings)
     results = []
     for content, out in zip(contents, outputs):
@@ -275,8 +304,9 @@ def run_stylize(args) -> int:
     return _finish(results, settings, report)
 
 
-def run_fast_stylize(args) -> int:
-    """`stylize CONTENT --model NAME|PATH`: each photo through the model, loaded once."""
+def run_fast_stylize(args, queue: Optional[QueueOptions] = None) -> int:
+    """`stylize CONTENT --model NAME|PATH`: each photo through the model, loaded once (or on the queue's
+    workers)."""
     if args.styles:
         raise NeuralensError("give either STYLE images or --model, not both")
     settings = ApplyOptions(**options.values_from(args, ApplyOptions)).validate()
@@ -286,6 +316,13 @@ def run_fast_stylize(args) -> int:
     for c in contents:
         if not c.exists():
             raise NeuralensError(f"{c}: no such file")
+    if queue is not None:
+        from ..distributed.client import fast_stylize_batch  # noqa: PLC0415
+
+        for _, out, result in fast_stylize_batch(queue, settings, list(zip(contents, outputs)), args.quiet):
+            if not args.quiet:
+                print(f"wrote {out} ({result.job.worker})", file=sys.stderr)
+        return 0
     for _, out, seconds in stylize_files(zip(contents, outputs), settings):
         if not args.quiet:
             print(f"wrote {out} ({seconds:.2f} s)", file=sys.stderr)
