@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs outside Python: a headless browser for the page tests
 # (tests/web/test_web_browser.py drives Debian's chromium through Playwright; it skips, saying why, only
-# when no chromium can be found). Never fails the test run by itself: a missing browser is reported here
-# and by the skipped tests.
+# when no chromium can be found), and Debian's redis-server for the job-queue tests (tests/distributed/ start
+# their own server on a free 127.0.0.1 port and skip, saying why, without one). Never fails the test run by
+# itself: anything missing is reported here and by the skipped tests.
 set -uo pipefail
 
 find_chromium() {
@@ -28,6 +29,18 @@ if browser=$(find_chromium); then
   # A browser that cannot start (missing libraries) would only fail later, inside the tests.
   if ! "$browser" --headless --no-sandbox --disable-gpu --version >/dev/null 2>&1; then
     echo "warning: $browser is installed but does not start; the browser tests will fail" >&2
+  fi
+fi
+# The job queue's tests need only the redis-server binary: each test module starts its own (loopback, no
+# persistence, a temporary folder) and stops it; the service Debian's package enables is not used.
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian's redis-server for the job-queue tests..."
+    if ! { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }; then
+      echo "warning: could not install redis-server with apt-get; the job-queue tests will be skipped" >&2
+    fi
+  else
+    echo "warning: redis-server not found and cannot install it (needs root and apt-get); job-queue tests will be skipped" >&2
   fi
 fi
 exit 0
