@@ -171,6 +171,7 @@ def benchmark(out: Path, baseline: Optional[str], frames: int, repeats: int, big
     runs: Dict[str, Dict[str, List[float]]] = {}
     sizes = [("320x240", name, clip["path"]) for name, clip in clips.items()]
     if big:
+        (work / "640").mkdir(exist_ok=True)
         large = make_clips(work / "640", max(12, frames // 2), (640, 480))
         sizes.append(("640x480", "pan", large["pan"]["path"]))
     meter = StyleMeter(image_path("style", MODEL_PAINTING), 320)
