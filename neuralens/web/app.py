@@ -36,7 +36,7 @@ from ..errors import NeuralensError
 from ..options import OptionError, check_value, parse_text
 from . import faces_api, live_api, models_api, style_api, video_api, webcam
 from .classify_api import register as register_classify
-from .jobs import JobManager, QueueFull
+from .jobs import JobManager, QueueFull, run_style_transfer
 from .live import Live
 from .security import ERROR_MEANINGS, BodyLimit, Error, HostGuard, api_guard
 from .style_api import sample_list, samples
@@ -65,6 +65,8 @@ class WebConfig:
     max_size: int = 1024  # largest output long side a job may ask for
     max_iterations: int = 1000
     allowed_hosts: Optional[Tuple[str, ...]] = None  # Host headers accepted (None: any)
+    broker: Optional[str] = None  # style jobs run on this Redis job queue's workers (docs/scale-out.md)
+    storage: Optional[str] = None  # the queue's shared storage (with broker)
 
     @property
     def max_request_bytes(self) -> int:
@@ -162,7 +164,15 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     The job worker starts with the app (its lifespan) and the results folder is deleted when it stops."""
     config = dataclasses.replace(config or WebConfig(), **settings)
     devices.pick_device(config.device)  # fail now, not on the first job, when the device is missing
-    manager = JobManager(workers=config.workers, max_queue=config.max_queue, preview_every=config.preview_every)
+    runner = run_style_transfer
+    if config.broker is not None:  # the queue's client only when asked: the default needs no Redis
+        from ..distributed.options import QueueOptions  # noqa: PLC0415
+        from ..distributed.web import QueueRunner  # noqa: PLC0415
+
+        runner = QueueRunner(QueueOptions(config.broker, config.storage).validate())
+    manager = JobManager(
+        workers=config.workers, max_queue=config.max_queue, preview_every=config.preview_every, runner=runner
+    )
     videos = video_api.manager(config, manager.root)  # its jobs' folders live in the style jobs' root
 
     @contextlib.asynccontextmanager

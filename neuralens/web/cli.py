@@ -6,7 +6,8 @@ import argparse
 import os
 import secrets
 
-from .. import devices
+from .. import devices, options
+from ..distributed.options import QueueOptions
 from ..errors import NeuralensError
 
 TOKEN_ENV = "NEURALENS_TOKEN"
@@ -16,6 +17,7 @@ SERVE_EXAMPLES = """examples:
   neuralens serve --port 8080 --gallery ~/faces.sqlite3
   NEURALENS_TOKEN=$(openssl rand -hex 16) neuralens serve --host 0.0.0.0   (reachable by others; token required)
   neuralens serve --host 0.0.0.0 --token generate   (prints a fresh random token)
+  neuralens serve --broker redis://127.0.0.1:6379/0 --jobs 4   (style jobs on `neuralens worker` processes)
 """
 
 
@@ -63,6 +65,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--max-upload-mb", type=float, default=20, help="largest upload per file in MB (default %(default)s)"
     )
+    options.add_arguments(
+        p.add_argument_group("style jobs on a job queue (--jobs: how many this server has there at once)"), QueueOptions
+    )
     p.set_defaults(func=serve)
 
 
@@ -88,6 +93,10 @@ def serve(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0:
         raise NeuralensError("--max-upload-mb must be > 0")
 
+    queue = QueueOptions(args.broker, args.storage).validate()
+    if queue.broker is None and queue.storage is not None:
+        raise NeuralensError("--storage is for a job queue: give --broker too")
+
     import uvicorn  # noqa: PLC0415 -- only this command needs the server
 
     from .app import WebConfig, create_app  # noqa: PLC0415
@@ -104,6 +113,8 @@ def serve(args: argparse.Namespace) -> int:
         preview_every=args.preview_every,
         max_upload_bytes=int(args.max_upload_mb * 1_000_000),
         allowed_hosts=hosts,
+        broker=queue.broker,
+        storage=queue.storage,
     )
     app = create_app(config)
     # A short graceful-shutdown timeout: open progress streams must not hold up Ctrl-C.
