@@ -125,7 +125,12 @@ class QueueClient:
         job_id = state.new_id()
         payload.update(job=job_id, batch=batch)
         self.jobs.create(job_id, batch, kind)
-        self.app.send_task(task, args=[payload])
+        from kombu.exceptions import OperationalError  # noqa: PLC0415
+
+        try:
+            self.app.send_task(task, args=[payload])
+        except OperationalError as exc:  # the broker went away after the first check
+            raise NeuralensError(f"could not queue the job on {self.options.broker} ({exc})") from None
         return job_id
 
     def cancel(self, job_id: str) -> None:

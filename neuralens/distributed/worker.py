@@ -16,12 +16,28 @@ from .storage import open_storage
 
 
 def pin_device(device: str) -> str:
-    """The device name the style API takes for ``device``: cuda:N becomes cuda, with only GPU N visible to
-    this process and its pool (set before CUDA starts, so every pool process sees the same single GPU)."""
+    """The device name the style API takes for ``device``: cuda:N becomes cuda, with only GPU N (of those
+    visible already) visible to this process and its pool, set before CUDA starts so that every pool process
+    sees that one GPU. NeuralensError, before any job, when the device is not there."""
+    # Ask through NVML, which does not initialise CUDA: the pool's processes are forked from this one, and
+    # CUDA initialised before a fork does not work in the children.
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    import torch  # noqa: PLC0415
+
+    from .. import devices  # noqa: PLC0415
+
     match = CUDA_INDEX.match(device)
     if match:
-        os.environ["CUDA_VISIBLE_DEVICES"] = match.group(1)
-        return "cuda"
+        index = int(match.group(1))
+        if index >= torch.cuda.device_count():
+            raise NeuralensError(f"--device {device} is not available on this machine")
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible.split(",")[index].strip() if visible else str(index)
+        device = "cuda"
+    try:
+        devices.pick_device(device)
+    except NeuralensError:
+        raise NeuralensError(f"--device {device} is not available on this machine") from None
     return device
 
 
@@ -33,9 +49,9 @@ def run_worker(queue: QueueOptions, worker: WorkerOptions, stream: Optional[IO[s
     worker.validate()
     if queue.broker is None:
         raise NeuralensError("a worker needs the job queue: --broker redis://HOST:6379/0")
+    device = pin_device(worker.device)
     state.connect(queue.broker).close()  # one line now rather than Celery's retry loop
     storage = open_storage(queue.storage)
-    device = pin_device(worker.device)
     name = f"neuralens-{os.getpid()}@{socket.gethostname()}"
     context = {
         "storage": storage.url,

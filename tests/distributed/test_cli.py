@@ -65,6 +65,7 @@ def test_bad_urls_are_one_line_errors(cli_error, photos, tmp_path):
     assert "cannot reach the broker redis://127.0.0.1:1/0" in cli_error("worker", "--broker", closed)
     assert "cannot reach the broker" in cli_error("stylize", content, style, "-o", out, "--broker", closed)
     assert "--device must be one of" in cli_error("worker", "--broker", closed, "--device", "tpu")
+    assert "--device cuda:99 is not available" in cli_error("worker", "--broker", closed, "--device", "cuda:99")
 
 
 def test_default_path_imports_neither_celery_nor_redis(photos, tmp_path):
