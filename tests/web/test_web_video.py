@@ -294,3 +294,47 @@ def test_optimisation_reports_its_evaluations_while_a_frame_is_painted(client, c
     assert done["status"] == "done" and done["result"]["frames"] == 2, done
     during = [p for p in seen if "evaluation" in p]
     assert during and during[-1]["evaluations"] == 2 and during[-1]["frame"] == 1  # frame 2's 2 evaluations
+
+
+class FakeArbitrary:
+    """Stands in for ``neuralens.fast.load_arbitrary()`` in the video engine: a painting's code is its mean colour,
+    and a frame is blended half-way towards it (cheap, and the painting used shows)."""
+
+    class Code:
+        def __init__(self, image):
+            self.name, self.colour = "painting", np.asarray(image.convert("RGB")).reshape(-1, 3).mean(0)
+
+    def codes(self, styles):
+        return [self.Code(image) for image in styles]
+
+    def stylize(self, image, codes, strength=1.0, preserve_color=None, style_weights=None):
+        rgb = np.asarray(image.convert("RGB"), np.float32)
+        return Image.fromarray(np.uint8(np.clip(0.5 * rgb + 0.5 * codes[0].colour, 0, 255)))
+
+
+def test_any_painting_through_the_arbitrary_style_engine(client, clip_bytes, monkeypatch):
+    import neuralens.fast
+    from neuralens.web.live import Engine
+
+    monkeypatch.setattr(neuralens.fast, "load_arbitrary", lambda *args: FakeArbitrary())
+    client.app.state.live.engine = Engine(loader=lambda device: FakeArbitrary())  # "installed"
+    red = ("red.png", png(Image.new("RGB", (32, 32), (255, 0, 0))), "image/png")
+    files = [*upload(clip_bytes).items(), ("style", red)]
+    job = client.post("/api/videos", files=files, data={"engine": "fast", "end": "0.25"})
+    assert job.status_code == 202, job.text
+    assert job.json()["engine"]["styles"] == ["style 1"] and job.json()["inputs"]["styles"] == ["upload"]
+    done = wait(client, job.json()["id"])
+    frames, _, _ = decode(client.get(done["urls"]["result"]).content)
+    assert len(frames) == 3 and frames[0][..., 0].mean() > frames[0][..., 2].mean() + 40  # painted towards red
+
+    monkeypatch.setattr(Engine, "installed", lambda self: False)
+    refused = client.post("/api/videos", files=files, data={"engine": "fast"})
+    assert refused.status_code == 422 and "no arbitrary-style engine" in refused.json()["error"]
+    info = client.get("/api/videos/info").json()
+    assert {e["name"]: e["available"] for e in info["engines"]} == {"model": True, "fast": False, "optimisation": True}
+    not_image = client.post(
+        "/api/videos",
+        files=[*upload(clip_bytes).items(), ("style", ("x.png", b"nope" * 50, "image/png"))],
+        data={"engine": "optimisation"},
+    )
+    assert not_image.status_code == 415 and "style 1 (x.png): not an image" in not_image.json()["error"]
