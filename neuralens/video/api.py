@@ -243,8 +243,7 @@ def stylize(
     consistency='none', style_weight=1e4, strength=0.8``). ``callback(index, total, rgb)`` after each frame;
     ``should_stop()`` returning True (or Ctrl-C) stops with a playable partial output; ``on_step(index, step)``
     after each loss evaluation of the optimisation engine (a ``Step``: iteration, total_iterations, losses).
-    Returns a VideoResult;
-    raises NeuralensError (one line) for bad input before any work."""
+    Returns a VideoResult; raises NeuralensError (one line) for bad input before any work."""
     started = time.perf_counter()
     video, style, applied = split_options(options, style_options, apply, **fields)
     run = plan(input, video)
