@@ -22,6 +22,7 @@ from .options import WorkerOptions
 QUEUE = "neuralens"
 STYLIZE_TASK = "neuralens.stylize"
 FAST_TASK = "neuralens.fast_stylize"
+VIDEO_TASK = "neuralens.video"
 
 
 def make_app(broker: str, worker: Optional[WorkerOptions] = None, context: Optional[Dict[str, Any]] = None):

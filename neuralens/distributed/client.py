@@ -22,7 +22,7 @@ from ..errors import Interrupted, NeuralensError
 from ..imageio import ImageLike, save_result
 from ..progress import Progress
 from . import state
-from .app import FAST_TASK, STYLIZE_TASK, make_app
+from .app import FAST_TASK, STYLIZE_TASK, VIDEO_TASK, make_app
 from .options import QueueOptions
 from .storage import file_key, open_storage
 from .tasks import STYLE_FILE_FIELDS, marker_key
@@ -109,17 +109,58 @@ class QueueClient:
         }
         return self._send(STYLIZE_TASK, "stylize", payload, batch)
 
-    def submit_fast(self, content: ImageLike, options, batch: str) -> str:
-        """Queue one pass of ``content`` through a trained model (ApplyOptions ``options``). A built-in model
-        goes by name; a model file is uploaded. Returns the job id."""
+    def _model(self, model: str) -> Tuple[str, Optional[str]]:
+        """(name, storage key of the file or None) for a model: a built-in one goes by name, a file is
+        uploaded. NeuralensError naming the built-in models for neither."""
         from ..fast.model import BUILTIN, resolve  # noqa: PLC0415
 
-        path = resolve(options.model)
-        payload = {"content": self.upload(content), "options": dataclasses.asdict(options), "model_file": None}
-        if path.parent.resolve() != BUILTIN.resolve():
-            payload["model_file"] = self.upload(path)
-            payload["options"]["model"] = path.name
+        path = resolve(model)
+        if path.parent.resolve() == BUILTIN.resolve():
+            return model, None
+        return path.name, self.upload(path)
+
+    def submit_fast(self, content: ImageLike, options, batch: str) -> str:
+        """Queue one pass of ``content`` through a trained model (ApplyOptions ``options``). Returns the job
+        id."""
+        payload = {"content": self.upload(content), "options": dataclasses.asdict(options)}
+        payload["options"]["model"], payload["model_file"] = self._model(options.model)
         return self._send(FAST_TASK, "fast", payload, batch)
+
+    def submit_video(
+        self,
+        source: Union[str, os.PathLike],
+        suffix: str,
+        video,
+        style,
+        apply,
+        styles: Sequence[ImageLike] = (),
+        model: Optional[str] = None,
+        fast: bool = False,
+        batch: str = "",
+    ) -> str:
+        """Queue a whole video file ``source`` (one job: its frames depend on each other) to be written as
+        ``suffix`` (.mp4, .gif, ...), with ``video.stylize``'s engine choice (``styles``, ``model``, ``fast``)
+        and options (VideoOptions ``video``, StyleOptions ``style``, ApplyOptions ``apply``). Returns the job
+        id."""
+        if video.resume or video.keep_frames:
+            raise NeuralensError(
+                "--resume and --keep-frames are not available with --broker (the frames are on a worker)"
+            )
+        values = {k: v for k, v in dataclasses.asdict(video).items() if k != "progress"}
+        payload = {
+            "input": self.upload(source),
+            "suffix": suffix,
+            "styles": [self.upload(s) for s in styles],
+            "model": None,
+            "model_file": None,
+            "fast": bool(fast),
+            "video": values,
+            "style": {k: v for k, v in style.to_dict().items() if k not in ("device",)},
+            "apply": {k: v for k, v in dataclasses.asdict(apply).items() if k not in ("device", "model")},
+        }
+        if model is not None:
+            payload["model"], payload["model_file"] = self._model(model)
+        return self._send(VIDEO_TASK, "video", payload, batch)
 
     def _send(self, task: str, kind: str, payload: dict, batch: str) -> str:
         job_id = state.new_id()
@@ -195,10 +236,11 @@ def collect(
     unit: str,
     quiet: bool = False,
     timeout: Optional[float] = None,
+    save: Optional[Callable[[state.RemoteJob, Path], None]] = None,
 ) -> List[Tuple[Path, Path, Finished]]:
     """Follow ``jobs`` ({job id: (input, output)}) with one progress bar (``estimate`` units per job until a
-    worker knows better), save each result to its output as it arrives. Returns (input, output, Finished)
-    in the order of ``jobs``. Ctrl-C cancels every unfinished job of the batch (Interrupted); failed jobs
+    worker knows better), save each result to its output as it arrives (``save(job, output)``; default: the
+    image, saved as the command line saves images). Returns (input, output, Finished) in the order of ``jobs``. Ctrl-C cancels every unfinished job of the batch (Interrupted); failed jobs
     are reported together, after the others are saved (NeuralensError)."""
     done_units: Dict[str, int] = {}
     totals = {job_id: estimate for job_id in jobs}
@@ -229,7 +271,10 @@ def collect(
                 source, output = jobs[job.id]
                 done_units[job.id] = totals[job.id] = max(totals[job.id], done_units.get(job.id, 0), 1)
                 if job.result:
-                    save_result(client.result_image(job), output)
+                    if save is None:
+                        save_result(client.result_image(job), output)
+                    else:
+                        save(job, output)
                     finished[job.id] = Finished(job, client.report(job))
                 else:
                     errors.append(f"{source}: {job.error or job.status}")
@@ -286,3 +331,36 @@ def fast_stylize_batch(
     with QueueClient(queue) as client:
         jobs = {client.submit_fast(photo, settings, batch): (photo, out) for photo, out in pairs}
         return collect(client, batch, jobs, 1, "stylize", "image", quiet, timeout)
+
+
+def video_batch(
+    queue: QueueOptions,
+    source: Union[str, os.PathLike],
+    output: Union[str, os.PathLike],
+    video,
+    style,
+    apply,
+    styles: Sequence[ImageLike] = (),
+    model: Optional[str] = None,
+    fast: bool = False,
+    quiet: bool = False,
+    timeout: Optional[float] = None,
+) -> Finished:
+    """``video.stylize`` of one video file on a worker (the arguments as for ``QueueClient.submit_video``),
+    the result copied to ``output`` (a video or GIF file) with a progress bar over its frames. Returns the
+    Finished job (its report is the worker's VideoResult.to_dict())."""
+    from ..video.io import check_output, output_kind  # noqa: PLC0415
+
+    output = check_output(output)
+    source = Path(source)
+    if source.is_dir() or output_kind(output) == "frames":
+        raise NeuralensError("folders of frames are not available with --broker: give a video file in and out")
+    batch = state.new_id()
+    with QueueClient(queue) as client:
+        job_id = client.submit_video(source, output.suffix.lower(), video, style, apply, styles, model, fast, batch)
+
+        def save(job: state.RemoteJob, path: Path) -> None:
+            client.storage.copy_to(job.result, path)
+
+        (result,) = collect(client, batch, {job_id: (source, output)}, 1, "video", "frame", quiet, timeout, save)
+        return result[2]

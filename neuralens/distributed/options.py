@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from .. import devices
 from ..errors import NeuralensError
-from ..options import check, option
+from ..options import OptionError, check, option
 
 BROKER_SCHEMES = ("redis", "rediss")
 STORAGE_SCHEMES = ("file",)
@@ -74,7 +74,10 @@ class QueueOptions:
 
     def validate(self) -> QueueOptions:
         """Check every value; raise OptionError naming the first bad field. Returns self."""
-        return check(self)
+        check(self)
+        if self.broker is None and self.storage is not None:
+            raise OptionError("storage", "is for a job queue: give a broker too (--broker)")
+        return self
 
 
 @dataclass

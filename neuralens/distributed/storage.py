@@ -75,12 +75,11 @@ class LocalStorage:
             raise NeuralensError(f"{key} is not in the storage {self.url}: do the client and the workers share it?")
         return path
 
-    def put_file(self, source: Union[str, os.PathLike], key: str) -> str:
-        """Copy a file to ``key`` atomically (skipped when the key exists: keys of inputs are content hashes).
-        Returns the key."""
-        if not self.exists(key):
-            with open(source, "rb") as handle:
-                self._write(key, handle.read())
+    def put_file(self, source: Union[str, os.PathLike], key: str, replace: bool = False) -> str:
+        """Copy a file to ``key`` atomically, streamed. An existing key is kept unless ``replace`` (keys of
+        inputs are content hashes: there, the same key is the same file). Returns the key."""
+        if replace or not self.exists(key):
+            self._write(key, Path(source))
         return key
 
     def put_bytes(self, data: bytes, key: str) -> str:
@@ -111,15 +110,28 @@ class LocalStorage:
             return None
 
     def copy_to(self, key: str, destination: Union[str, os.PathLike]) -> Path:
-        """Copy ``key`` to a local file (for results the client keeps). Returns the destination."""
-        shutil.copyfile(self.fetch(key), destination)
-        return Path(destination)
+        """Copy ``key`` to a local file atomically (a temporary file beside it, then a rename), for results
+        the client keeps. Returns the destination."""
+        destination = Path(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._temporary(destination, self.fetch(key))
+        try:
+            os.replace(tmp, destination)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return destination
 
-    def _temporary(self, path: Path, data: bytes) -> str:
+    def _temporary(self, path: Path, data: Union[bytes, Path]) -> str:
+        """A temporary file next to ``path`` holding ``data`` (bytes, or the content of a local file)."""
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                if isinstance(data, Path):
+                    with open(data, "rb") as source:
+                        shutil.copyfileobj(source, handle, 1 << 20)
+                else:
+                    handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())  # a shared folder: the data must be there before the name is
         except BaseException:
@@ -127,7 +139,7 @@ class LocalStorage:
             raise
         return tmp
 
-    def _write(self, key: str, data: bytes) -> None:
+    def _write(self, key: str, data: Union[bytes, Path]) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._temporary(path, data)

@@ -14,7 +14,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
 
 from ..errors import NeuralensError
 from . import state
@@ -27,8 +28,8 @@ REDIS_RETRY_SECONDS = 5.0
 STYLE_FILE_FIELDS = ("style_masks", "content_mask", "fine_style", "init")  # StyleOptions values that are files
 
 
-def result_key(job_id: str) -> str:
-    return f"results/{job_id}.png"
+def result_key(job_id: str, suffix: str = ".png") -> str:
+    return f"results/{job_id}{suffix}"
 
 
 def marker_key(job_id: str) -> str:
@@ -56,6 +57,17 @@ class WorkerContext:
             self.cached.pop(kind, None)  # free the old one before building the next
             self.cached[kind] = (key, build())
         return self.cached[kind][1]
+
+
+@dataclass
+class Outcome:
+    """What a runner made: the result's storage key (already written, atomically), its size, whether the run
+    was stopped early, and the run's own report (its ``to_dict()``)."""
+
+    result: str
+    size: List[int]
+    stopped: bool
+    report: Dict[str, Any]
 
 
 _CONTEXT: Dict[int, WorkerContext] = {}
@@ -145,9 +157,8 @@ def _style_options(ctx: WorkerContext, payload: dict):
     return StyleOptions(**values).validate()
 
 
-def _run_stylize(ctx: WorkerContext, payload: dict, job_id: str, batch: str):
-    """Optimisation (StyleTransfer.run) with progress and previews published. Returns (image, stopped,
-    the run's to_dict())."""
+def _run_stylize(ctx: WorkerContext, payload: dict, job_id: str, batch: str) -> Outcome:
+    """Optimisation (StyleTransfer.run) with progress and previews published; the image saved as PNG."""
     from ..style import StyleTransfer  # noqa: PLC0415
 
     settings = _style_options(ctx, payload)
@@ -164,11 +175,12 @@ def _run_stylize(ctx: WorkerContext, payload: dict, job_id: str, batch: str):
         ctx.jobs.progress(job_id, batch, progress, preview)
 
     result = transfer.run(content, callback=callback, should_stop=_stop_checker(ctx.jobs, job_id))
-    return result.image, result.stopped, result.to_dict()
+    key = ctx.storage.put_bytes(png_bytes(result.image), result_key(job_id))
+    return Outcome(key, list(result.image.size), result.stopped, result.to_dict())
 
 
-def _run_fast(ctx: WorkerContext, payload: dict, job_id: str, batch: str):
-    """One pass through a trained model (ApplyOptions). Returns (image, False, timings)."""
+def _run_fast(ctx: WorkerContext, payload: dict, job_id: str, batch: str) -> Outcome:
+    """One pass through a trained model (ApplyOptions); the image saved as PNG."""
     import dataclasses  # noqa: PLC0415
 
     from ..fast.apply import ApplyOptions  # noqa: PLC0415
@@ -188,14 +200,63 @@ def _run_fast(ctx: WorkerContext, payload: dict, job_id: str, batch: str):
     ctx.jobs.progress(job_id, batch, {"iteration": 1, "total_iterations": 1, "elapsed": round(seconds, 4)})
     report = {"size": list(image.size), "stopped": False, "timings": {"total": seconds}}
     report["options"] = {k: v for k, v in dataclasses.asdict(settings).items() if k != "model"}
-    return image, False, report
+    key = ctx.storage.put_bytes(png_bytes(image), result_key(job_id))
+    return Outcome(key, list(image.size), False, report)
 
 
-RUNNERS = {"stylize": _run_stylize, "fast": _run_fast}
+def _run_video(ctx: WorkerContext, payload: dict, job_id: str, batch: str) -> Outcome:
+    """A whole video through ``video.stylize`` (its frames depend on each other: one job, one worker), with a
+    progress message per frame and a preview every few frames; the output file copied into the storage."""
+    import tempfile  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    from ..fast.apply import ApplyOptions  # noqa: PLC0415
+    from ..style import StyleOptions  # noqa: PLC0415
+    from ..video import api as video_api  # noqa: PLC0415
+    from ..video.io import OUTPUT_SUFFIXES  # noqa: PLC0415
+    from ..video.options import VideoOptions  # noqa: PLC0415
+
+    suffix = payload["suffix"]
+    if suffix not in OUTPUT_SUFFIXES:  # a file: the job's output is one key, not a folder of frames
+        raise NeuralensError(f"unknown video output {suffix!r} in a job")
+    model = payload.get("model")
+    if payload.get("model_file"):
+        model = str(ctx.storage.fetch(payload["model_file"]))
+    video = VideoOptions(**payload["video"], progress=False)
+    style = StyleOptions(**payload["style"], device=ctx.device, progress=False)
+    apply = ApplyOptions(**payload["apply"], device=ctx.device)
+    started = time.perf_counter()
+
+    def callback(index: int, total: int, rgb) -> None:
+        progress = {"iteration": index + 1, "total_iterations": total, "elapsed": time.perf_counter() - started}
+        every = ctx.preview_every
+        preview = png_bytes(Image.fromarray(rgb)) if index == 0 or (index + 1) % every == 0 else None
+        ctx.jobs.progress(job_id, batch, progress, preview)
+
+    with tempfile.TemporaryDirectory(prefix="neuralens-video-job-") as folder:
+        output = Path(folder) / f"result{suffix}"
+        result = video_api.stylize(
+            ctx.storage.fetch(payload["input"]),
+            output,
+            styles=[str(ctx.storage.fetch(key)) for key in payload.get("styles") or []] or None,
+            model=model,
+            fast=bool(payload.get("fast")),
+            options=video,
+            style_options=style,
+            apply=apply,
+            callback=callback,
+            should_stop=_stop_checker(ctx.jobs, job_id),
+        )
+        key = ctx.storage.put_file(output, result_key(job_id, suffix), replace=True)
+    return Outcome(key, list(result.size), result.stopped, result.to_dict())
+
+
+RUNNERS = {"stylize": _run_stylize, "fast": _run_fast, "video": _run_video}
 
 
 def run_job(task, kind: str, payload: dict) -> str:
-    """Run one job of ``kind`` ('stylize' or 'fast') in this worker, or report what another run already
+    """Run one job of ``kind`` ('stylize', 'fast' or 'video') in this worker, or report what another run already
     finished. Returns the status reported (for logs). Raises the task's Retry while another worker holds the
     job's lease or Redis cannot be reached."""
     ctx = worker_context(task.app)
@@ -226,7 +287,7 @@ def _run_claimed(ctx: WorkerContext, kind: str, payload: dict, job_id: str, batc
         return state.CANCELLED
     ctx.jobs.start(job_id, batch, ctx.name)
     try:
-        image, stopped, report = RUNNERS[kind](ctx, payload, job_id, batch)
+        outcome = RUNNERS[kind](ctx, payload, job_id, batch)
     except NeuralensError as exc:
         ctx.jobs.report(job_id, batch, state.FAILED, error=str(exc))
         return state.FAILED
@@ -242,12 +303,14 @@ def _run_claimed(ctx: WorkerContext, kind: str, payload: dict, job_id: str, batc
     finally:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    status = state.CANCELLED if stopped else state.DONE
-    # The result first, then the marker that says it is complete, then the report: a run killed between
-    # any two of these steps leaves a state that the next run finishes without doing the work twice.
-    ctx.storage.put_bytes(png_bytes(image), result_key(job_id))
-    fields = {"status": status, "result": result_key(job_id), "result_size": list(image.size), "stopped_early": stopped}
-    ctx.storage.create(marker_key(job_id), json.dumps({"state": fields, "report": report}).encode())
+    status = state.CANCELLED if outcome.stopped else state.DONE
+    # The result first (the runner wrote it), then the marker that says it is complete, then the report: a
+    # run killed between any two of these steps leaves a state that the next run finishes without doing the
+    # work twice.
+    fields = {"status": status, "result": outcome.result, "result_size": outcome.size, "stopped_early": outcome.stopped}
+    ctx.storage.create(
+        marker_key(job_id), json.dumps({"state": fields, "report": outcome.report}, default=str).encode()
+    )
     ctx.jobs.report(job_id, batch, **fields)
     return status
 
@@ -260,7 +323,7 @@ def _redis_errors() -> tuple:
 
 def register(app) -> None:
     """Register the tasks on a Celery app (``app.make_app`` does)."""
-    from .app import FAST_TASK, STYLIZE_TASK  # noqa: PLC0415
+    from .app import FAST_TASK, STYLIZE_TASK, VIDEO_TASK  # noqa: PLC0415
 
     @app.task(name=STYLIZE_TASK, bind=True)
     def stylize(self, payload: dict) -> str:
@@ -269,3 +332,7 @@ def register(app) -> None:
     @app.task(name=FAST_TASK, bind=True)
     def fast_stylize(self, payload: dict) -> str:
         return run_job(self, "fast", payload)
+
+    @app.task(name=VIDEO_TASK, bind=True)
+    def video(self, payload: dict) -> str:
+        return run_job(self, "video", payload)

@@ -255,8 +255,7 @@ def output_paths(contents: List[Path], output: Path, several: bool) -> List[Path
 def _queue(args) -> Optional[QueueOptions]:
     """The job queue to run on (None: in this process), checked; --save-every needs the images here."""
     if args.broker is None:
-        if args.storage is not None:
-            raise NeuralensError("--storage is for a job queue: give --broker too")
+        QueueOptions(None, args.storage).validate()  # --storage alone is a mistake
         return None
     if args.fast:
         raise NeuralensError("--fast runs here only; use --model or STYLE images with --broker")

@@ -9,6 +9,7 @@ import json
 import sys
 
 from .. import options
+from ..distributed.options import QueueOptions
 from ..errors import Interrupted
 from ..fast.apply import ApplyOptions
 from ..style.options import StyleOptions
@@ -22,6 +23,7 @@ EXAMPLES = """examples:
   neuralens video clip.mov --model the-scream --start 5 --end 12 --fps 15 -o part.gif
   neuralens video frames/ --model starry-night -o stylized/                (a folder of numbered frames)
   neuralens video clip.mp4 --model starry-night -o starry.mp4 --resume     (after Ctrl-C: keeps finished frames)
+  neuralens video clip.mp4 --model starry-night -o starry.mp4 --broker redis://HOST:6379/0   (on a worker)
 """
 
 
@@ -52,6 +54,7 @@ def register(subparsers) -> None:
         StyleOptions,
         exclude=("size",),
     )
+    options.add_arguments(p.add_argument_group("on a job queue (docs/scale-out.md)"), QueueOptions)
     p.add_argument("--report", metavar="JSON", default=None, help="write what the run did (VideoResult) to this file")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run_video)
@@ -62,6 +65,9 @@ def run_video(args) -> int:
     style_values = {k: v for k, v in options.values_from(args, StyleOptions).items() if k != "size"}
     style = StyleOptions(**style_values)
     apply = ApplyOptions(strength=args.strength)
+    queue = QueueOptions(args.broker, args.storage).validate()
+    if queue.broker is not None:
+        return _run_on_queue(args, queue, video, style, apply)
     result = stylize(
         args.input,
         args.output,
@@ -89,4 +95,20 @@ def run_video(args) -> int:
             file=sys.stderr,
         )
     print(f"wrote {result.output}")
+    return 0
+
+
+def _run_on_queue(args, queue: QueueOptions, video: VideoOptions, style: StyleOptions, apply: ApplyOptions) -> int:
+    """`video ... --broker URL`: the whole video on one worker, its frames followed with one progress bar."""
+    from ..distributed.client import video_batch  # noqa: PLC0415 -- Celery and Redis only when asked
+
+    done = video_batch(
+        queue, args.input, args.output, video, style, apply, args.styles, args.model, args.fast, args.quiet
+    )
+    if args.report:
+        with open(args.report, "w") as handle:
+            json.dump(done.to_dict(), handle, indent=1, default=str)
+    if done.stopped:
+        raise Interrupted(f"stopped after {done.report.get('frames')} frames; wrote them to {args.output} (playable)")
+    print(f"wrote {args.output} ({done.report.get('frames')} frames on {done.job.worker})")
     return 0

@@ -94,8 +94,6 @@ def serve(args: argparse.Namespace) -> int:
         raise NeuralensError("--max-upload-mb must be > 0")
 
     queue = QueueOptions(args.broker, args.storage).validate()
-    if queue.broker is None and queue.storage is not None:
-        raise NeuralensError("--storage is for a job queue: give --broker too")
 
     import uvicorn  # noqa: PLC0415 -- only this command needs the server
 

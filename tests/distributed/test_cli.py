@@ -59,7 +59,9 @@ def test_bad_urls_are_one_line_errors(cli_error, photos, tmp_path):
         "stylize", content, style, "-o", out, "--broker", "redis://127.0.0.1:1/0", "--storage", "s3://b"
     )
     assert "--storage s3:// storage is not available" in message
-    assert "give --broker too" in cli_error("stylize", content, style, "-o", out, "--storage", tmp_path.as_uri())
+    assert "--storage is for a job queue" in cli_error(
+        "stylize", content, style, "-o", out, "--storage", tmp_path.as_uri()
+    )
     pytest.importorskip("redis")
     closed = "redis://127.0.0.1:1/0"
     assert "cannot reach the broker redis://127.0.0.1:1/0" in cli_error("worker", "--broker", closed)
