@@ -184,3 +184,105 @@ def test_seam_check_tells_a_hard_seam_from_a_smooth_image(tmp_path):
     seamed[:, x:] += 40  # a hard step exactly at a tile edge
     Image.fromarray(seamed).save(tmp_path / "seamed.png")
     assert seam_ratios(str(tmp_path / "seamed.png"), tile=128, overlap=32)["columns"] > 2
+
+
+def test_classify_transfer_plan_rows_are_valid_options():
+    """Every row of the transfer-learning benchmark is a valid ClassifyOptions; first trainings get fresh caches
+    of their own, re-trainings read the cache a first training filled before them."""
+    from benchmarks.classify_transfer import plan
+    from neuralens.classify import ClassifyOptions
+
+    rows = plan(["a", "b"], ["efficientnet-lite0", "vgg19"], augment=4, fine_tune=2)
+    filled = set()
+    for row in rows:
+        ClassifyOptions(**row.fields()).validate()
+        if row.fresh:
+            assert row.cache not in filled
+            filled.add(row.cache)
+        else:
+            assert row.cache in filled
+    runs = [(row.name, row.kind) for row in rows]  # a first training and its re-training share a model name
+    assert len(runs) == len(set(runs))
+    assert any(row.fine_tune == 2 and row.backbone == "efficientnet-lite0" for row in rows)
+    assert sum(row.cli for row in rows) == 2
+    assert not any(row.augment and row.backbone == "vgg19" for row in rows)
+    assert [r.name for r in plan(["a"], ["vgg19"], 0, 0, cli=False, one_thread=False)] == [
+        "a-vgg19-linear-aug0",
+        "a-vgg19-linear-aug0",
+        "a-vgg19-mlp-aug0",
+    ]
+
+
+def test_classify_transfer_targets_and_table():
+    from benchmarks.classify_transfer import results_table, targets
+
+    common = {"dataset": "d", "backbone": "b", "head": "linear", "augment": 0, "fine_tune": 0, "threads": 2}
+    results = [
+        {**common, "row": "first", "kind": "first (empty cache)", "val_accuracy": 0.95, "wall_s": 100.0},
+        {**common, "row": "cached", "kind": "from the cache", "val_accuracy": 0.9, "wall_s": 12.0},
+        {**common, "row": "tuned", "kind": "from the cache", "fine_tune": 2, "val_accuracy": 1.0, "wall_s": 99.0},
+        {**common, "row": "broken", "kind": "from the cache", "wall_s": 1.0, "error": "boom"},
+    ]
+    for r in results:
+        r["max_rss_mib"] = 300.0
+    checks = {(c["row"], c["target"].split()[0]): c["met"] for c in targets(results)}
+    assert checks[("first", "val")] and checks[("first", "first")]
+    assert not checks[("cached", "val")] and not checks[("cached", "from")]
+    assert checks[("tuned", "val")] and ("tuned", "from") not in checks  # fine-tuning is not a re-training
+    assert checks[("broken", "runs")] is False
+    table = results_table(results)
+    assert "FAILED" in table and table.count("\n") == len(results) + 1
+
+
+def test_classify_transfer_memory_images_are_distinct_and_reused(tmp_path):
+    import hashlib
+
+    from PIL import Image
+
+    from benchmarks.classify_transfer import make_images
+
+    sources = []
+    for label, colour in (("plant", (40, 160, 40)), ("scenery", (60, 90, 200))):
+        path = tmp_path / "src" / label / f"{label}-00.jpg"
+        path.parent.mkdir(parents=True)
+        Image.effect_noise((120, 90), 60).convert("RGB").save(path)
+        Image.blend(Image.open(path), Image.new("RGB", (120, 90), colour), 0.5).save(path)
+        sources.append(path)
+    folder = tmp_path / "many"
+    assert make_images(folder, 12, sources, side=32) == 12
+    files = sorted(folder.glob("*/*.jpg"))
+    assert len(files) == 12 and {f.parent.name for f in files} == {"plant", "scenery"}
+    assert len({hashlib.sha256(f.read_bytes()).hexdigest() for f in files}) == 12
+    assert Image.open(files[0]).size == (32, 32)
+    assert make_images(folder, 12, sources, side=32) == 0  # the same request: the folder is kept
+
+
+def test_gather_classify_data_lfw_files_and_stale_removal(tmp_path):
+    """scripts/gather_classify_data.py: lfw_subset's array becomes 100 face and 100 non-face PNGs with the
+    stored pixels; a rerun removes only files its old manifest listed."""
+    import importlib.util
+    import io
+
+    from PIL import Image
+
+    script = ROOT / "scripts" / "gather_classify_data.py"
+    spec = importlib.util.spec_from_file_location("gather_classify_data", script)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        images = np.random.default_rng(0).random((200, 25, 25))
+        files = module.lfw_files(images, "scikit-image test")
+        assert [row["class"] for row, _ in files].count("face") == 100
+        row, data = files[150]
+        assert row["file"] == "nonface/lfw-nonface-050.png" and row["original"].endswith("[150]")
+        pixels = np.asarray(Image.open(io.BytesIO(data)))
+        assert pixels.shape == (25, 25) and np.array_equal(pixels, np.rint(images[150] * 255).astype(np.uint8))
+        out = tmp_path / "lfw"
+        rows = module.write_dataset(out, files)
+        assert len(rows) == 200 and (out / "MANIFEST.csv").is_file() and len(rows[0]["sha256"]) == 64
+        (out / "face" / "mine.png").write_bytes(b"not listed")
+        module.write_dataset(out, files[:199])
+        assert not (out / "nonface" / "lfw-nonface-099.png").exists() and (out / "face" / "mine.png").exists()
+        assert module._registry_hash('"data/lfw_subset.npy": "' + "a" * 64 + '",') == "a" * 64
+    finally:
+        sys.modules.pop("gather_photos", None)
