@@ -3,11 +3,12 @@ checkout against an earlier one in the same run, with the flicker measures check
 
     python -m benchmarks.video_speed [--baseline REV] [--frames 48] [--repeats 3] [--no-640] [--quick] [--out DIR]
 
-1. **Stages**, in this process, one after another on the 320x240 pan clip of benchmarks/video_flicker.py: decoding,
-   the two DIS flows (the frame towards the previous one and back), the reliability mask, the warp of the previous
-   result (Lanczos) and its feathered mask, the network (the onnxruntime engine), keeping the frame as a PNG in the
-   work folder, encoding. Median milliseconds per frame. Beside it, one onnxruntime pass with the session's idle
-   threads spinning (onnxruntime's default) and sleeping (what neuralens sets).
+1. **Stages**, one after another on the 320x240 pan clip of benchmarks/video_flicker.py, in a child process per
+   checkout (each with its own library): decoding, the two DIS flows (the frame towards the previous one and back),
+   the reliability mask, the warp of the previous result (Lanczos) and its feathered mask, the network (the
+   onnxruntime engine), keeping the frame as a PNG in the work folder, encoding. Median milliseconds per frame.
+   Beside it, one onnxruntime pass with the session's idle threads spinning (onnxruntime's default) and sleeping
+   (what neuralens sets).
 2. **End to end**: `neuralens video CLIP --model starry-night -o OUT` (flow, the defaults) as a child process per
    run, for this checkout and for ``--baseline`` (a copy of that commit's package made with `git archive`, run from
    its folder), interleaved so that both see the same load; frames/s from the run's report (frames / seconds of
@@ -33,7 +34,18 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .style_common import RESULTS, ROOT, WORK, image_path, json_safe, machine_info, machine_markdown, markdown_table
+from .style_common import (
+    RESULTS,
+    ROOT,
+    WORK,
+    image_path,
+    json_safe,
+    machine_info,
+    machine_markdown,
+    markdown_table,
+    run_measured,
+)
+from .style_common import python as our_python
 from .video_flicker import MODEL, MODEL_PAINTING, StyleMeter, decoded, make_clips, measure, run_ours
 
 
@@ -120,6 +132,16 @@ def spinning_check(runs: int = 30) -> Dict[str, float]:
     return out
 
 
+def stages_of(clip: Path, cwd: Optional[Path]) -> Dict[str, float]:
+    """``stage_profile`` of ``clip`` in a child process run in ``cwd`` (a checkout's folder: its neuralens is the
+    one imported; this benchmark module comes from this checkout)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NEURALENS_FLOW_CACHE="off")
+    done = run_measured([our_python(), "-m", "benchmarks.video_speed", "--stages", str(clip)], cwd=cwd, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"error: the stage profile failed in {cwd or ROOT}: {done.tail(3)}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _mask(rgb: np.ndarray, before: np.ndarray, backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     from neuralens.video.flow import photometric_mask, reliable_mask, warp
 
@@ -162,12 +184,12 @@ def benchmark(out: Path, baseline: Optional[str], frames: int, repeats: int, big
     work.mkdir(parents=True, exist_ok=True)
     load_start = [round(x, 2) for x in os.getloadavg()]
     clips = make_clips(work, frames)
-    print("stages", file=sys.stderr, flush=True)
-    stages = stage_profile(clips["pan"]["path"])
-    spinning = spinning_check()
     checkouts: Dict[str, Optional[Path]] = {"this checkout": None}
     if baseline:
         checkouts[f"baseline {baseline}"] = baseline_checkout(baseline, work / "baseline")
+    print("stages", file=sys.stderr, flush=True)
+    stages = {label: stages_of(clips["pan"]["path"], cwd) for label, cwd in checkouts.items()}
+    spinning = spinning_check()
     runs: Dict[str, Dict[str, List[float]]] = {}
     sizes = [("320x240", name, clip["path"]) for name, clip in clips.items()]
     if big:
@@ -230,10 +252,12 @@ def write(out: Path, data: Dict[str, Any], quick: bool) -> None:
         + ".\n"
     )
     lines.append("\n## Stages one after another, 320x240 pan (ms per frame, median)\n")
-    total = sum(data["stages_ms"].values())
-    rows = [[stage, f"{ms:.1f}", f"{100 * ms / total:.0f} %"] for stage, ms in data["stages_ms"].items()]
-    rows.append(["sum", f"{total:.1f}", f"= {1000 / total:.1f} frames/s one after another"])
-    lines.append(markdown_table(["stage", "ms", "share"], rows))
+    profiles = data["stages_ms"]
+    labels = list(profiles)
+    rows = [[stage, *(f"{profiles[label].get(stage, 0):.1f}" for label in labels)] for stage in profiles[labels[0]]]
+    totals = [sum(profiles[label].values()) for label in labels]
+    rows.append(["sum (frames/s if nothing overlapped)", *(f"{t:.1f} ({1000 / t:.1f})" for t in totals)])
+    lines.append(markdown_table(["stage", *labels], rows))
     spin = data["onnxruntime_idle_threads_ms"]
     lines.append(
         f"\nOne onnxruntime pass of the network at 320x240 (then a little numpy work, as in a video run): "
@@ -286,7 +310,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no-640", action="store_true", help="skip the 640x480 clip")
     p.add_argument("--quick", action="store_true", help="smoke run: 12 frames, one repeat, reports *_smoke")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the reports (default %(default)s)")
+    p.add_argument("--stages", type=Path, default=None, help=argparse.SUPPRESS)  # the child: profile one clip
     args = p.parse_args(argv)
+    if args.stages is not None:
+        print(json.dumps(stage_profile(args.stages)))
+        return 0
     if args.quick:
         args.frames, args.repeats = 12, 1
     started = time.perf_counter()
