@@ -7,6 +7,7 @@ progress bar for all - and saves each result as it arrives, exactly as the in-pr
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -28,6 +29,7 @@ from .storage import file_key, open_storage
 from .tasks import STYLE_FILE_FIELDS, marker_key
 
 WAKE_SECONDS = 0.25  # longest sleep between two looks at the batch (events wake the client sooner)
+LOOK_SECONDS = 0.1  # at most this often, the unfinished jobs' progress is read (a batch may be thousands)
 NO_WORKER_SECONDS = 15.0  # say so when no worker has taken any job by then
 
 
@@ -62,7 +64,9 @@ class QueueClient:
         self.app = make_app(queue.broker)
 
     def close(self) -> None:
+        """Close the connections to Redis (state and the queue's)."""
         self.redis.close()
+        self.app.close()
 
     def __enter__(self) -> QueueClient:
         return self
@@ -77,9 +81,8 @@ class QueueClient:
             buffer = io.BytesIO()
             source.save(buffer, format="PNG")
             data = buffer.getvalue()
-            import hashlib  # noqa: PLC0415
-
-            return self.storage.put_bytes(data, f"inputs/{hashlib.sha256(data).hexdigest()[:40]}.png")
+            key = f"inputs/{hashlib.sha256(data).hexdigest()[:40]}.png"
+            return key if self.storage.exists(key) else self.storage.put_bytes(data, key)
         path = Path(source)
         if not path.is_file():
             raise NeuralensError(f"{path}: no such file")
@@ -185,12 +188,14 @@ class QueueClient:
         job_ids: Sequence[str],
         on_change: Optional[Callable[[List[state.RemoteJob]], None]] = None,
         timeout: Optional[float] = None,
+        look_every: float = LOOK_SECONDS,
     ) -> Iterator[state.RemoteJob]:
         """Yield each job of ``job_ids`` (of ``batch``) once, as it finishes (done, failed or cancelled);
-        ``on_change(jobs)`` gets the unfinished jobs' states whenever something happened. NeuralensError
-        after ``timeout`` seconds (None: no limit)."""
+        ``on_change(jobs)`` gets the unfinished jobs' states when something happened, at most every
+        ``look_every`` seconds. NeuralensError after ``timeout`` seconds (None: no limit)."""
         wanted = set(job_ids)
         seen = 0
+        looked = -float("inf")
         deadline = None if timeout is None else time.monotonic() + timeout
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(state.channel(batch))
@@ -204,7 +209,8 @@ class QueueClient:
                         yield self.jobs.get(job_id)
                 if not wanted:
                     return
-                if on_change is not None:
+                if on_change is not None and time.monotonic() - looked >= look_every:
+                    looked = time.monotonic()
                     on_change([job for job in self.jobs.get_many(sorted(wanted)) if job is not None])
                 if deadline is not None and time.monotonic() > deadline:
                     raise NeuralensError(f"{len(wanted)} job(s) not finished after {timeout:g} s")
@@ -240,8 +246,9 @@ def collect(
 ) -> List[Tuple[Path, Path, Finished]]:
     """Follow ``jobs`` ({job id: (input, output)}) with one progress bar (``estimate`` units per job until a
     worker knows better), save each result to its output as it arrives (``save(job, output)``; default: the
-    image, saved as the command line saves images). Returns (input, output, Finished) in the order of ``jobs``. Ctrl-C cancels every unfinished job of the batch (Interrupted); failed jobs
-    are reported together, after the others are saved (NeuralensError)."""
+    image, saved as the command line saves images). Returns (input, output, Finished) in the order of
+    ``jobs``. Ctrl-C cancels every unfinished job of the batch (Interrupted); failed jobs are reported
+    together, after the others are saved (NeuralensError)."""
     done_units: Dict[str, int] = {}
     totals = {job_id: estimate for job_id in jobs}
     finished: Dict[str, Finished] = {}

@@ -308,11 +308,11 @@ def _run_claimed(ctx: WorkerContext, kind: str, payload: dict, job_id: str, batc
     # run killed between any two of these steps leaves a state that the next run finishes without doing the
     # work twice.
     fields = {"status": status, "result": outcome.result, "result_size": outcome.size, "stopped_early": outcome.stopped}
-    ctx.storage.create(
-        marker_key(job_id), json.dumps({"state": fields, "report": outcome.report}, default=str).encode()
-    )
+    marker = json.dumps({"state": fields, "report": outcome.report}, default=str).encode()
+    if not ctx.storage.create(marker_key(job_id), marker):  # another run got there first (a lost lease)
+        fields = json.loads(ctx.storage.read_bytes(marker_key(job_id)))["state"]
     ctx.jobs.report(job_id, batch, **fields)
-    return status
+    return fields["status"]
 
 
 def _redis_errors() -> tuple:

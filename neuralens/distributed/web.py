@@ -57,7 +57,7 @@ class QueueRunner:
         cancelled = [False]
 
         def on_change(running) -> None:
-            if not cancelled[0] and should_stop():
+            if not cancelled[0] and running and not running[0].finished_now and should_stop():
                 cancelled[0] = True
                 self.client.cancel(job_id)
             for remote in running:
@@ -66,7 +66,10 @@ class QueueRunner:
                     seen[0] = iteration
                     callback(self._step(job_id, remote.progress, job.content))
 
-        (remote,) = list(self.client.wait(batch, [job_id], on_change, self.timeout))
+        # Every event looked at (one job: one read each), so the manager sees nearly every step and takes
+        # its previews at its own cadence.
+        (remote,) = list(self.client.wait(batch, [job_id], on_change, self.timeout, look_every=0))
+        on_change([remote])  # the last step, which may have come with the end
         if remote.status == state.FAILED:
             raise NeuralensError(remote.error or "the job failed on its worker")
         if remote.result is None:

@@ -39,8 +39,13 @@ def test_a_web_job_runs_on_a_worker_with_progress_and_previews(manager, content_
     options = StyleOptions(size=48, iterations=30, coarse_iterations=0, scales=1, early_stop_patience=0).validate()
     job = manager.submit(options, content_image, [style_image])
     _wait(job, ("running",), min_iteration=4)
-    assert job.preview is not None and job.preview.startswith(b"\x89PNG")  # a worker's image, seen here
     assert job.progress["total_iterations"] == 30 and job.progress["eta"] is not None
+    deadline, preview = time.monotonic() + 60, None
+    while preview is None and job.status == "running":
+        assert time.monotonic() < deadline
+        preview = job.preview
+        time.sleep(0.01)
+    assert preview is not None and preview.startswith(b"\x89PNG")  # a worker's image, seen here
     _wait(job, FINISHED)
     assert job.status == DONE, job.error
     expected = np.asarray(StyleTransfer(style_image, options).run(content_image).image)
