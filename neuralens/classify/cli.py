@@ -79,6 +79,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     fields = option_specs.values_from(args, ClassifyOptions)
     command = shlex.join(["neuralens", *sys.argv[1:]]) if sys.argv[1:] else None
+    if args.broker is not None or args.storage is not None:
+        return _train_on_queue(args, fields, command)
     bars: dict = {}  # one epoch bar per stage, opened at its first epoch (its time left then excludes features)
 
     def on_epoch(stage: str, epoch: int, row: dict) -> None:
@@ -123,6 +125,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     for name, path in report.files.items():
         print(f"{name}: {path}")
+    return 0
+
+
+def _train_on_queue(args: argparse.Namespace, fields: dict, command: Optional[str]) -> int:
+    """`classify train DATA -o MODEL.pt --broker URL`: the training on a worker, the model and its report files
+    copied back beside each other."""
+    from ..distributed.client import classify_train_batch  # noqa: PLC0415 -- Celery and Redis only when asked
+    from ..distributed.options import QueueOptions  # noqa: PLC0415
+
+    queue = QueueOptions(args.broker, args.storage).validate()
+    options = ClassifyOptions(**fields).validate()
+    done = classify_train_batch(queue, args.data, args.output, options, command, args.quiet)
+    if args.json:
+        print(json.dumps(done.to_dict(), indent=1, default=str))
+        return 0
+    report = done.report
+    print(f"classes: {', '.join(report.get('classes') or [])}")
+    print(
+        f"train accuracy {_percent(report.get('train_accuracy'))}, validation accuracy "
+        f"{_percent(report.get('val_accuracy'))}; trained on {done.job.worker}"
+    )
+    print(f"model: {args.output}")
     return 0
 
 
@@ -206,6 +230,9 @@ def register(subparsers) -> None:
     train.add_argument("data", metavar="DATA", help="folder with one sub-folder per class (or train/ and val/)")
     train.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="where to save the classifier")
     option_specs.add_arguments(train, ClassifyOptions)
+    from ..distributed.options import QueueOptions  # noqa: PLC0415 -- the options only: no Celery, no Redis
+
+    option_specs.add_arguments(train.add_argument_group("on a job queue (docs/scale-out.md)"), QueueOptions)
     train.add_argument("--json", action="store_true", help="print the whole report as JSON")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)

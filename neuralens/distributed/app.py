@@ -23,6 +23,7 @@ QUEUE = "neuralens"
 STYLIZE_TASK = "neuralens.stylize"
 FAST_TASK = "neuralens.fast_stylize"
 VIDEO_TASK = "neuralens.video"
+CLASSIFY_TASK = "neuralens.classify_train"
 
 
 def make_app(broker: str, worker: Optional[WorkerOptions] = None, context: Optional[Dict[str, Any]] = None):

@@ -23,7 +23,7 @@ from ..errors import Interrupted, NeuralensError
 from ..imageio import ImageLike, save_result
 from ..progress import Progress
 from . import state
-from .app import FAST_TASK, STYLIZE_TASK, VIDEO_TASK, make_app
+from .app import CLASSIFY_TASK, FAST_TASK, STYLIZE_TASK, VIDEO_TASK, make_app
 from .options import QueueOptions
 from .storage import file_key, open_storage
 from .tasks import STYLE_FILE_FIELDS, marker_key
@@ -164,6 +164,24 @@ class QueueClient:
         if model is not None:
             payload["model"], payload["model_file"] = self._model(model)
         return self._send(VIDEO_TASK, "video", payload, batch)
+
+    def submit_classify(
+        self, folder: Union[str, os.PathLike], options, batch: str, command: Optional[str] = None
+    ) -> str:
+        """Queue ``classify.train`` on a labelled ``folder`` (ClassifyOptions ``options``): every image in it
+        is uploaded with its path relative to the folder (class folders, train/ and val/). Returns the job id."""
+        from ..imageio import IMAGE_SUFFIXES  # noqa: PLC0415
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise NeuralensError(f"{folder}: not a folder (one sub-folder of photos per class)")
+        photos = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not photos:
+            raise NeuralensError(f"{folder}: no images in it")
+        files = [[photo.relative_to(folder).as_posix(), self.upload(photo)] for photo in photos]
+        payload = {"files": files, "options": dataclasses.asdict(options), "command": command}
+        payload["options"].pop("device", None)  # the worker's
+        return self._send(CLASSIFY_TASK, "classify", payload, batch)
 
     def _send(self, task: str, kind: str, payload: dict, batch: str) -> str:
         job_id = state.new_id()
@@ -370,4 +388,37 @@ def video_batch(
             client.storage.copy_to(job.result, path)
 
         (result,) = collect(client, batch, {job_id: (source, output)}, 1, "video", "frame", quiet, timeout, save)
+        return result[2]
+
+
+def classify_train_batch(
+    queue: QueueOptions,
+    folder: Union[str, os.PathLike],
+    output: Union[str, os.PathLike],
+    options,
+    command: Optional[str] = None,
+    quiet: bool = False,
+    timeout: Optional[float] = None,
+) -> Finished:
+    """``classify.train`` of a labelled ``folder`` on a worker (ClassifyOptions ``options``), the model copied
+    to ``output`` (.pt) and its report files beside it, as in-process training writes them; one progress bar
+    over the epochs. Returns the Finished job (its report is the worker's TrainReport.to_dict())."""
+    from ..classify.training import check_model_output, report_files  # noqa: PLC0415
+
+    output = check_model_output(output)
+    batch = state.new_id()
+    with QueueClient(queue) as client:
+        job_id = client.submit_classify(folder, options, batch, command)
+
+        def save(job: state.RemoteJob, path: Path) -> None:
+            client.storage.copy_to(job.result, path)
+            beside = report_files(path)
+            for name, key in (client.report(job).get("files") or {}).items():
+                if name in beside:
+                    client.storage.copy_to(key, beside[name])
+
+        estimate = options.epochs + options.fine_tune
+        (result,) = collect(
+            client, batch, {job_id: (Path(folder), output)}, estimate, "train", "epoch", quiet, timeout, save
+        )
         return result[2]

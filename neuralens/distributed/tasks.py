@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
-from ..errors import NeuralensError
+from ..errors import Interrupted, NeuralensError
 from . import state
 from .storage import LocalStorage, open_storage
 
@@ -252,11 +253,68 @@ def _run_video(ctx: WorkerContext, payload: dict, job_id: str, batch: str) -> Ou
     return Outcome(key, list(result.size), result.stopped, result.to_dict())
 
 
-RUNNERS = {"stylize": _run_stylize, "fast": _run_fast, "video": _run_video}
+def inside(root: Path, name: str) -> Path:
+    """``root / name`` for a relative path sent in a job (a class folder and a photo name), refused with
+    NeuralensError when it would leave ``root`` (absolute, '..', backslashes, NUL)."""
+    parts = name.split("/")
+    if "\\" in name or "\0" in name or any(part in ("", ".", "..") for part in parts):
+        raise NeuralensError(f"bad file name {name!r} in a job")
+    return root.joinpath(*parts)
+
+
+def _run_classify(ctx: WorkerContext, payload: dict, job_id: str, batch: str) -> Outcome:
+    """``classify.train`` on the labelled photos of the job (laid out again in a temporary folder), with a
+    progress message per epoch; the model and its report files copied into the storage."""
+    import tempfile  # noqa: PLC0415
+
+    from ..classify.options import ClassifyOptions  # noqa: PLC0415
+    from ..classify.training import report_files, train  # noqa: PLC0415
+
+    options = ClassifyOptions(**payload["options"], device=ctx.device).validate()
+    total = options.epochs + options.fine_tune
+    started = time.perf_counter()
+
+    def publish(iteration: int, **extra: Any) -> None:
+        progress = {"iteration": iteration, "total_iterations": total, "elapsed": time.perf_counter() - started}
+        ctx.jobs.progress(job_id, batch, {**progress, **extra})
+
+    def on_epoch(stage: str, epoch: int, row: dict) -> None:
+        publish((options.epochs if stage == "fine-tune" else 0) + epoch, stage=stage, row=row)
+
+    def on_features(done: int, photos: int) -> None:
+        publish(0, stage="features", features=[done, photos])
+
+    with tempfile.TemporaryDirectory(prefix="neuralens-classify-job-") as folder:
+        data, output = Path(folder) / "data", Path(folder) / "out" / "model.pt"
+        for name, key in payload["files"]:
+            target = inside(data, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ctx.storage.fetch(key), target)
+        output.parent.mkdir()
+        classifier = train(
+            data,
+            output,
+            options,
+            on_features=on_features,
+            on_epoch=on_epoch,
+            command=payload.get("command"),
+            should_stop=_stop_checker(ctx.jobs, job_id),
+        )
+        files = {"model": ctx.storage.put_file(output, f"results/{job_id}/model.pt", replace=True)}
+        for name, path in report_files(output).items():
+            if path.is_file():
+                files[name] = ctx.storage.put_file(path, f"results/{job_id}/{name}{path.suffix}", replace=True)
+    report = classifier.report.to_dict()
+    report["classes"] = list(classifier.classes)
+    report["files"] = files  # keys in the storage (the worker's temporary paths are gone)
+    return Outcome(files["model"], [], False, report)
+
+
+RUNNERS = {"stylize": _run_stylize, "fast": _run_fast, "video": _run_video, "classify": _run_classify}
 
 
 def run_job(task, kind: str, payload: dict) -> str:
-    """Run one job of ``kind`` ('stylize', 'fast' or 'video') in this worker, or report what another run already
+    """Run one job of ``kind`` ('stylize', 'fast', 'video' or 'classify') in this worker, or report what another run already
     finished. Returns the status reported (for logs). Raises the task's Retry while another worker holds the
     job's lease or Redis cannot be reached."""
     ctx = worker_context(task.app)
@@ -288,6 +346,9 @@ def _run_claimed(ctx: WorkerContext, kind: str, payload: dict, job_id: str, batc
     ctx.jobs.start(job_id, batch, ctx.name)
     try:
         outcome = RUNNERS[kind](ctx, payload, job_id, batch)
+    except Interrupted as exc:  # a cancel that leaves nothing to keep (classify train saves nothing then)
+        ctx.jobs.report(job_id, batch, state.CANCELLED, error=str(exc))
+        return state.CANCELLED
     except NeuralensError as exc:
         ctx.jobs.report(job_id, batch, state.FAILED, error=str(exc))
         return state.FAILED
@@ -323,7 +384,7 @@ def _redis_errors() -> tuple:
 
 def register(app) -> None:
     """Register the tasks on a Celery app (``app.make_app`` does)."""
-    from .app import FAST_TASK, STYLIZE_TASK, VIDEO_TASK  # noqa: PLC0415
+    from .app import CLASSIFY_TASK, FAST_TASK, STYLIZE_TASK, VIDEO_TASK  # noqa: PLC0415
 
     @app.task(name=STYLIZE_TASK, bind=True)
     def stylize(self, payload: dict) -> str:
@@ -336,3 +397,7 @@ def register(app) -> None:
     @app.task(name=VIDEO_TASK, bind=True)
     def video(self, payload: dict) -> str:
         return run_job(self, "video", payload)
+
+    @app.task(name=CLASSIFY_TASK, bind=True)
+    def classify_train(self, payload: dict) -> str:
+        return run_job(self, "classify", payload)
