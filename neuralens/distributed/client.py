@@ -24,7 +24,7 @@ from ..imageio import ImageLike, save_result
 from ..progress import Progress
 from . import state
 from .app import CLASSIFY_TASK, FAST_TASK, STYLIZE_TASK, VIDEO_TASK, make_app
-from .options import QueueOptions
+from .options import QueueOptions, shown
 from .storage import file_key, open_storage
 from .tasks import STYLE_FILE_FIELDS, marker_key
 
@@ -192,7 +192,7 @@ class QueueClient:
         try:
             self.app.send_task(task, args=[payload])
         except OperationalError as exc:  # the broker went away after the first check
-            raise NeuralensError(f"could not queue the job on {self.options.broker} ({exc})") from None
+            raise NeuralensError(f"could not queue the job on {shown(self.options.broker)} ({exc})") from None
         return job_id
 
     def cancel(self, job_id: str) -> None:
@@ -286,7 +286,7 @@ def collect(
                 warned[0] = True
                 print(
                     f"no worker has taken a job after {NO_WORKER_SECONDS:g} s: is `neuralens worker --broker "
-                    f"{client.options.broker}` running (with the same --storage)?",
+                    f"{shown(client.options.broker)}` running (with the same --storage)?",
                     file=sys.stderr,
                 )
 

@@ -35,6 +35,20 @@ def check_broker_url(url: Optional[str]) -> None:
         raise NeuralensError(f"must end with a database number (/0), got {url!r}")
 
 
+def shown(url: str) -> str:
+    """``url`` as printed in messages and logs: a password replaced by ***.
+
+    >>> shown("redis://:secret@queue.lan:6379/0")
+    'redis://:***@queue.lan:6379/0'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
 def check_storage_url(url: Optional[str]) -> None:
     """Refuse anything but file:///absolute/folder (None passes: the default folder)."""
     if url is None:

@@ -93,7 +93,7 @@ class RemoteJob:
         return self.status in FINISHED
 
     def to_dict(self) -> dict:
-        """The job as JSON-ready values (the run's history is left out: it is in ``report``)."""
+        """The job as JSON-ready values (the run's own report is in storage: ``QueueClient.report``)."""
         return {
             "id": self.id,
             "batch": self.batch,
@@ -119,6 +119,8 @@ def connect(url: str):
     cannot be reached (wrong host or port, no server, wrong password)."""
     import redis  # noqa: PLC0415 -- only with --broker: the default install has no Redis
 
+    from .options import shown  # noqa: PLC0415
+
     client = redis.Redis.from_url(
         url, socket_connect_timeout=CONNECT_SECONDS, socket_timeout=30, health_check_interval=30
     )
@@ -127,7 +129,7 @@ def connect(url: str):
     except redis.RedisError as exc:
         client.close()
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise NeuralensError(f"cannot reach the broker {url} ({reason})") from None
+        raise NeuralensError(f"cannot reach the broker {shown(url)} ({reason})") from None
     return client
 
 

@@ -11,7 +11,7 @@ from typing import IO, Optional
 from ..errors import NeuralensError
 from . import state
 from .app import QUEUE, make_app
-from .options import CUDA_INDEX, QueueOptions, WorkerOptions
+from .options import CUDA_INDEX, QueueOptions, WorkerOptions, shown
 from .storage import open_storage
 
 
@@ -68,7 +68,7 @@ def run_worker(queue: QueueOptions, worker: WorkerOptions, stream: Optional[IO[s
     def ready(**_kwargs) -> None:
         print(
             f"worker ready: {name}, {worker.concurrency} process(es) on {worker.device}, "
-            f"broker {queue.broker}, storage {storage.url}",
+            f"broker {shown(queue.broker)}, storage {storage.url}",
             file=out,
             flush=True,
         )
