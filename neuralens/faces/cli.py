@@ -288,8 +288,11 @@ def cmd_cluster(args) -> int:
     from ..imageio import find_images  # noqa: PLC0415 -- imports torch
     from .cluster import cluster, enroll_group, write_report  # noqa: PLC0415
 
-    if args.output and Path(args.output).suffix.lower() not in (".html", ".htm"):
-        raise NeuralensError(f"{args.output}: the report is an HTML page (.html)")
+    if args.output:  # checked before the slow part, so a long run never ends with nowhere to write
+        if Path(args.output).suffix.lower() not in (".html", ".htm"):
+            raise NeuralensError(f"{args.output}: the report is an HTML page (.html)")
+        if not Path(args.output).parent.is_dir():
+            raise NeuralensError(f"{args.output}: the folder {Path(args.output).parent} does not exist")
     naming = [(_group_number(number), name) for number, name in args.enroll_cluster or []]
     photos = find_images(args.photos, recursive=args.recursive)
     gallery = _open(args, create=True) if naming else _existing_gallery(args)

@@ -24,6 +24,7 @@ Design notes (the why):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -53,9 +54,12 @@ class IndexOptions:
     exact_below: int = option(
         50_000, "galleries with fewer embeddings are searched exactly (below this, exact is as fast)", minimum=0
     )
+    # Measured on 100,000 face-like embeddings, 2 busy cores (recall@1 new photos / strangers, p50):
+    # M=16 ef=512 0.96 / 0.96, 1.1 ms; M=32 ef=256 1.00 / 0.96, 0.9 ms; M=32 ef=512 1.00 / 1.00, 1.4 ms.
+    # ef_construction 64 instead of 128 halves the build (15 vs 26-36 s) at the same recall.
     connectivity: int = option(32, "HNSW links per node (M)", minimum=4, maximum=128)
-    expansion_add: int = option(128, "HNSW candidate list while building (ef_construction)", minimum=8)
-    expansion_search: int = option(256, "HNSW candidate list while searching (ef)", minimum=8)
+    expansion_add: int = option(64, "HNSW candidate list while building (ef_construction)", minimum=8)
+    expansion_search: int = option(512, "HNSW candidate list while searching (ef)", minimum=8)
     candidates: int = option(10, "neighbours taken from the index per face, then re-ranked exactly", minimum=1)
     save_after: int = option(
         5000, "embeddings added since the index file was written that are searched exactly beside it", minimum=0
@@ -126,7 +130,7 @@ class FaceIndex:
         if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT or meta.get("version") != INDEX_VERSION:
             return None
         if meta.get("bytes") != size or meta.get("connectivity") != self.options.connectivity:
-            return None  # the file is not the one the sidecar describes (a crash between the two renames)
+            return None  # not the file the sidecar describes, or built with other settings
         return meta
 
     def _open(self, token: str, writable: bool) -> None:
@@ -153,7 +157,7 @@ class FaceIndex:
         self._index, self._viewed, self._state = index, not writable and state is not None, state
 
     def save(self) -> None:
-        """Write the index and its sidecar (each to a temporary name, then renamed) if it has changes."""
+        """Write the index and then its sidecar (each to a temporary name, then renamed) if it has changes."""
         if self._index is None or self._viewed or self._state is None or not self._unsaved:
             return
         folder = self.path.parent
@@ -162,6 +166,9 @@ class FaceIndex:
         try:
             self._index.save(tmp)
             os.chmod(tmp, 0o600)  # biometric data, like the gallery itself
+            # The old sidecar goes first: a crash before the new one is written leaves an index without
+            # a sidecar (rebuilt), never a sidecar describing another state of the index.
+            self.meta_path.unlink(missing_ok=True)
             os.replace(tmp, self.path)
         except (OSError, RuntimeError):
             Path(tmp).unlink(missing_ok=True)
@@ -233,7 +240,8 @@ class FaceIndex:
         bar = progress(state.high_water - self._max_key) if progress else Progress(None, enabled=False)
         with bar:
             for ids, vectors in rows_after(self._max_key):
-                self._index.add(np.asarray(ids, dtype=np.uint64), vectors, threads=_threads())
+                ids = np.asarray(ids, dtype=np.uint64)
+                self._index.add(ids, vectors, threads=_threads())
                 self._max_key = max(self._max_key, int(ids.max()))
                 changed += len(ids)
                 bar.update(len(ids))
@@ -274,6 +282,12 @@ class FaceIndex:
         return len(keys)
 
     # --- search ---------------------------------------------------------------------------------------
+    def set_expansion_search(self, value: int) -> None:
+        """Search with another candidate list (ef) from now on: more is slower and finds more."""
+        self.options = check(dataclasses.replace(self.options, expansion_search=int(value)))
+        if self._index is not None:
+            self._index.expansion_search = self.options.expansion_search
+
     def __len__(self) -> int:
         """The number of embeddings the index and its exactly searched tail hold."""
         tail = 0 if self._tail_ids is None else len(self._tail_ids)
