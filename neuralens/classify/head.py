@@ -20,6 +20,10 @@ from torch import nn
 from ..errors import NeuralensError
 from ..optim import Adam, one_thread
 
+# An epoch counts as better only when it lowers the monitored loss by this much: on separable classes the
+# loss shrinks towards 0 forever by ever smaller steps, and a 1e-6 threshold let all 300 epochs run (measured:
+# an MLP on 100 faces, 12 s from the cache instead of under 10).
+MIN_IMPROVEMENT = 1e-4
 # Below this many validation photos, the validation loss is too noisy to stop on (measured: with 2, the best
 # epoch was the first, before the head fit its 9 training photos), so training runs every epoch.
 MIN_VAL_TO_STOP = 10
@@ -55,6 +59,12 @@ class Head(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net((features - self.mean) * self.scale)
+
+
+def new_head(channels: int, classes: int, kind: str = "linear", hidden: int = 256, seed: int = 0) -> Head:
+    """A Head whose first weights depend only on ``seed`` (torch's global generator is reseeded here)."""
+    torch.manual_seed(seed)
+    return Head(channels, classes, kind, hidden)
 
 
 @dataclass
@@ -104,8 +114,8 @@ def train_head(
     validation loss and keep the best epoch's weights; otherwise run all ``epochs`` and keep the lowest training
     loss's. ``on_epoch(epoch, row)`` sees each epoch's numbers (the CLI's
     progress bar, the web page's curve). Returns the HeadHistory."""
-    torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # dropout; the head's first weights are seeded where it is built (``new_head``)
     x, y = torch.from_numpy(np.asarray(train_x, np.float32)), torch.from_numpy(np.asarray(train_y, np.int64))
     has_val = val_x is not None and val_y is not None and len(val_y) > 0
     stop_on_val = has_val and len(val_y) >= MIN_VAL_TO_STOP
@@ -148,7 +158,7 @@ def train_head(
             history.epochs.append(row)
             if on_epoch:
                 on_epoch(epoch, row)
-            if monitored < best_loss - 1e-6:
+            if monitored < best_loss - MIN_IMPROVEMENT:
                 best_loss, since_best, history.best_epoch = monitored, 0, epoch
                 best_state = {k: v.clone() for k, v in head.state_dict().items()}
             else:

@@ -55,8 +55,16 @@ def test_augmented_views_are_deterministic_and_cached(dataset_copy, tmp_path):
     assert not np.array_equal(np.asarray(view(image, 64, 3, "abc")), np.asarray(view(image, 64, 4, "abc")))
     model = classify.train(dataset_copy, cache=str(tmp_path), augment=2, epochs=3)
     assert model.report.options["augment"] == 2
-    stored = list(tmp_path.rglob("*.npy"))
-    assert len(stored) == 11 and all(np.load(p).shape == (3, 1280) for p in stored)
+    shapes = sorted(np.load(p).shape for p in tmp_path.rglob("*.npy"))
+    held_out = model.report.val_images
+    assert shapes == [(1, 1280)] * held_out + [(3, 1280)] * (11 - held_out)  # extra views for training photos only
+
+
+def test_same_seed_same_head(photos_vs_paintings, tmp_path):
+    a, b = (classify.train(photos_vs_paintings, head="mlp", epochs=4, seed=5) for _ in range(2))
+    c = classify.train(photos_vs_paintings, head="mlp", epochs=4, seed=6)
+    weight = [m.head.net[0].weight for m in (a, b, c)]
+    assert torch.equal(weight[0], weight[1]) and not torch.equal(weight[0], weight[2])
 
 
 def test_unreadable_file_is_skipped_with_a_warning(dataset_copy):
