@@ -353,8 +353,7 @@ def import_embeddings(
     result.store_seconds = time.perf_counter() - started
     if gallery.uses_index():
         started = time.perf_counter()
-        gallery.sync_index(progress=progress)
-        gallery.index.save()
+        gallery.sync_index(progress=progress)  # builds or extends the index and writes it
         result.index_seconds = time.perf_counter() - started
     return result
 

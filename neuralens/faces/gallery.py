@@ -126,7 +126,6 @@ class Gallery(SQLiteStore):
     ):
         self._cache: Optional[Tuple[tuple, _Stored]] = None
         self._counted: Optional[Tuple[tuple, int, GalleryState]] = None
-        self._closed = False
         super().__init__(Path(path).expanduser() if path else default_gallery_path(), create, timeout, EmptyGallery)
         self.index = FaceIndex(self.path, index)
 
@@ -380,17 +379,6 @@ class Gallery(SQLiteStore):
                 f"{self.path}: removed, but another process holds the gallery open; "
                 "run the removal again when it has finished to scrub the file"
             )
-
-    def close(self) -> None:
-        """Save the index if it has unsaved changes (after bringing it level, so nothing removed in the
-        meantime by another process is written back), then close the database connection."""
-        try:
-            if len(self.index) and not self._closed:
-                self.sync_index(progress=False)
-                self.index.save()
-        finally:
-            self._closed = True
-            super().close()
 
     # --- the index ------------------------------------------------------------------------------------
     def uses_index(self, metric: Optional[Metric] = None) -> bool:
