@@ -89,7 +89,7 @@ class OnnxRunner:
         settings = onnxruntime.SessionOptions()
         settings.intra_op_num_threads = torch.get_num_threads()
         # Idle worker threads sleep instead of spinning: spinning ones took the cores from whatever ran next (the
-        # video's flow, torch, other processes). Measured on the shared 2-core machine, a 320x240 pass took 26 ms
+        # video's flow, torch, other processes). Measured on the shared 2-core machine, a 320x240 pass took 34 ms
         # spinning and 18 ms sleeping (95 and 52 when it was loaded; benchmarks/results/video_flicker_speed*.md).
         settings.add_session_config_entry("session.intra_op.allow_spinning", "0")
         settings.log_severity_level = 3  # errors only

@@ -52,7 +52,7 @@ def wait(client, job_id: str, until=FINISHED, timeout: float = 120.0, frames: in
         time.sleep(0.02)
 
 
-def decode(data: bytes, suffix: str = ".mp4"):
+def decode(data: bytes):
     """(frames as arrays, audio codec or None, frame rate) of a video file's bytes, read with PyAV."""
     import av
 
