@@ -4,6 +4,7 @@ WorkerOptions; nothing here imports Celery or Redis until the command runs."""
 from __future__ import annotations
 
 import argparse
+import json
 
 from .. import options
 from .options import QueueOptions, WorkerOptions
@@ -30,12 +31,25 @@ def register(subparsers) -> None:
     )
     options.add_arguments(p, QueueOptions)
     options.add_arguments(p, WorkerOptions)
+    p.add_argument(
+        "--health",
+        action="store_true",
+        help="do not run a worker: print the live workers on --broker as JSON and exit 0 when one of them runs "
+        "on this machine, 1 otherwise (a container's health check)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    queue = QueueOptions(**options.values_from(args, QueueOptions))
+    if args.health:
+        from .health import check_workers, require_broker  # noqa: PLC0415
+
+        report = check_workers(require_broker(queue.validate().broker))
+        print(json.dumps(report, indent=2))
+        return 0 if report["healthy"] else 1
+
     from .worker import run_worker  # noqa: PLC0415
 
-    queue = QueueOptions(**options.values_from(args, QueueOptions))
     worker = WorkerOptions(**options.values_from(args, WorkerOptions))
     return run_worker(queue, worker)

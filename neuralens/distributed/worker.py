@@ -63,9 +63,20 @@ def run_worker(queue: QueueOptions, worker: WorkerOptions, stream: Optional[IO[s
     app = make_app(queue.broker, worker, context)
     out = stream if stream is not None else sys.stderr
 
-    from celery.signals import worker_ready  # noqa: PLC0415
+    from celery.signals import worker_ready, worker_shutdown  # noqa: PLC0415
+
+    from .health import WorkerBeat  # noqa: PLC0415
+
+    # The health key (health.py): from the ready line until shutdown, in this main process, which stays up
+    # while the pool's processes come and go.
+    beat = WorkerBeat(
+        state.connect(queue.broker),
+        name,
+        {"pid": os.getpid(), "device": worker.device, "concurrency": worker.concurrency},
+    )
 
     def ready(**_kwargs) -> None:
+        beat.start()
         print(
             f"worker ready: {name}, {worker.concurrency} process(es) on {worker.device}, "
             f"broker {shown(queue.broker)}, storage {storage.url}",
@@ -74,6 +85,7 @@ def run_worker(queue: QueueOptions, worker: WorkerOptions, stream: Optional[IO[s
         )
 
     worker_ready.connect(ready, weak=False)
+    worker_shutdown.connect(lambda **_kwargs: beat.stop(), weak=False)
     argv = [
         "--quiet",  # no banner: the ready line says what matters
         "worker",

@@ -34,10 +34,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__, devices
 from ..errors import NeuralensError
 from ..options import OptionError, check_value, parse_text
-from . import faces_api, live_api, models_api, style_api, video_api, webcam
+from . import faces_api, health_api, live_api, models_api, style_api, video_api, webcam
 from .classify_api import register as register_classify
 from .jobs import JobManager, QueueFull, run_style_transfer
 from .live import Live
+from .metrics import Metrics, RequestMetrics
 from .security import ERROR_MEANINGS, BodyLimit, Error, HostGuard, api_guard
 from .style_api import sample_list, samples
 from .style_form import WEB_SPECS, option_fields, web_choices
@@ -165,15 +166,22 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     config = dataclasses.replace(config or WebConfig(), **settings)
     devices.pick_device(config.device)  # fail now, not on the first job, when the device is missing
     runner = run_style_transfer
+    probe = None
     if config.broker is not None:  # the queue's client only when asked: the default needs no Redis
+        from ..distributed.health import BrokerProbe  # noqa: PLC0415
         from ..distributed.options import QueueOptions  # noqa: PLC0415
         from ..distributed.web import QueueRunner  # noqa: PLC0415
 
         runner = QueueRunner(QueueOptions(config.broker, config.storage).validate())
+        probe = BrokerProbe(config.broker)  # /readyz and /metrics: workers alive, the queue's length
+    broker_status = probe.status if probe is not None else None
+    metrics = Metrics(broker_status)
     manager = JobManager(
         workers=config.workers, max_queue=config.max_queue, preview_every=config.preview_every, runner=runner
     )
     videos = video_api.manager(config, manager.root)  # its jobs' folders live in the style jobs' root
+    metrics.watch(manager, "style")
+    metrics.watch(videos, "video")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -185,6 +193,8 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
             app.state.trainings.shutdown()  # the classifier project and trainings: likewise
             videos.shutdown()  # before the root it lives in is removed
             manager.shutdown()
+            if probe is not None:
+                probe.close()
 
     description = (
         "Neural style transfer with live previews, real-time style with built-in models, and face enrolment "
@@ -202,6 +212,7 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     )
     app.state.config = config
     app.state.manager = manager
+    app.state.metrics = metrics
     app.state.videos = videos
     app.state.video_limits = video_api.VideoLimits()
     app.state.models = models_api.ModelCache(config.device)  # built-in fast models, loaded on first use
@@ -211,6 +222,7 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
         # Guards a localhost server against DNS rebinding (a foreign name resolving to 127.0.0.1).
         app.add_middleware(HostGuard, allowed=config.allowed_hosts)
     app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)
+    app.add_middleware(RequestMetrics, counter=metrics.requests)  # outermost: refused requests count too
 
     api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(config.token))])
 
@@ -246,9 +258,11 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     live_api.register(api, config)
     # Classifier training: its project and jobs live in the style jobs' root, so they go with it.
     app.state.trainings = register_classify(api, config, manager.root / "classify")
+    metrics.watch(app.state.trainings, "classify")
     video_api.register(api, videos, config)
     app.include_router(api)
     webcam.register(app, config)  # /ws/webcam: a WebSocket checks its token and Origin itself
+    health_api.register(app, metrics, config.token, broker_status)  # /healthz, /readyz, /metrics
     _add_page_routes(app)
     _add_docs_routes(app)
     app.openapi = lambda: _openapi(app, config)

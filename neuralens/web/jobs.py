@@ -183,6 +183,9 @@ class JobManager:
         self._changed = threading.Condition()
         self._threads: List[threading.Thread] = []
         self._closing = False
+        # Called with the lock held on every change of a job (the web's metrics count statuses through it);
+        # each must be quick and must not raise.
+        self.observers: List[Callable[[object], None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -209,6 +212,11 @@ class JobManager:
             if self._root_lock is not None:
                 self._root_lock.close()
                 self._root_lock = None
+
+    def healthy(self) -> bool:
+        """True while jobs can be taken: not shutting down, and every worker thread started so far alive."""
+        with self._changed:
+            return not self._closing and all(thread.is_alive() for thread in self._threads)
 
     # --- requests -----------------------------------------------------------------------------------
     def submit(
@@ -286,6 +294,8 @@ class JobManager:
     def _touch(self, job: Job) -> None:
         """Record a change (call with the lock held)."""
         job.version += 1
+        for observe in self.observers:
+            observe(job)
         self._changed.notify_all()
 
     def _take(self) -> Optional[Job]:
