@@ -15,7 +15,8 @@ Design notes (the why):
 - usearch over hnswlib, by measurement (100,000 face-like embeddings, 2 cores, M=32, ef_construction=200):
   build 28 s vs 58 s, the same recall (1.00 / 0.99 at ef=256), wheels for every platform (hnswlib 0.8
   compiles from source), and a saved index can be memory-mapped (``view``) so a one-off command opens a
-  million-face index at once instead of reading ~0.5 GB (``benchmarks/results/faces_scale.md``).
+  million-face index at once instead of reading ~0.5 GB (a development measurement with both libraries
+  installed, 2026-12-02; the index itself is measured in ``benchmarks/results/faces_scale.md``).
 - The file is written to a temporary name and renamed; a sidecar JSON says which gallery state it holds.
   A missing, unreadable or mismatched pair is rebuilt from SQLite.
 - Removed people must leave nothing behind (docs/faces.md): usearch only marks a removed vector, so its
