@@ -40,6 +40,7 @@ from .jobs import JobManager, QueueFull, run_style_transfer
 from .live import Live
 from .metrics import Metrics, RequestMetrics
 from .security import ERROR_MEANINGS, BodyLimit, Error, HostGuard, api_guard
+from .shapes import OptionField
 from .style_api import sample_list, samples
 from .style_form import WEB_SPECS, option_fields, web_choices
 from .uploads import UploadError
@@ -79,21 +80,6 @@ class Sample(BaseModel):
     url: str
     kind: Optional[Literal["content", "style"]]
     title: str
-
-
-class OptionField(BaseModel):
-    """One option of the style form (``neuralens.options.web_fields``)."""
-
-    name: str
-    kind: str
-    default: Any
-    nullable: bool
-    choices: Optional[List[Any]]
-    minimum: Optional[float]
-    maximum: Optional[float]
-    above: Optional[float]
-    help: str
-    none_help: Optional[str]
 
 
 class Info(BaseModel):

@@ -44,9 +44,10 @@ from ..errors import Interrupted, NeuralensError
 from ..faces.names import REFUSED_CATEGORIES, name_key
 from ..labelled import read_labelled_folder
 from ..options import Spec, specs, web_fields
-from .jobs import CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, JobManager
+from .jobs import CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, JobManager, status_fields
 from .live import digest
 from .security import error_responses
+from .shapes import Deleted, JobStatusOut, OptionField
 from .uploads import FORMATS, UploadError, decode_image, read_limited
 
 # Limits of the one project (the server's disk and the page's patience), reported by GET /api/classify.
@@ -346,12 +347,7 @@ class TrainingJob:
     def to_dict(self) -> dict:
         base = f"/api/classify/jobs/{self.id}"
         return {
-            "id": self.id,
-            "status": self.status,
-            "version": self.version,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
+            **status_fields(self),
             "elapsed": round((self.finished or time.time()) - self.started, 3) if self.started else None,
             "classes": list(self.classes),
             "options": dataclasses.asdict(self.options),
@@ -522,34 +518,15 @@ class ClassOut(BaseModel):
     photos: List[PhotoOut]
 
 
-class OptionFieldOut(BaseModel):
-    name: str
-    kind: str
-    default: Any
-    nullable: bool
-    choices: Optional[List[Any]]
-    minimum: Optional[float]
-    maximum: Optional[float]
-    above: Optional[float]
-    help: str
-    none_help: Optional[str]
-
-
 class JobUrls(BaseModel):
     self_: str = Field(..., alias="self")
     cancel: str
     model: Optional[str] = Field(..., description="the model file (null unless the training is done)")
 
 
-class TrainingOut(BaseModel):
+class TrainingOut(JobStatusOut):
     """A training as the API reports it."""
 
-    id: str
-    status: Literal["queued", "running", "done", "failed", "cancelled"]
-    version: int = Field(..., description="bumped on every change")
-    created: float
-    started: Optional[float]
-    finished: Optional[float]
     elapsed: Optional[float]
     classes: List[str] = Field(..., description="the classes in the model's order")
     options: Dict[str, Any] = Field(..., description="the ClassifyOptions used")
@@ -590,7 +567,7 @@ class ProjectOut(BaseModel):
     photos: int
     bytes: int
     limits: Limits
-    options: List[OptionFieldOut]
+    options: List[OptionField]
     training: Optional[TrainingOut] = Field(..., description="the latest training (null before the first)")
     model: Optional[ModelOut] = Field(..., description="the latest trained model (null before one is done)")
 
@@ -599,10 +576,6 @@ class Added(BaseModel):
     added: int
     duplicates: int = Field(..., description="photos the class already had (same bytes): not added twice")
     class_: ClassOut = Field(..., alias="class")
-
-
-class Deleted(BaseModel):
-    deleted: str
 
 
 class Label(BaseModel):

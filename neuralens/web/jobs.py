@@ -43,6 +43,19 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 FINISHED = (DONE, FAILED, CANCELLED)
 
 
+def status_fields(job) -> dict:
+    """The fields every kind of job (style, video, classify training) reports first, as ``shapes.JobStatusOut``
+    describes them: id, status, version and the created / started / finished times."""
+    return {
+        "id": job.id,
+        "status": job.status,
+        "version": job.version,
+        "created": job.created,
+        "started": job.started,
+        "finished": job.finished,
+    }
+
+
 class QueueFull(NeuralensError):
     """More jobs are waiting than the server accepts."""
 
@@ -79,12 +92,7 @@ class Job:
         """The JSON the API returns for this job (no image data: those have their own URLs)."""
         base = f"/api/jobs/{self.id}"
         return {
-            "id": self.id,
-            "status": self.status,
-            "version": self.version,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
+            **status_fields(self),
             "error": self.error,
             "stopped_early": self.stopped_early,
             "progress": dict(self.progress),

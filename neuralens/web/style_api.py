@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path as FilePath
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Optional
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -23,6 +23,7 @@ from ..style import StyleOptions, check_shape, parse_layers, plan_scales
 from ..style.plan import smallest_side
 from .jobs import FINISHED, Job, JobManager
 from .security import error_responses
+from .shapes import Deleted, JobStatusOut
 from .style_form import options_form, options_from_form
 from .uploads import read_image
 
@@ -71,15 +72,9 @@ class JobUrls(BaseModel):
     result: Optional[str] = Field(..., description="the final image (null until there is one)")
 
 
-class JobOut(BaseModel):
+class JobOut(JobStatusOut):
     """A job as the API reports it."""
 
-    id: str
-    status: Literal["queued", "running", "done", "failed", "cancelled"]
-    version: int = Field(..., description="bumped on every change")
-    created: float
-    started: Optional[float]
-    finished: Optional[float]
     error: Optional[str]
     stopped_early: bool
     progress: Dict[str, Any] = Field(
@@ -97,10 +92,6 @@ class JobOut(BaseModel):
 
 class JobList(BaseModel):
     jobs: List[JobOut]
-
-
-class Deleted(BaseModel):
-    deleted: str
 
 
 PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}

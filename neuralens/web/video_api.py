@@ -44,10 +44,11 @@ from ..video import VideoOptions, probe
 from ..video import plan as video_plan
 from ..video import stylize as video_stylize
 from ..video.api import WORK_SUFFIX
-from .jobs import CANCELLED, DONE, FINISHED, Job, JobManager
+from .jobs import CANCELLED, DONE, FINISHED, Job, JobManager, status_fields
 from .live import encode
 from .models_api import builtin_file
 from .security import error_responses
+from .shapes import Deleted, JobStatusOut, OptionField
 from .style_api import JOB_ID, samples, shrink
 from .uploads import UploadError, read_image, read_limited
 
@@ -194,12 +195,7 @@ class VideoJob(Job):
         """The JSON the API returns for this job (images and the video have their own URLs)."""
         base = f"/api/videos/{self.id}"
         return {
-            "id": self.id,
-            "status": self.status,
-            "version": self.version,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
+            **status_fields(self),
             "error": self.error,
             "stopped_early": self.stopped_early,
             "progress": dict(self.progress),
@@ -340,15 +336,9 @@ class VideoUrls(BaseModel):
     result: Optional[str] = Field(..., description="the video (null until there is one)")
 
 
-class VideoJobOut(BaseModel):
+class VideoJobOut(JobStatusOut):
     """A video job as the API reports it."""
 
-    id: str
-    status: Literal["queued", "running", "done", "failed", "cancelled"]
-    version: int = Field(..., description="bumped on every change")
-    created: float
-    started: Optional[float]
-    finished: Optional[float]
     error: Optional[str]
     stopped_early: bool = Field(..., description="cancelled while running: the video holds the frames painted")
     progress: Dict[str, Any] = Field(
@@ -371,21 +361,6 @@ class VideoJobList(BaseModel):
     jobs: List[VideoJobOut]
 
 
-class VideoOption(BaseModel):
-    """One option of the video form."""
-
-    name: str
-    kind: str
-    default: Any
-    nullable: bool
-    choices: Optional[List[Any]]
-    minimum: Optional[float]
-    maximum: Optional[float]
-    above: Optional[float]
-    help: str
-    none_help: Optional[str]
-
-
 class EngineOut(BaseModel):
     name: Literal["model", "fast", "optimisation"]
     help: str
@@ -398,14 +373,10 @@ class VideoInfoOut(BaseModel):
     engines: List[EngineOut]
     models: List[str] = Field(..., description="the built-in models (GET /api/models describes them)")
     formats: List[str]
-    options: List[VideoOption]
+    options: List[OptionField]
     limits: Dict[str, float] = Field(
         ..., description="max_upload_bytes, max_size (long side), max_seconds, max_frames, max_optimisation_frames"
     )
-
-
-class Deleted(BaseModel):
-    deleted: str
 
 
 MEDIA = {"content": {media: {"schema": {"type": "string", "format": "binary"}} for media, _ in FORMATS.values()}}
