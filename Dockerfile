@@ -16,8 +16,9 @@ RUN pip install --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY neuralens ./neuralens
-# The queue extra: Celery and redis-py, for `serve --broker` and `neuralens worker`.
-RUN pip install ".[queue]"
+# The queue extra: Celery and redis-py, for `serve --broker` and `neuralens worker`; the postgres extra: psycopg,
+# for the shared faces gallery (NEURALENS_GALLERY=postgresql://... in docker-compose.yml).
+RUN pip install ".[queue,postgres]"
 
 # Not root; /data is where the compose file mounts the shared storage (a named volume takes this folder's
 # owner when it is first created, so the server and the workers can write there).

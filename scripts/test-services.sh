@@ -4,6 +4,10 @@
 # when no chromium can be found), and Debian's redis-server for the job-queue tests (tests/distributed/ start
 # their own server on a free 127.0.0.1 port and skip, saying why, without one). Never fails the test run by
 # itself: anything missing is reported here and by the skipped tests.
+# PostgreSQL for the shared-gallery tests needs nothing from apt: Debian 12 has no pgvector package, so
+# tests/faces/test_faces_postgres.py uses pgserver (PostgreSQL 16 + pgvector in a wheel, from
+# requirements-dev.txt), one server per test module on a unix socket in a temporary folder (no TCP port), and
+# skips, saying why, when pgserver or psycopg is not installed.
 set -uo pipefail
 
 find_chromium() {

@@ -71,10 +71,10 @@ def test_health_checks_use_what_the_code_offers(compose):
     assert "/healthz" in health_api.__doc__
 
 
-def test_the_image_pins_torch_as_the_dev_install_and_has_the_queue_extra():
+def test_the_image_pins_torch_as_the_dev_install_and_has_the_queue_and_postgres_extras():
     dockerfile = (ROOT / "Dockerfile").read_text()
     pinned = re.search(r"^torch==(\S+)$", (ROOT / "requirements-dev.txt").read_text(), re.M)
     assert pinned and f"ARG TORCH_VERSION={pinned.group(1)}" in dockerfile
     assert "download.pytorch.org/whl/cpu" in dockerfile
-    assert 'pip install ".[queue]"' in dockerfile
+    assert 'pip install ".[queue,postgres]"' in dockerfile  # Celery for the workers, psycopg for the shared gallery
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.M)  # not root

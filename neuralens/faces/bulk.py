@@ -1,6 +1,6 @@
 """Bulk import and export of names with 128-d embeddings: ``.npz``, CSV and JSON Lines.
 
-    with Gallery("big.sqlite3") as gallery:
+    with open_gallery("big.sqlite3") as gallery:    # or a postgresql:// URL
         import_file(gallery, "people.npz")        # ImportResult(added, people, new_people, skipped, ...)
         export_file(gallery, "backup.jsonl")      # ExportResult(path, people, embeddings, format)
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import NeuralensError
 from ..progress import Progress
-from .gallery import Gallery, _now
+from .gallery import GalleryBase, _now
 from .models import EMBEDDING_DIM, Pipeline
 from .names import display_name, name_key
 
@@ -279,7 +279,7 @@ def _read_jsonl(path: Path) -> Embeddings:
 
 
 # --- importing ----------------------------------------------------------------------------------------------
-def import_file(gallery: Gallery, path: Union[str, os.PathLike], progress: bool = True) -> ImportResult:
+def import_file(gallery: GalleryBase, path: Union[str, os.PathLike], progress: bool = True) -> ImportResult:
     """Read ``path`` (see ``read_embeddings``) and store its embeddings (``import_embeddings``). Returns an
     ``ImportResult``."""
     rows = read_embeddings(path)
@@ -291,7 +291,7 @@ def _vector_hash(vector_bytes: bytes) -> str:
 
 
 def import_embeddings(
-    gallery: Gallery, rows: Embeddings, progress: bool = True, label: str = "embeddings"
+    gallery: GalleryBase, rows: Embeddings, progress: bool = True, label: str = "embeddings"
 ) -> ImportResult:
     """Store ``rows`` in ``gallery`` in one transaction: all of them or none (an interruption or a crash
     leaves the gallery as it was). Names are checked first (``names.display_name``); the pipeline is the
@@ -320,20 +320,15 @@ def import_embeddings(
         )
     gallery.check_pipeline(fingerprint)
     vectors = np.ascontiguousarray(rows.vectors, dtype="<f4")
-    with Progress(len(keys), "importing faces", unit="face", enabled=progress) as bar, gallery._write() as conn:
-        gallery._claim_pipeline(conn, fingerprint)
-        people = dict(conn.execute("SELECT key, id FROM persons").fetchall())
-        new = [key for key in spelling if key not in people]
+    with (
+        Progress(len(keys), "importing faces", unit="face", enabled=progress) as bar,
+        gallery.bulk_write(fingerprint) as writer,
+    ):
         created = _now()
-        conn.executemany(
-            "INSERT INTO persons (name, key, created) VALUES (?, ?, ?)", ((spelling[k], k, created) for k in new)
-        )
-        if new:
-            people = dict(conn.execute("SELECT key, id FROM persons").fetchall())
-        result.new_people = len(new)
+        people, result.new_people = writer.people(spelling, created)
         seen = set()
-        if len(new) < len(spelling):  # some people exist already: what they have must not be stored twice
-            seen = set(conn.execute("SELECT person_id, image_sha256 FROM embeddings").fetchall())
+        if result.new_people < len(spelling):  # some people exist already: what they have must not be stored twice
+            seen = writer.stored_hashes()
         for start in range(0, len(keys), _BLOCK):
             block = []
             for i in range(start, min(len(keys), start + _BLOCK)):
@@ -347,7 +342,7 @@ def import_embeddings(
                 source = rows.sources[i] if rows.sources else None
                 block.append((owner, data, digest, source, None, created))
             if block:
-                gallery.insert_embeddings(conn, block)
+                writer.insert(block)
                 result.added += len(block)
             bar.update(min(_BLOCK, len(keys) - start))
     result.store_seconds = time.perf_counter() - started
@@ -359,7 +354,7 @@ def import_embeddings(
 
 
 # --- exporting ----------------------------------------------------------------------------------------------
-def export_file(gallery: Gallery, path: Union[str, os.PathLike]) -> ExportResult:
+def export_file(gallery: GalleryBase, path: Union[str, os.PathLike]) -> ExportResult:
     """Write every stored embedding with its person's name, source and image hash to ``path`` (format by
     extension), with the gallery's pipeline fingerprint where the format has room for it (npz, JSON
     Lines). The file is written under a temporary name and renamed, readable by its owner only (faces are
@@ -368,10 +363,7 @@ def export_file(gallery: Gallery, path: Union[str, os.PathLike]) -> ExportResult
     kind = file_format(path)
     if not path.parent.is_dir():
         raise NeuralensError(f"{path}: the folder {path.parent} does not exist")
-    rows = gallery._conn.execute(
-        "SELECT p.name, e.vector, e.source, e.image_sha256 FROM embeddings e JOIN persons p ON p.id = e.person_id "
-        "ORDER BY e.id"
-    ).fetchall()
+    rows = gallery.export_rows()
     names = [r[0] for r in rows]
     vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), EMBEDDING_DIM)
     sources = [r[2] or "" for r in rows]

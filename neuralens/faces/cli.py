@@ -20,7 +20,7 @@ from typing import Optional
 
 from ..errors import NeuralensError
 from . import api, recognition
-from .gallery import Gallery, default_gallery_path
+from .gallery import EmptyGallery, GalleryBase, gallery_target, open_gallery
 from .heads import load_head
 from .metric import EuclideanMetric, Metric
 from .models import DETECTORS, Pipeline
@@ -33,8 +33,9 @@ DIFFERENT = 1  # exit status of verify/compare for 'not the same person', like g
 def _gallery_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gallery",
-        metavar="PATH",
-        help="gallery file (default: $NEURALENS_GALLERY, else faces.sqlite3 in your data folder)",
+        metavar="PATH|URL",
+        help="gallery file, or postgresql://... for the shared PostgreSQL gallery (default: $NEURALENS_GALLERY, "
+        "else faces.sqlite3 in your data folder)",
     )
 
 
@@ -75,14 +76,28 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def _open(args, create: bool = False) -> Gallery:
-    return Gallery(args.gallery, create=create)
+def _open(args, create: bool = False) -> GalleryBase:
+    return open_gallery(args.gallery, create=create)
 
 
-def _existing_gallery(args) -> Optional[Gallery]:
-    """The gallery when its file exists (for its threshold and pipeline); None otherwise."""
-    path = Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
-    return Gallery(path, create=False) if path.exists() else None
+def _existing_gallery(args) -> Optional[GalleryBase]:
+    """The gallery when it exists (for its threshold and pipeline); None otherwise."""
+    target = gallery_target(args.gallery)
+    if isinstance(target, Path) and not target.exists():
+        return None
+    try:
+        return open_gallery(target, create=False)
+    except EmptyGallery:
+        return None
+
+
+def _shown(target) -> str:
+    """A gallery target as messages show it: a file's path, a URL without its password."""
+    if isinstance(target, str):
+        from .postgres import redact  # noqa: PLC0415
+
+        return redact(target)
+    return str(target)
 
 
 def _head(args) -> Optional[Metric]:
@@ -211,7 +226,7 @@ def cmd_list(args) -> int:
     """Everyone enrolled."""
     gallery = _existing_gallery(args)
     if gallery is None:
-        path, people, threshold = (Path(args.gallery) if args.gallery else default_gallery_path()), [], None
+        path, people, threshold = _shown(gallery_target(args.gallery)), [], None
     else:
         path, people, threshold = gallery.path, gallery.persons(), gallery.threshold
         gallery.close()
@@ -246,7 +261,10 @@ def cmd_remove(args) -> int:
     with _open(args) as gallery:
         name = gallery.person(args.name).name
         count = gallery.remove(args.name)
-    print(f"removed {name} ({count} embedding(s)); the gallery file has been scrubbed of them")
+    if isinstance(gallery.path, Path):
+        print(f"removed {name} ({count} embedding(s)); the gallery file has been scrubbed of them")
+    else:  # PostgreSQL: see docs/faces.md on what VACUUM, WAL and backups keep
+        print(f"removed {name} ({count} embedding(s)) from {gallery.path}")
     return 0
 
 
@@ -428,7 +446,10 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("export", help="write every embedding with its name to an .npz, CSV or JSON Lines file")
     p.add_argument(
-        "gallery", nargs="?", metavar="GALLERY", help="gallery file (default: $NEURALENS_GALLERY, else the default)"
+        "gallery",
+        nargs="?",
+        metavar="GALLERY",
+        help="gallery file or postgresql:// URL (default: $NEURALENS_GALLERY, else the default)",
     )
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write (.npz, .csv, .jsonl)")
     _json_option(p)

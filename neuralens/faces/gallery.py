@@ -16,10 +16,14 @@ Design notes (the why):
   Euclidean searches go through the HNSW index beside the file (``index``), whose candidates are re-ranked
   exactly from SQLite. Embedding ids are never reused (a high-water mark in the settings), and every write
   that changes embeddings bumps a generation counter, so the index can tell what it is missing.
+- What does not depend on the storage (the pipeline checks, thresholds, name lookups, exact search and the
+  exact re-ranking of an index's candidates) is ``GalleryBase``'s, shared with the PostgreSQL gallery
+  (``postgres.PostgresGallery``, for ``postgresql://`` URLs); ``open_gallery`` chooses between the two.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -47,11 +51,15 @@ FORMAT, FORMAT_VERSION = schema.FORMAT, schema.FORMAT_VERSION
 __all__ = [
     "EmptyGallery",
     "Gallery",
+    "GalleryBase",
     "GALLERY_ENV",
     "MAX_NAME",
     "Person",
     "UnknownPerson",
     "default_gallery_path",
+    "gallery_target",
+    "is_url",
+    "open_gallery",
     "vector_bytes",
 ]
 
@@ -64,14 +72,52 @@ class EmptyGallery(NeuralensError):
         self.path = path
 
 
-def default_gallery_path() -> Path:
-    """``$NEURALENS_GALLERY`` if set, else ``faces.sqlite3`` in the user's data folder."""
-    env = os.environ.get(GALLERY_ENV)
-    if env:
-        return Path(env).expanduser()
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_url(target: Union[str, os.PathLike, None]) -> bool:
+    """Whether ``target`` names a PostgreSQL gallery (a ``postgresql://`` or ``postgres://`` URL) rather
+    than a file."""
+    return isinstance(target, str) and target.strip().lower().startswith(URL_SCHEMES)
+
+
+def gallery_target(target: Union[str, os.PathLike, None] = None) -> Union[str, Path]:
+    """What a gallery argument means: ``target`` if given, else ``$NEURALENS_GALLERY``, else
+    ``faces.sqlite3`` in the user's data folder. Returns the URL (a str) for PostgreSQL, else a Path."""
+    chosen = target if target else os.environ.get(GALLERY_ENV)
+    if chosen:
+        return chosen.strip() if is_url(chosen) else Path(chosen).expanduser()
     from platformdirs import user_data_dir  # noqa: PLC0415
 
     return Path(user_data_dir("neuralens")) / "faces.sqlite3"
+
+
+def default_gallery_path() -> Path:
+    """``$NEURALENS_GALLERY`` if set, else ``faces.sqlite3`` in the user's data folder. Raises
+    NeuralensError when ``$NEURALENS_GALLERY`` is a PostgreSQL URL (``gallery_target`` handles both)."""
+    target = gallery_target()
+    if isinstance(target, str):
+        raise NeuralensError(f"${GALLERY_ENV} is a PostgreSQL URL, not a file: open it with faces.open_gallery()")
+    return target
+
+
+def open_gallery(
+    target: Union[str, os.PathLike, None] = None,
+    create: bool = True,
+    timeout: float = 60.0,
+    index: Optional[IndexOptions] = None,
+) -> GalleryBase:
+    """The one way to open a gallery from a string: ``target`` (else ``$NEURALENS_GALLERY``, else the
+    default file; see ``gallery_target``) is a ``postgresql://`` URL for the shared PostgreSQL gallery
+    (``postgres.PostgresGallery``; needs ``pip install 'neuralens[postgres]'``) or a path for the SQLite
+    gallery (``Gallery``). ``create=False`` raises ``EmptyGallery`` for a gallery that does not exist yet;
+    ``timeout`` is how long to wait for a lock or a connection, in seconds. Returns the open gallery."""
+    chosen = gallery_target(target)
+    if isinstance(chosen, str):
+        from .postgres import PostgresGallery  # noqa: PLC0415 -- psycopg only for PostgreSQL galleries
+
+        return PostgresGallery(chosen, create=create, timeout=timeout, index=index)
+    return Gallery(chosen, create=create, timeout=timeout, index=index)
 
 
 def _now() -> str:
@@ -109,31 +155,56 @@ class _Stored(NamedTuple):
     norms: np.ndarray  # squared row norms, reused by every Euclidean search
 
 
-class Gallery(SQLiteStore):
-    """Enrolled people and their face embeddings in an SQLite file.
+def stored_matrix(people: Sequence[Tuple[int, str]], person_ids: Sequence[int], matrix: np.ndarray) -> _Stored:
+    """The ``_Stored`` form of every embedding: ``people`` as (id, name), each row's owner's id in
+    ``person_ids`` and the (n, 128) float32 ``matrix`` of their vectors."""
+    position = {int(pid): i for i, (pid, _) in enumerate(people)}
+    owners = np.fromiter((position[int(p)] for p in person_ids), dtype=np.int64, count=len(person_ids))
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32).reshape(len(person_ids), EMBEDDING_DIM)
+    return _Stored(
+        [int(pid) for pid, _ in people],
+        [name for _, name in people],
+        owners,
+        matrix,
+        np.einsum("ij,ij->i", matrix, matrix),
+    )
 
-    ``Gallery(path)`` opens (creating it unless ``create=False``) the gallery at ``path``, or at
-    ``$NEURALENS_GALLERY``, or at ``faces.sqlite3`` in the user's data folder; a file from an older version
-    is upgraded. ``len(gallery)`` is the number of people. Use as a context manager or call ``close()``.
-    Enrolment, identification and verification are functions of ``neuralens.faces.recognition``."""
 
-    def __init__(
-        self,
-        path: Union[str, os.PathLike, None] = None,
-        create: bool = True,
-        timeout: float = 60.0,
-        index: Optional[IndexOptions] = None,
-    ):
-        self._cache: Optional[Tuple[tuple, _Stored]] = None
-        self._counted: Optional[Tuple[tuple, int, GalleryState]] = None
-        super().__init__(Path(path).expanduser() if path else default_gallery_path(), create, timeout, EmptyGallery)
-        self.index = FaceIndex(self.path, index)
+class BulkWriter:
+    """One bulk write (``bulk.import_embeddings``), inside the store's one transaction: ``people`` gives
+    every key an id (creating the missing people), ``stored_hashes`` what is stored already, ``insert``
+    adds rows of (person id, vector bytes, image hash, source, box JSON, created)."""
+
+    def people(self, spelling: Dict[str, str], created: str) -> Tuple[Dict[str, int], int]:
+        """Ids of the people whose keys are ``spelling``'s keys (created, with those names, when new).
+        Returns (key -> id, the number created)."""
+        raise NotImplementedError
+
+    def stored_hashes(self) -> Set[Tuple[int, str]]:
+        """(person id, image hash) of every stored embedding."""
+        raise NotImplementedError
+
+    def insert(self, rows: Sequence[tuple]) -> None:
+        """Store ``rows`` (see the class)."""
+        raise NotImplementedError
+
+
+class GalleryBase:
+    """What every gallery shares, whatever stores it: the pipeline checks, the threshold and confidence fit,
+    name lookups, exact search over a cached matrix and the exact re-ranking of an index's candidates.
+
+    A store provides ``setting``, ``_people``, ``_find``, ``_stored``, ``embedding_count``, ``uses_index``
+    and ``_candidates`` (and its writes); ``path`` names it in messages (a file, or a URL without its
+    password)."""
+
+    path: Union[Path, str]
+    index_options: IndexOptions
+    _conn = None  # the store's connection, passed to ``_find`` outside a write
 
     # --- settings -------------------------------------------------------------------------------------
     def setting(self, key: str, default=None):
         """A stored setting (JSON-decoded), or ``default``."""
-        row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        raise NotImplementedError
 
     @property
     def pipeline(self) -> Optional[Dict[str, object]]:
@@ -162,14 +233,6 @@ class Gallery(SQLiteStore):
             jitter=int(jitter if jitter is not None else stored.get("jitter", 0)),
         )
 
-    def _claim_pipeline(self, conn: sqlite3.Connection, fingerprint: dict) -> None:
-        """Inside a write: record ``fingerprint`` as the gallery's pipeline, or refuse a different one."""
-        row = conn.execute("SELECT value FROM settings WHERE key = 'pipeline'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO settings VALUES ('pipeline', ?)", (json.dumps(fingerprint),))
-            return
-        self.check_pipeline(fingerprint, json.loads(row[0]))
-
     def check_pipeline(self, fingerprint: dict, stored: Optional[dict] = None) -> None:
         """Raise NeuralensError when embeddings made by ``fingerprint`` may not be stored here: it differs
         from the gallery's pipeline (``stored``, default: the recorded one)."""
@@ -192,33 +255,18 @@ class Gallery(SQLiteStore):
                 "its embeddings cannot be compared with this one's"
             )
 
-    def set_calibration(self, threshold: float, fit: dict, info: dict, fingerprint: dict) -> None:
-        """Store a calibrated threshold and confidence fit (one transaction); claims the pipeline."""
-        with self._write() as conn:
-            self._claim_pipeline(conn, fingerprint)
-            for key, value in (("threshold", float(threshold)), ("confidence", fit), ("calibration", info)):
-                conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
-
     # --- people ---------------------------------------------------------------------------------------
-    def _people(self, where: str = "", params: tuple = ()) -> List[Person]:
-        rows = self._conn.execute(
-            "SELECT p.name, COUNT(e.id), p.created FROM persons p LEFT JOIN embeddings e ON e.person_id = p.id "
-            f"{where} GROUP BY p.id ORDER BY p.key, p.id",
-            params,
-        ).fetchall()
-        return [Person(name, count, created) for name, count, created in rows]
+    def _people(self, person_id: Optional[int] = None) -> List[Person]:
+        """Everyone (or the one person with id ``person_id``), by key, with their embedding counts."""
+        raise NotImplementedError
+
+    def _find(self, conn, name: str) -> Optional[Tuple[int, str]]:
+        """(id, stored name) of the person whose key is ``name``'s, read through ``conn``, or None."""
+        raise NotImplementedError
 
     def persons(self) -> List[Person]:
         """Everyone enrolled, by name (ignoring case), with their number of embeddings."""
         return self._people()
-
-    def _find(self, conn: sqlite3.Connection, name: str) -> Optional[Tuple[int, str]]:
-        """(id, stored name) of the person whose key is ``name``'s, or None."""
-        key = name_key(name)
-        if not key.isprintable() and any(0xD800 <= ord(ch) <= 0xDFFF for ch in key):
-            return None  # a lone surrogate: no stored name has one, and SQLite could not even encode it
-        row = conn.execute("SELECT id, name FROM persons WHERE key = ?", (key,)).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
 
     def _lookup(self, name: str) -> Tuple[int, str]:
         found = self._find(self._conn, name) if isinstance(name, str) else None
@@ -231,11 +279,218 @@ class Gallery(SQLiteStore):
     def person(self, name: str) -> Person:
         """The enrolled person called ``name`` - matched by key: regardless of case and of how accents are
         encoded. The one lookup used by the CLI, the Python API and the web. Raises ``UnknownPerson``."""
-        return self._people("WHERE p.id = ?", (self._lookup(name)[0],))[0]
+        return self._people(self._lookup(name)[0])[0]
 
     def __bool__(self) -> bool:
         """Always true: an empty gallery is still a gallery (``if gallery:`` must not mean 'has people')."""
         return True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection to the store."""
+        raise NotImplementedError
+
+    # --- search ---------------------------------------------------------------------------------------
+    def embedding_count(self) -> int:
+        """The number of stored embeddings, everyone's together."""
+        raise NotImplementedError
+
+    def uses_index(self, metric: Optional[Metric] = None) -> bool:
+        """Whether a search with ``metric`` goes through the HNSW index: Euclidean (the index's metric)
+        and at least ``exact_below`` embeddings stored."""
+        raise NotImplementedError
+
+    def sync_index(self, progress: bool = True) -> int:
+        """Bring the index level with the stored embeddings; returns the number of vectors added or
+        removed (0 for stores whose index keeps itself up to date)."""
+        return 0
+
+    def _stored(self) -> _Stored:
+        """Every embedding as one (n, 128) float32 matrix with its owners, cached until the gallery changes."""
+        raise NotImplementedError
+
+    def _candidates(self, queries: np.ndarray, count: int) -> List[List[Tuple[int, str, np.ndarray]]]:
+        """For each query, up to ``count`` stored embeddings near it from the index, as (person id, name,
+        vector); the caller measures them exactly."""
+        raise NotImplementedError
+
+    def search(
+        self, queries: np.ndarray, metric: Optional[Metric] = None, exclude: Optional[str] = None
+    ) -> Tuple[List[Optional[str]], np.ndarray]:
+        """Nearest enrolled person for each query embedding, in one vectorised pass over all stored
+        embeddings (or all but those of ``exclude``). Takes an (n, 128) array and a metric (default: the
+        Euclidean one). Returns (names, distances); a name is None (distance inf) when there is nobody
+        to compare with besides ``exclude``. Raises ``EmptyGallery`` when nobody is enrolled."""
+        metric = metric or EuclideanMetric()
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if self.embedding_count() == 0:
+            raise EmptyGallery(self.path)
+        if self.uses_index(metric):
+            return self._search_index(queries, exclude)
+        return self.search_exact(queries, metric, exclude)
+
+    def search_exact(
+        self, queries: np.ndarray, metric: Optional[Metric] = None, exclude: Optional[str] = None
+    ) -> Tuple[List[Optional[str]], np.ndarray]:
+        """``search`` by one vectorised pass over every stored embedding, whatever the gallery's size."""
+        metric = metric or EuclideanMetric()
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        stored = self._stored()
+        if stored.matrix.shape[0] == 0:
+            raise EmptyGallery(self.path)
+        matrix, norms, owners = stored.matrix, stored.norms, stored.owners
+        if exclude is not None:
+            found = self._find(self._conn, exclude)
+            if found is not None:
+                keep = owners != stored.ids.index(found[0])
+                matrix, norms, owners = matrix[keep], norms[keep], owners[keep]
+            if matrix.shape[0] == 0:
+                return [None] * len(queries), np.full(len(queries), np.inf)
+        best, dists = metric.nearest(queries, matrix, norms)
+        return [stored.names[owners[j]] for j in best], np.asarray(dists, dtype=np.float64)
+
+    def _search_index(
+        self, queries: np.ndarray, exclude: Optional[str] = None
+    ) -> Tuple[List[Optional[str]], np.ndarray]:
+        """``search`` through the HNSW index: ``index_options.candidates`` per face from it, distances and owners
+        exactly from the store. With ``exclude``, a query whose candidates all belong to that person asks
+        again for 32 times as many before giving up (None, inf): enough for anyone with fewer embeddings
+        than that."""
+        self.sync_index()
+        skip = None
+        if exclude is not None:
+            found = self._find(self._conn, exclude)
+            skip = found[0] if found is not None else None
+        names: List[Optional[str]] = [None] * len(queries)
+        dists = np.full(len(queries), np.inf)
+        todo = np.arange(len(queries))
+        count = self.index_options.candidates
+        for _ in range(2):  # the first try, then one with 32 times the candidates
+            missed = []
+            for query, found_rows in zip(todo, self._candidates(queries[todo], count)):
+                usable = [row for row in found_rows if row[0] != skip]
+                if not usable:
+                    missed.append(query)
+                    continue
+                vectors = np.stack([u[2] for u in usable])
+                distance = np.sqrt(((vectors - queries[query]) ** 2).sum(axis=1, dtype=np.float64))
+                best = int(np.argmin(distance))
+                names[query], dists[query] = usable[best][1], float(distance[best])
+            todo = np.asarray(missed, dtype=np.int64)
+            if not len(todo) or skip is None:
+                break
+            count *= 32
+        return names, dists
+
+
+def findable_key(name: str) -> Optional[str]:
+    """``name``'s key (``names.name_key``), or None when no stored name can have it: a lone surrogate,
+    which neither SQLite nor PostgreSQL can even encode."""
+    key = name_key(name)
+    if not key.isprintable() and any(0xD800 <= ord(ch) <= 0xDFFF for ch in key):
+        return None
+    return key
+
+
+def check_new_embeddings(
+    name: str,
+    vectors: Sequence[np.ndarray],
+    hashes: Sequence[str],
+    sources: Optional[Sequence[Optional[str]]],
+    boxes: Optional[Sequence[Optional[Sequence[int]]]],
+) -> Tuple[str, list]:
+    """What ``add_embeddings`` checks before any store writes: the display name, one hash per embedding.
+    Returns (the name as stored, rows of (vector bytes, hash, source, box JSON))."""
+    name = display_name(name)
+    if not len(vectors):
+        raise NeuralensError("add_embeddings: no embeddings given")
+    if len(vectors) != len(hashes):
+        raise NeuralensError("add_embeddings: one image hash per embedding is needed")
+    sources = list(sources) if sources is not None else [None] * len(vectors)
+    boxes = list(boxes) if boxes is not None else [None] * len(vectors)
+    rows = [
+        (vector_bytes(vector), digest, source, json.dumps(list(box)) if box else None)
+        for vector, digest, source, box in zip(vectors, hashes, sources, boxes)
+    ]
+    return name, rows
+
+
+class Gallery(GalleryBase, SQLiteStore):
+    """Enrolled people and their face embeddings in an SQLite file.
+
+    ``Gallery(path)`` opens (creating it unless ``create=False``) the gallery at ``path``, or at
+    ``$NEURALENS_GALLERY``, or at ``faces.sqlite3`` in the user's data folder; a file from an older version
+    is upgraded. ``len(gallery)`` is the number of people. Use as a context manager or call ``close()``.
+    Enrolment, identification and verification are functions of ``neuralens.faces.recognition``."""
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike, None] = None,
+        create: bool = True,
+        timeout: float = 60.0,
+        index: Optional[IndexOptions] = None,
+    ):
+        self._cache: Optional[Tuple[tuple, _Stored]] = None
+        self._counted: Optional[Tuple[tuple, int, GalleryState]] = None
+        if is_url(path):
+            raise NeuralensError("a postgresql:// gallery is opened with faces.open_gallery(), not Gallery()")
+        SQLiteStore.__init__(
+            self, Path(path).expanduser() if path else default_gallery_path(), create, timeout, EmptyGallery
+        )
+        self.index = FaceIndex(self.path, index)
+
+    @property
+    def index_options(self) -> IndexOptions:
+        """How the HNSW index beside the file is built and searched."""
+        return self.index.options
+
+    def close(self) -> None:
+        """Close the database connection."""
+        SQLiteStore.close(self)
+
+    # --- settings -------------------------------------------------------------------------------------
+    def setting(self, key: str, default=None):
+        """A stored setting (JSON-decoded), or ``default``."""
+        row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def _claim_pipeline(self, conn: sqlite3.Connection, fingerprint: dict) -> None:
+        """Inside a write: record ``fingerprint`` as the gallery's pipeline, or refuse a different one."""
+        row = conn.execute("SELECT value FROM settings WHERE key = 'pipeline'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO settings VALUES ('pipeline', ?)", (json.dumps(fingerprint),))
+            return
+        self.check_pipeline(fingerprint, json.loads(row[0]))
+
+    def set_calibration(self, threshold: float, fit: dict, info: dict, fingerprint: dict) -> None:
+        """Store a calibrated threshold and confidence fit (one transaction); claims the pipeline."""
+        with self._write() as conn:
+            self._claim_pipeline(conn, fingerprint)
+            for key, value in (("threshold", float(threshold)), ("confidence", fit), ("calibration", info)):
+                conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
+
+    # --- people ---------------------------------------------------------------------------------------
+    def _people(self, person_id: Optional[int] = None) -> List[Person]:
+        where, params = ("WHERE p.id = ?", (person_id,)) if person_id is not None else ("", ())
+        rows = self._conn.execute(
+            "SELECT p.name, COUNT(e.id), p.created FROM persons p LEFT JOIN embeddings e ON e.person_id = p.id "
+            f"{where} GROUP BY p.id ORDER BY p.key, p.id",
+            params,
+        ).fetchall()
+        return [Person(name, count, created) for name, count, created in rows]
+
+    def _find(self, conn: sqlite3.Connection, name: str) -> Optional[Tuple[int, str]]:
+        """(id, stored name) of the person whose key is ``name``'s, or None."""
+        key = findable_key(name)
+        if key is None:
+            return None
+        row = conn.execute("SELECT id, name FROM persons WHERE key = ?", (key,)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def __len__(self) -> int:
         """The number of people enrolled."""
@@ -319,13 +574,7 @@ class Gallery(SQLiteStore):
         """Store embeddings for ``name`` (created if new; an existing person when the name matches theirs)
         in one transaction: all of them or none. ``fingerprint`` is the pipeline that made them (see
         ``Pipeline.fingerprint``). Returns the person's stored name."""
-        name = display_name(name)
-        if not len(vectors):
-            raise NeuralensError("add_embeddings: no embeddings given")
-        if len(vectors) != len(hashes):
-            raise NeuralensError("add_embeddings: one image hash per embedding is needed")
-        sources = list(sources) if sources is not None else [None] * len(vectors)
-        boxes = list(boxes) if boxes is not None else [None] * len(vectors)
+        name, prepared = check_new_embeddings(name, vectors, hashes, sources, boxes)
         with self._write() as conn:
             self._claim_pipeline(conn, fingerprint)
             found = self._find(conn, name)
@@ -336,11 +585,7 @@ class Gallery(SQLiteStore):
                     ).lastrowid,
                     name,
                 )
-            rows = [
-                (found[0], vector_bytes(vector), digest, source, json.dumps(list(box)) if box else None, _now())
-                for vector, digest, source, box in zip(vectors, hashes, sources, boxes)
-            ]
-            self.insert_embeddings(conn, rows)
+            self.insert_embeddings(conn, [(found[0], *row, _now()) for row in prepared])
         return found[1]
 
     def rename(self, old: str, new: str) -> str:
@@ -379,6 +624,22 @@ class Gallery(SQLiteStore):
                 f"{self.path}: removed, but another process holds the gallery open; "
                 "run the removal again when it has finished to scrub the file"
             )
+
+    # --- bulk -----------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def bulk_write(self, fingerprint: dict) -> Iterator[BulkWriter]:
+        """One write transaction for a bulk import (``bulk.import_embeddings``), claiming the pipeline:
+        all of it is stored or none."""
+        with self._write() as conn:
+            self._claim_pipeline(conn, fingerprint)
+            yield _SQLiteBulk(self, conn)
+
+    def export_rows(self) -> List[Tuple[str, bytes, Optional[str], Optional[str]]]:
+        """Every stored embedding in id order as (person's name, vector bytes, source, image hash)."""
+        return self._conn.execute(
+            "SELECT p.name, e.vector, e.source, e.image_sha256 FROM embeddings e JOIN persons p ON p.id = e.person_id "
+            "ORDER BY e.id"
+        ).fetchall()
 
     # --- the index ------------------------------------------------------------------------------------
     def uses_index(self, metric: Optional[Metric] = None) -> bool:
@@ -420,18 +681,9 @@ class Gallery(SQLiteStore):
         if self._cache is not None and self._cache[0] == version:
             return self._cache[1]
         people = self._conn.execute("SELECT id, name FROM persons ORDER BY id").fetchall()
-        position = {pid: i for i, (pid, _) in enumerate(people)}
         rows = self._conn.execute("SELECT person_id, vector FROM embeddings ORDER BY id").fetchall()
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").astype(np.float32)
-        matrix = matrix.reshape(len(rows), EMBEDDING_DIM)
-        owners = np.fromiter((position[r[0]] for r in rows), dtype=np.int64, count=len(rows))
-        stored = _Stored(
-            [int(pid) for pid, _ in people],
-            [name for _, name in people],
-            owners,
-            matrix,
-            np.einsum("ij,ij->i", matrix, matrix),
-        )
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4")
+        stored = stored_matrix(people, [r[0] for r in rows], matrix)
         self._cache = (version, stored)
         return stored
 
@@ -443,41 +695,6 @@ class Gallery(SQLiteStore):
         rows = self._conn.execute("SELECT vector FROM embeddings WHERE person_id = ? ORDER BY id", (pid,)).fetchall()
         matrix = np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").astype(np.float32)
         return matrix.reshape(len(rows), EMBEDDING_DIM)
-
-    def search(
-        self, queries: np.ndarray, metric: Optional[Metric] = None, exclude: Optional[str] = None
-    ) -> Tuple[List[Optional[str]], np.ndarray]:
-        """Nearest enrolled person for each query embedding, in one vectorised pass over all stored
-        embeddings (or all but those of ``exclude``). Takes an (n, 128) array and a metric (default: the
-        Euclidean one). Returns (names, distances); a name is None (distance inf) when there is nobody
-        to compare with besides ``exclude``. Raises ``EmptyGallery`` when nobody is enrolled."""
-        metric = metric or EuclideanMetric()
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        if self.embedding_count() == 0:
-            raise EmptyGallery(self.path)
-        if self.uses_index(metric):
-            return self._search_index(queries, exclude)
-        return self.search_exact(queries, metric, exclude)
-
-    def search_exact(
-        self, queries: np.ndarray, metric: Optional[Metric] = None, exclude: Optional[str] = None
-    ) -> Tuple[List[Optional[str]], np.ndarray]:
-        """``search`` by one vectorised pass over every stored embedding, whatever the gallery's size."""
-        metric = metric or EuclideanMetric()
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        stored = self._stored()
-        if stored.matrix.shape[0] == 0:
-            raise EmptyGallery(self.path)
-        matrix, norms, owners = stored.matrix, stored.norms, stored.owners
-        if exclude is not None:
-            found = self._find(self._conn, exclude)
-            if found is not None:
-                keep = owners != stored.ids.index(found[0])
-                matrix, norms, owners = matrix[keep], norms[keep], owners[keep]
-            if matrix.shape[0] == 0:
-                return [None] * len(queries), np.full(len(queries), np.inf)
-        best, dists = metric.nearest(queries, matrix, norms)
-        return [stored.names[owners[j]] for j in best], np.asarray(dists, dtype=np.float64)
 
     def _candidate_rows(self, ids: np.ndarray) -> Dict[int, Tuple[int, str, np.ndarray]]:
         """id -> (person id, name, vector) for the given embedding ids that still exist, read from SQLite."""
@@ -494,36 +711,28 @@ class Gallery(SQLiteStore):
                 found[int(eid)] = (int(pid), str(name), np.frombuffer(blob, dtype="<f4").astype(np.float32))
         return found
 
-    def _search_index(
-        self, queries: np.ndarray, exclude: Optional[str] = None
-    ) -> Tuple[List[Optional[str]], np.ndarray]:
-        """``search`` through the HNSW index: candidates from it, distances and owners exactly from SQLite.
-        With ``exclude``, a query whose candidates all belong to that person asks again for 32 times as
-        many before giving up (None, inf): enough for anyone with fewer embeddings than that."""
-        self.sync_index()
-        skip = None
-        if exclude is not None:
-            found = self._find(self._conn, exclude)
-            skip = found[0] if found is not None else None
-        names: List[Optional[str]] = [None] * len(queries)
-        dists = np.full(len(queries), np.inf)
-        todo = np.arange(len(queries))
-        count = self.index.options.candidates
-        for _ in range(2):  # the first try, then one with 32 times the candidates
-            keys = self.index.candidates(queries[todo], count)
-            rows = self._candidate_rows(keys)
-            missed = []
-            for row, query in zip(keys, todo):
-                usable = [rows[k] for k in row if k in rows and rows[k][0] != skip]
-                if not usable:
-                    missed.append(query)
-                    continue
-                vectors = np.stack([u[2] for u in usable])
-                distance = np.sqrt(((vectors - queries[query]) ** 2).sum(axis=1, dtype=np.float64))
-                best = int(np.argmin(distance))
-                names[query], dists[query] = usable[best][1], float(distance[best])
-            todo = np.asarray(missed, dtype=np.int64)
-            if not len(todo) or skip is None:
-                break
-            count *= 32
-        return names, dists
+    def _candidates(self, queries: np.ndarray, count: int) -> List[List[Tuple[int, str, np.ndarray]]]:
+        keys = self.index.candidates(queries, count)
+        rows = self._candidate_rows(keys)
+        return [[rows[k] for k in row if k in rows] for row in keys]
+
+
+class _SQLiteBulk(BulkWriter):
+    def __init__(self, gallery: Gallery, conn: sqlite3.Connection):
+        self.gallery, self.conn = gallery, conn
+
+    def people(self, spelling: Dict[str, str], created: str) -> Tuple[Dict[str, int], int]:
+        people = dict(self.conn.execute("SELECT key, id FROM persons").fetchall())
+        new = [key for key in spelling if key not in people]
+        self.conn.executemany(
+            "INSERT INTO persons (name, key, created) VALUES (?, ?, ?)", ((spelling[k], k, created) for k in new)
+        )
+        if new:
+            people = dict(self.conn.execute("SELECT key, id FROM persons").fetchall())
+        return people, len(new)
+
+    def stored_hashes(self) -> Set[Tuple[int, str]]:
+        return set(self.conn.execute("SELECT person_id, image_sha256 FROM embeddings").fetchall())
+
+    def insert(self, rows: Sequence[tuple]) -> None:
+        self.gallery.insert_embeddings(self.conn, rows)

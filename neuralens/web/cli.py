@@ -46,7 +46,10 @@ def register(subparsers) -> None:
         help="where style jobs run (default %(default)s)",
     )
     p.add_argument(
-        "--gallery", default=None, help="faces gallery file (default: $NEURALENS_GALLERY or the user data folder)"
+        "--gallery",
+        default=None,
+        help="faces gallery file, or postgresql://... for the shared PostgreSQL gallery "
+        "(default: $NEURALENS_GALLERY or the user data folder)",
     )
     p.add_argument("--jobs", type=int, default=1, help="style jobs running at once (default %(default)s)")
     p.add_argument(
@@ -69,6 +72,17 @@ def register(subparsers) -> None:
         p.add_argument_group("style jobs on a job queue (--jobs: how many this server has there at once)"), QueueOptions
     )
     p.set_defaults(func=serve)
+
+
+def _check_shared_gallery(gallery) -> None:
+    """A PostgreSQL gallery (``--gallery`` or ``$NEURALENS_GALLERY``) is reached once before the server
+    starts, so a wrong URL, a server that is down or a missing extra stops it in one line instead of
+    failing every faces request. A gallery file is left to the first request, as before."""
+    from ..faces.gallery import gallery_target, open_gallery  # noqa: PLC0415
+
+    target = gallery_target(gallery)
+    if isinstance(target, str):
+        open_gallery(target, timeout=10).close()
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -94,6 +108,7 @@ def serve(args: argparse.Namespace) -> int:
         raise NeuralensError("--max-upload-mb must be > 0")
 
     queue = QueueOptions(args.broker, args.storage).validate()
+    _check_shared_gallery(args.gallery)
 
     import uvicorn  # noqa: PLC0415 -- only this command needs the server
 

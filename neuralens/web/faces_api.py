@@ -1,6 +1,7 @@
 """The faces part of the API: enrol, list, remove, identify, verify — thin calls into ``neuralens.faces``.
 
-Each request opens the gallery for its own duration: SQLite connections belong to the thread that made
+Each request opens the gallery for its own duration (``faces.open_gallery``: the SQLite file, or the
+shared PostgreSQL gallery for a ``postgresql://`` URL): SQLite connections belong to the thread that made
 them, and FastAPI runs these handlers on a thread pool. A lock runs face requests one at a time, since
 each one already keeps a core busy with dlib and the gallery serialises writes anyway.
 
@@ -94,8 +95,8 @@ def register(api: APIRouter, config) -> None:
     """Add the /faces routes to ``api``."""
     lock = threading.Lock()
 
-    def gallery() -> faces.Gallery:
-        return faces.Gallery(config.gallery)
+    def gallery() -> faces.GalleryBase:
+        return faces.open_gallery(config.gallery)
 
     def photos(uploads: List[UploadFile], label: str):
         if len(uploads) > config.max_files:
@@ -161,7 +162,7 @@ def register(api: APIRouter, config) -> None:
         responses=error_responses(404, 422, e404=E404, e422="the gallery file cannot be used"),
     )
     def remove(name: str = Path(..., description="the person's name (any case)")):
-        def work(g: faces.Gallery) -> dict:
+        def work(g: faces.GalleryBase) -> dict:
             stored = g.person(name).name
             return {"removed": stored, "embeddings": g.remove(stored)}
 
