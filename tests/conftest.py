@@ -13,6 +13,9 @@ from PIL import Image
 if "NEURALENS_CACHE" not in os.environ:
     os.environ["NEURALENS_CACHE"] = tempfile.mkdtemp(prefix="neuralens-test-cache-")
     atexit.register(shutil.rmtree, os.environ["NEURALENS_CACHE"], True)
+# The style network's layout follows the fixed rule in tests (no seconds spent measuring it in every test
+# run, the same layout in every process); tests/test_autotune.py turns measuring on where it is tested.
+os.environ.setdefault("NEURALENS_AUTOTUNE", "0")
 
 SAMPLES = Path(__file__).resolve().parent.parent / "neuralens" / "samples"
 

@@ -7,7 +7,7 @@ from typing import Dict, Iterable, Optional
 
 import torch
 
-from .. import devices
+from .. import autotune, devices
 from ..backbone import layer_index, load_vgg19
 from .options import StyleOptions, parse_layers
 
@@ -15,8 +15,8 @@ from .options import StyleOptions, parse_layers
 class StyleNetwork:
     """The frozen VGG19 of a run, cut after the deepest layer in use, on the chosen device and precision.
 
-    Channels-last is chosen where it is the fast layout (measured: faster with bf16 on the CPU and on CUDA,
-    slower for fp32 on the CPU; MPS does not support it). The weights are read on first use, so that a
+    Channels-last is chosen where it is the fast layout: on CUDA always, never on MPS (unsupported), on the CPU
+    as measured once per machine (``neuralens.autotune``: it depends on the CPU). The weights are read on first use, so that a
     run can be planned (and refused) before paying for them."""
 
     def __init__(self, options: StyleOptions):
@@ -26,12 +26,21 @@ class StyleNetwork:
         self.precision = devices.pick_precision(options.precision, self.device)
         devices.configure_threads()
         self.deepest = max(list(self.content_layers) + list(self.style_layers), key=layer_index)
+        self.pooling, self.weights = options.pooling, options.weights
         channels_last = options.channels_last
         if channels_last is None:
-            channels_last = self.precision == "bf16" or self.device.type == "cuda"
+            workload = f"vgg19-{self.deepest}-{self.pooling}-{len(self.style_layers)}-style-layers"
+            channels_last = autotune.channels_last_for(
+                self.device,
+                self.precision,
+                workload,
+                measure=lambda: autotune.vgg_measure(
+                    list(self.content_layers), list(self.style_layers), self.pooling, self.weights
+                ),
+                say=autotune.stderr_note if options.progress else None,
+            )
         self.channels_last = channels_last and self.device.type != "mps"
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.pooling, self.weights = options.pooling, options.weights
         self._model = None
         self.load_seconds: Optional[float] = None
 

@@ -192,7 +192,7 @@ class StyleOptions:
         None,
         "channels-last memory layout",
         kind="bool",
-        none_help="on for bf16 and CUDA, where it is the fast layout",
+        none_help="the faster layout: measured once per CPU and cached (always on with CUDA)",
         web=SERVER_SETTING,
     )
     weights: Optional[str] = option(

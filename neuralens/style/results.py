@@ -39,12 +39,14 @@ class StyleResult:
     history: List[dict]
     timings: Dict[str, float]
     stopped: bool = False  # True when stopped early by the user (Ctrl-C or a stop request)
+    setup: Dict[str, object] = field(default_factory=dict)  # device, precision and memory layout used
 
     def to_dict(self) -> dict:
-        """Size, whether it was stopped, timings and the per-evaluation history, JSON-ready."""
+        """Size, whether it was stopped, the setup, timings and the per-evaluation history, JSON-ready."""
         return {
             "size": [self.image.width, self.image.height],
             "stopped": self.stopped,
+            "setup": dict(self.setup),
             "timings": dict(self.timings),
             "history": list(self.history),
         }

@@ -178,7 +178,8 @@ class StyleTransfer:
             reporter.close()
         result = postprocess(image)
         timings["total"] = time.perf_counter() - t_start
-        return StyleResult(result, reporter.history, timings, stopped)
+        setup = {"device": str(self.device), "precision": self.precision, "channels_last": self.network.channels_last}
+        return StyleResult(result, reporter.history, timings, stopped, setup)
 
     def _optimise_tiled(
         self,
