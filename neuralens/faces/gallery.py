@@ -193,13 +193,16 @@ class GalleryBase:
     """What every gallery shares, whatever stores it: the pipeline checks, the threshold and confidence fit,
     name lookups, exact search over a cached matrix and the exact re-ranking of an index's candidates.
 
-    A store provides ``setting``, ``_people``, ``_find``, ``_stored``, ``embedding_count``, ``uses_index``
-    and ``_candidates`` (and its writes); ``path`` names it in messages (a file, or a URL without its
+    A store provides ``setting``, ``_stored``, ``embedding_count``, ``uses_index`` and ``_candidates`` (and
+    its writes), and its SQL dialect for the shared queries (``_sql``); ``path`` names it in messages (a file, or a URL without its
     password)."""
 
     path: Union[Path, str]
     index_options: IndexOptions
-    _conn = None  # the store's connection, passed to ``_find`` outside a write
+    _conn = None  # the store's connection (``execute(sql, params)``: sqlite3's and psycopg's alike)
+    _tables = {"persons": "persons", "embeddings": "embeddings"}
+    _param = "?"
+    _by_key = "p.key"  # SQLite compares text by its bytes: code-point order
 
     # --- settings -------------------------------------------------------------------------------------
     def setting(self, key: str, default=None):
@@ -256,13 +259,42 @@ class GalleryBase:
             )
 
     # --- people ---------------------------------------------------------------------------------------
+    def _sql(self, text: str) -> str:
+        """``text`` in this store's dialect: ``{persons}``, ``{embeddings}`` become its table names, ``{p}`` its
+        parameter marker and ``{by_key}`` its code-point ordering of the name keys."""
+        return text.format(p=self._param, by_key=self._by_key, **self._tables)
+
     def _people(self, person_id: Optional[int] = None) -> List[Person]:
         """Everyone (or the one person with id ``person_id``), by key, with their embedding counts."""
-        raise NotImplementedError
+        where, params = ("WHERE p.id = {p}", (person_id,)) if person_id is not None else ("", ())
+        rows = self._conn.execute(
+            self._sql(
+                "SELECT p.name, COUNT(e.id), p.created FROM {persons} p LEFT JOIN {embeddings} e "
+                f"ON e.person_id = p.id {where} GROUP BY p.id ORDER BY {{by_key}}, p.id"
+            ),
+            params,
+        ).fetchall()
+        return [Person(name, int(count), created) for name, count, created in rows]
 
     def _find(self, conn, name: str) -> Optional[Tuple[int, str]]:
         """(id, stored name) of the person whose key is ``name``'s, read through ``conn``, or None."""
-        raise NotImplementedError
+        key = findable_key(name)
+        if key is None:
+            return None
+        row = conn.execute(self._sql("SELECT id, name FROM {persons} WHERE key = {p}"), (key,)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def __len__(self) -> int:
+        """The number of people enrolled."""
+        return int(self._conn.execute(self._sql("SELECT COUNT(*) FROM {persons}")).fetchone()[0])
+
+    def image_hashes(self, name: str) -> Set[str]:
+        """SHA-256 of every photo enrolled for ``name`` (empty when nobody has that name yet)."""
+        found = self._find(self._conn, name)
+        if found is None:
+            return set()
+        rows = self._conn.execute(self._sql("SELECT image_sha256 FROM {embeddings} WHERE person_id = {p}"), (found[0],))
+        return {row[0] for row in rows}
 
     def persons(self) -> List[Person]:
         """Everyone enrolled, by name (ignoring case), with their number of embeddings."""
@@ -293,6 +325,26 @@ class GalleryBase:
 
     def close(self) -> None:
         """Close the connection to the store."""
+        raise NotImplementedError
+
+    def add_embeddings(
+        self,
+        name: str,
+        vectors: Sequence[np.ndarray],
+        hashes: Sequence[str],
+        fingerprint: dict,
+        sources: Optional[Sequence[str]] = None,
+        boxes: Optional[Sequence[Sequence[int]]] = None,
+    ) -> str:
+        """Store embeddings for ``name`` (created if new; an existing person when the name matches theirs)
+        in one transaction: all of them or none. ``fingerprint`` is the pipeline that made them (see
+        ``Pipeline.fingerprint``). Returns the person's stored name."""
+        name, prepared = check_new_embeddings(name, vectors, hashes, sources, boxes)
+        return self._add(name, prepared, fingerprint)
+
+    def _add(self, name: str, prepared: list, fingerprint: dict) -> str:
+        """``add_embeddings`` once checked: ``prepared`` rows of (vector bytes, hash, source, box JSON) for
+        ``name`` (already a display name), in one transaction. Returns the person's stored name."""
         raise NotImplementedError
 
     # --- search ---------------------------------------------------------------------------------------
@@ -475,27 +527,6 @@ class Gallery(GalleryBase, SQLiteStore):
                 conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
 
     # --- people ---------------------------------------------------------------------------------------
-    def _people(self, person_id: Optional[int] = None) -> List[Person]:
-        where, params = ("WHERE p.id = ?", (person_id,)) if person_id is not None else ("", ())
-        rows = self._conn.execute(
-            "SELECT p.name, COUNT(e.id), p.created FROM persons p LEFT JOIN embeddings e ON e.person_id = p.id "
-            f"{where} GROUP BY p.id ORDER BY p.key, p.id",
-            params,
-        ).fetchall()
-        return [Person(name, count, created) for name, count, created in rows]
-
-    def _find(self, conn: sqlite3.Connection, name: str) -> Optional[Tuple[int, str]]:
-        """(id, stored name) of the person whose key is ``name``'s, or None."""
-        key = findable_key(name)
-        if key is None:
-            return None
-        row = conn.execute("SELECT id, name FROM persons WHERE key = ?", (key,)).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
-
-    def __len__(self) -> int:
-        """The number of people enrolled."""
-        return int(self._conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0])
-
     def embedding_count(self) -> int:
         """The number of stored embeddings, everyone's together."""
         return self._counts()[0]
@@ -553,28 +584,7 @@ class Gallery(GalleryBase, SQLiteStore):
         )
         return self._changed(conn, state, added=len(rows))
 
-    def image_hashes(self, name: str) -> Set[str]:
-        """SHA-256 of every photo enrolled for ``name`` (empty when nobody has that name yet)."""
-        found = self._find(self._conn, name)
-        if found is None:
-            return set()
-        return {
-            row[0] for row in self._conn.execute("SELECT image_sha256 FROM embeddings WHERE person_id = ?", (found[0],))
-        }
-
-    def add_embeddings(
-        self,
-        name: str,
-        vectors: Sequence[np.ndarray],
-        hashes: Sequence[str],
-        fingerprint: dict,
-        sources: Optional[Sequence[str]] = None,
-        boxes: Optional[Sequence[Sequence[int]]] = None,
-    ) -> str:
-        """Store embeddings for ``name`` (created if new; an existing person when the name matches theirs)
-        in one transaction: all of them or none. ``fingerprint`` is the pipeline that made them (see
-        ``Pipeline.fingerprint``). Returns the person's stored name."""
-        name, prepared = check_new_embeddings(name, vectors, hashes, sources, boxes)
+    def _add(self, name: str, prepared: list, fingerprint: dict) -> str:
         with self._write() as conn:
             self._claim_pipeline(conn, fingerprint)
             found = self._find(conn, name)

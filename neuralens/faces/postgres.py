@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import struct
 import urllib.parse
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar
@@ -45,11 +46,8 @@ from .gallery import (
     BulkWriter,
     EmptyGallery,
     GalleryBase,
-    Person,
     _now,
     _Stored,
-    check_new_embeddings,
-    findable_key,
     stored_matrix,
 )
 from .index import IndexOptions
@@ -76,6 +74,8 @@ BUILD_MEMORY = "1GB"
 _SCHEMA_LOCK = 0x6E6C6661636573  # "nlfaces"
 
 T = TypeVar("T")
+# (URL, the gallery's token) -> (generation, every embedding): see PostgresGallery._stored.
+_MATRICES: Dict[Tuple[str, str], Tuple[int, _Stored]] = {}
 
 _TABLES = [
     "CREATE TABLE IF NOT EXISTS faces_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -178,13 +178,16 @@ class PostgresGallery(GalleryBase):
     ``HNSW_EF_CONSTRUCTION``. Raises NeuralensError, in one line, when the server cannot be reached
     or the extension cannot be created. Use as a context manager or call ``close()``."""
 
+    _tables = {"persons": "faces_persons", "embeddings": "faces_embeddings"}
+    _param = "%s"
+    _by_key = 'p.key COLLATE "C"'  # code-point order, the SQLite file's (binary) order of the same keys
+
     def __init__(self, url: str, create: bool = True, timeout: float = 60.0, index: Optional[IndexOptions] = None):
         self._psycopg = _psycopg()
         self._url = url
         self.path = redact(url)
         self.index_options = check(index or IndexOptions())
         self._timeout = timeout
-        self._cache: Optional[Tuple[int, _Stored]] = None
         settings = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
         extra = {} if "connect_timeout" in settings else {"connect_timeout": max(1, int(min(timeout, 10)))}
         try:
@@ -194,6 +197,7 @@ class PostgresGallery(GalleryBase):
         try:
             self._conn.execute(f"SET lock_timeout = {int(timeout * 1000)}")
             self._prepare(create)
+            self._token = str(self.setting("token", ""))
             register_vector(self._conn)
             ef = min(1000, max(self.index_options.expansion_search, self.index_options.candidates))
             self._conn.execute(f"SET hnsw.ef_search = {int(ef)}")
@@ -219,6 +223,7 @@ class PostgresGallery(GalleryBase):
                 fmt = {"name": schema.FORMAT, "version": schema.FORMAT_VERSION, "store": "postgresql"}
                 for key, value in (
                     ("format", fmt),
+                    ("token", secrets.token_hex(8)),  # names this gallery in the process-wide matrix cache
                     ("threshold", DEFAULT_THRESHOLD),
                     ("confidence", DEFAULT_CONFIDENCE),
                 ):
@@ -355,39 +360,9 @@ class PostgresGallery(GalleryBase):
         self._write(work)
 
     # --- people ---------------------------------------------------------------------------------------
-    def _people(self, person_id: Optional[int] = None) -> List[Person]:
-        where, params = ("WHERE p.id = %s", (person_id,)) if person_id is not None else ("", ())
-        # COLLATE "C": code-point order, which is the SQLite file's (binary) order of the same keys.
-        rows = self._conn.execute(
-            "SELECT p.name, COUNT(e.id), p.created FROM faces_persons p "
-            f"LEFT JOIN faces_embeddings e ON e.person_id = p.id {where} "
-            'GROUP BY p.id ORDER BY p.key COLLATE "C", p.id',
-            params,
-        ).fetchall()
-        return [Person(name, int(count), created) for name, count, created in rows]
-
-    def _find(self, conn, name: str) -> Optional[Tuple[int, str]]:
-        key = findable_key(name)
-        if key is None:
-            return None
-        row = conn.execute("SELECT id, name FROM faces_persons WHERE key = %s", (key,)).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
-
-    def __len__(self) -> int:
-        """The number of people enrolled."""
-        return int(self._conn.execute("SELECT COUNT(*) FROM faces_persons").fetchone()[0])
-
     def embedding_count(self) -> int:
         """The number of stored embeddings, everyone's together."""
         return self._state()[0]
-
-    def image_hashes(self, name: str) -> Set[str]:
-        """SHA-256 of every photo enrolled for ``name`` (empty when nobody has that name yet)."""
-        found = self._find(self._conn, name)
-        if found is None:
-            return set()
-        rows = self._conn.execute("SELECT image_sha256 FROM faces_embeddings WHERE person_id = %s", (found[0],))
-        return {row[0] for row in rows}
 
     def _person_id(self, conn, name: str, created: str) -> Tuple[int, str]:
         """Inside a write: (id, stored name) of the person with ``name``'s key, created when new. A session
@@ -412,19 +387,7 @@ class PostgresGallery(GalleryBase):
                 copy.write_row((person_id, np.frombuffer(data, dtype="<f4"), digest, source, box, created))
         self._ensure_index(conn, self._changed(conn, added=len(rows)))
 
-    def add_embeddings(
-        self,
-        name: str,
-        vectors: Sequence[np.ndarray],
-        hashes: Sequence[str],
-        fingerprint: dict,
-        sources: Optional[Sequence[str]] = None,
-        boxes: Optional[Sequence[Sequence[int]]] = None,
-    ) -> str:
-        """Store embeddings for ``name`` (created if new; an existing person when the name matches theirs)
-        in one transaction: all of them or none. ``fingerprint`` is the pipeline that made them (see
-        ``Pipeline.fingerprint``). Returns the person's stored name."""
-        name, prepared = check_new_embeddings(name, vectors, hashes, sources, boxes)
+    def _add(self, name: str, prepared: list, fingerprint: dict) -> str:
 
         def work(conn) -> str:
             self._claim_pipeline(conn, fingerprint)
@@ -512,11 +475,14 @@ class PostgresGallery(GalleryBase):
         )
 
     def _stored(self) -> _Stored:
-        """Every embedding as one matrix with its owners, read in one snapshot and cached until the
-        counters' generation changes (any session's write)."""
+        """Every embedding as one matrix with its owners, read in one snapshot and cached in this process
+        until the counters' generation changes (any session's write). The cache outlives this object: the
+        web opens the gallery for every request, and reading 100,000 embeddings takes 0.7 s."""
+        key = (self._url, self._token)
         generation = self._state()[1]
-        if self._cache is not None and self._cache[0] == generation:
-            return self._cache[1]
+        cached = _MATRICES.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
         with self._conn.transaction():
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             generation = self._state()[1]
@@ -526,7 +492,7 @@ class PostgresGallery(GalleryBase):
             ).fetchall()
         matrix = np.stack([r[1] for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
         stored = stored_matrix(people, [r[0] for r in rows], matrix)
-        self._cache = (generation, stored)
+        _MATRICES[key] = (generation, stored)
         return stored
 
     def embeddings(self, name: Optional[str] = None) -> np.ndarray:

@@ -337,3 +337,18 @@ def test_the_web_on_a_postgresql_url(url):
         assert client.delete("/api/faces/people/person%201").status_code == 404
     with open_gallery(url) as gallery:
         assert [p.name for p in gallery.persons()] == ["person 0"]
+
+
+def test_another_sessions_writes_are_seen_by_the_next_search(url):
+    """The exact search's matrix is cached per process (the web opens the gallery per request) and read
+    again when any session has written."""
+    centres = _enrolled(url, 3)
+    newcomer = people(1, seed=11)[2]
+    with open_gallery(url) as reader, open_gallery(url) as writer:
+        assert reader.search(photos_of(centres))[0] == ["person 0", "person 1", "person 2"]
+        with open_gallery(url) as again:  # a new object in the same process: the cached matrix
+            assert again._stored() is reader._stored()
+        writer.add_embeddings("Newcomer", newcomer, ["n"], FINGERPRINT)
+        assert reader.search(newcomer)[0] == ["Newcomer"]
+        writer.rename("person 1", "Renamed")
+        assert reader.search(photos_of(centres))[0] == ["person 0", "Renamed", "person 2"]
