@@ -75,3 +75,10 @@ def cli_error(run_cli):
         return lines[0]
 
     return fail
+
+
+def pytest_ignore_collect(collection_path, config):
+    """conftest.py files hold fixtures, not doctests: collecting them as modules (--doctest-modules) imports
+    each under the one name ``conftest`` and fails with "import file mismatch" once a sub-folder's conftest
+    was collected first (the CI failure of tests/classify/conftest.py, or any explicit list of folders)."""
+    return True if collection_path.name == "conftest.py" else None
