@@ -3,7 +3,11 @@
 One evaluation = what every optimiser step of neuralens costs: the real style objective (VGG19 cut after
 relu5_1, frozen; content relu4_2 + Gram losses relu1_1..relu5_1) forward, then backward to the input
 pixels only. Each (size, precision, layout) runs in a fresh child process (``--child``), so the peak RSS
-it reports is that configuration's alone.
+it reports is that configuration's alone. Also per size: seconds per megapixel and its ratio to 512 px (does
+the cost per pixel grow with the image?), a 1024x1024 crop as a tiled scale optimises it (``--tile``), and
+where the time goes (``--breakdown``: torch's profiler, convolution forward/backward per VGG block - block 1
+at full resolution ... block 5 at 1/16 - the Gram products and the rest). bf16 is measured only where the CPU
+has bf16 units: emulated, one evaluation at 384 px did not finish in 5 minutes on an AVX2-only AMD EPYC.
 """
 
 from __future__ import annotations
@@ -40,9 +44,19 @@ def config_name(precision: str, channels_last: bool) -> str:
 
 
 def measure_in_this_process(
-    size: int, precision: str, channels_last: bool, repeats: int, warmup: int, content: str, style: str
+    size: int,
+    precision: str,
+    channels_last: bool,
+    repeats: int,
+    warmup: int,
+    content: str,
+    style: str,
+    tile: Optional[int] = None,
+    breakdown: bool = False,
 ) -> Dict[str, Any]:
-    """Time ``repeats`` evaluations (after ``warmup`` untimed ones) of the style objective at ``size``."""
+    """Time ``repeats`` evaluations (after ``warmup`` untimed ones) of the style objective at ``size``; with
+    ``tile``, of a tile x tile crop from the middle of the image at ``size`` (style targets of the whole), as a
+    tiled scale evaluates it. ``breakdown`` adds one profiled evaluation's split by VGG block."""
     import torch
 
     from neuralens.imageio import image_to_tensor, load_image, resize_long_side
@@ -54,8 +68,15 @@ def measure_in_this_process(
     load_s = time.perf_counter() - t0
     rss_model = own_max_rss_mib()
     target = image_to_tensor(resize_long_side(load_image(content), size))
+    whole = target
+    if tile:
+        h, w = target.shape[2:]
+        y0, x0 = max(0, (h - tile) // 2), max(0, (w - tile) // 2)
+        target = target[:, :, y0 : y0 + tile, x0 : x0 + tile].contiguous()
     t0 = time.perf_counter()
-    objective = st.objective(target)  # content targets and style Grams, once, without gradients
+    box = (y0, y0 + target.shape[2], x0, x0 + target.shape[3]) if tile else None
+    # content targets and style Grams, once, without gradients
+    objective = st.objective(target, reference=whole if tile else None, box=box, whole=tuple(whole.shape[2:]))
     targets_s = time.perf_counter() - t0
     image = target.clone().requires_grad_(True)
 
@@ -73,8 +94,11 @@ def measure_in_this_process(
         t = time.perf_counter()
         loss = evaluate()
         times.append(time.perf_counter() - t)
+    split = _breakdown(evaluate, int(target.shape[2])) if breakdown else None
     return {
         "size": size,
+        "tile": tile,
+        "breakdown": split,
         "width": int(target.shape[3]),
         "height": int(target.shape[2]),
         "precision": precision,
@@ -93,6 +117,29 @@ def measure_in_this_process(
     }
 
 
+def _breakdown(evaluate, height: int) -> Dict[str, float]:
+    """Seconds of one profiled evaluation by where they go: conv forward/backward per VGG block (told apart by
+    the input's height: full, 1/2 ... 1/16 of the image), the Gram products (bmm), everything else."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        evaluate()
+    split: Dict[str, float] = {}
+    for event in prof.key_averages(group_by_input_shape=True):
+        seconds = event.self_cpu_time_total / 1e6
+        shape = event.input_shapes[0] if event.input_shapes else []
+        if "conv" in event.key and len(shape) == 4 and shape[2]:
+            block = {1: 1, 2: 2, 4: 3, 8: 4, 16: 5}.get(round(height / shape[2]), 0)
+            key = f"block{block} conv {'backward' if 'backward' in event.key else 'forward'}"
+        elif event.key == "aten::bmm":
+            key = "Gram products (bmm)"
+        else:
+            key = "other (relu, pooling, losses, copies)"
+        split[key] = split.get(key, 0.0) + seconds
+    total = sum(split.values())
+    return {k: round(v / total, 4) for k, v in sorted(split.items())}  # shares: the profiler slows every op
+
+
 def run(
     quick: bool = False,
     sizes: Optional[Sequence[int]] = None,
@@ -100,17 +147,23 @@ def run(
     warmup: int = 1,
     out_dir=RESULTS,
     memory_limit_gib: Optional[float] = 20.0,
+    tile: Optional[int] = None,
+    breakdown: Sequence[int] = (),
+    name: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Measure every (size, configuration) in its own child process; write style_speed(.md/.json)."""
+    """Measure every (size, configuration) in its own child process (and a ``tile`` crop at the largest size);
+    write style_speed(.md/.json), or ``name``(.md/.json)."""
     sizes = list(sizes or (QUICK_SIZES if quick else FULL_SIZES))
     repeats = repeats or (2 if quick else 5)
     content, style = image_path("content", "tubingen"), image_path("style", "starry_night")
     info = machine_info()
+    configs = [c for c in CONFIGS if c[0] != "bf16" or info["cpu_bf16"]]
     results: List[Dict[str, Any]] = []
-    for size in sizes:
-        for precision, channels_last in CONFIGS:
-            name = config_name(precision, channels_last)
-            print(f"[speed] {size} px {name} ...", file=sys.stderr, flush=True)
+    cases = [(size, None) for size in sizes] + ([(max(sizes), tile)] if tile else [])
+    for size, crop in cases:
+        for precision, channels_last in configs:
+            name_ = config_name(precision, channels_last)
+            print(f"[speed] {size} px{f' tile {crop}' if crop else ''} {name_} ...", file=sys.stderr, flush=True)
             args = json.dumps(
                 {
                     "size": size,
@@ -120,6 +173,8 @@ def run(
                     "warmup": warmup,
                     "content": str(content),
                     "style": str(style),
+                    "tile": crop,
+                    "breakdown": size in breakdown and not crop,
                 }
             )
             m = run_measured(
@@ -129,7 +184,7 @@ def run(
             )
             row: Dict[str, Any] = {
                 "size": size,
-                "config": name,
+                "config": name_,
                 "precision": precision,
                 "channels_last": channels_last,
                 "child": m.as_dict(),
@@ -142,7 +197,7 @@ def run(
                 row["error"] = m.tail(5) or f"exit status {m.returncode}"
             results.append(row)
     _add_relative(results)
-    from neuralens import devices
+    from neuralens import autotune, devices
     from neuralens.style import StyleOptions
 
     auto = devices.pick_precision("auto", devices.pick_device("auto"))
@@ -154,6 +209,8 @@ def run(
         "auto_precision": auto,
         "auto_device": str(devices.pick_device("auto")),
         "default_channels_last": getattr(StyleOptions(), "channels_last", None),
+        "autotune": _autotune_choice(autotune, devices, auto),
+        "bf16_skipped": not info["cpu_bf16"],
         "repeats": repeats,
         "warmup": warmup,
         "results": results,
@@ -161,7 +218,7 @@ def run(
     }
     paths = write_report(
         out_dir,
-        report_name("style_speed", quick),
+        name or report_name("style_speed", quick),
         "Style transfer: seconds per evaluation and peak memory",
         _markdown(data),
         data,
@@ -171,6 +228,29 @@ def run(
     return data
 
 
+def _autotune_choice(autotune, devices, precision: str) -> Dict[str, Any]:
+    """What neuralens.autotune measures on this machine for the default style network (in a fresh cache)."""
+    import os
+    import tempfile
+
+    saved = {name: os.environ.get(name) for name in ("NEURALENS_CACHE", autotune.AUTOTUNE_ENV)}
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ.update({"NEURALENS_CACHE": folder, autotune.AUTOTUNE_ENV: "1"})
+        try:
+            layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+            choice = autotune.channels_last_for(
+                devices.pick_device("cpu"), precision, "bench", lambda: autotune.vgg_measure(["relu4_2"], layers)
+            )
+            entry = next(iter(json.loads((autotune.cache_path()).read_text())["entries"].values()))
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+    return {"channels_last": choice, "seconds": entry["seconds"], "shape": entry["shape"]}
+
+
 def _load() -> List[float]:
     import os
 
@@ -178,22 +258,32 @@ def _load() -> List[float]:
 
 
 def _add_relative(results: List[Dict[str, Any]]) -> None:
-    """Speed-up over, and loss difference from, fp32 NCHW at the same size (the reference path)."""
-    for row in results:
-        ref = next(
+    """Speed-up over, and loss difference from, fp32 NCHW at the same size and crop (the reference path); the
+    cost per megapixel and its ratio to the same configuration's at 512 px."""
+
+    def find(size: int, tile, config: str) -> Optional[Dict[str, Any]]:
+        return next(
             (
                 r
                 for r in results
-                if r["size"] == row["size"] and r["precision"] == "fp32" and not r["channels_last"] and "median_s" in r
+                if r["size"] == size and r.get("tile") == tile and r["config"] == config and "median_s" in r
             ),
             None,
         )
-        if ref is None or "median_s" not in row:
+
+    for row in results:
+        if "median_s" not in row:
             continue
-        row["speedup_vs_fp32_nchw"] = ref["median_s"] / row["median_s"]
-        row["loss_rel_diff_vs_fp32"] = abs(row["loss_at_content"] - ref["loss_at_content"]) / abs(
-            ref["loss_at_content"]
-        )
+        row["s_per_mpx"] = row["median_s"] / (row["width"] * row["height"] / 1e6)
+        ref = find(row["size"], row.get("tile"), config_name("fp32", False))
+        if ref is not None:
+            row["speedup_vs_fp32_nchw"] = ref["median_s"] / row["median_s"]
+            row["loss_rel_diff_vs_fp32"] = abs(row["loss_at_content"] - ref["loss_at_content"]) / abs(
+                ref["loss_at_content"]
+            )
+        base = find(512, None, row["config"])
+        if base is not None:
+            row["per_pixel_vs_512"] = row["s_per_mpx"] / (base["median_s"] / (base["width"] * base["height"] / 1e6))
 
 
 def _markdown(data: Dict[str, Any]) -> str:
@@ -211,17 +301,21 @@ def _markdown(data: Dict[str, Any]) -> str:
                     None,
                     None,
                     None,
+                    None,
+                    None,
                     "FAILED: " + r["error"].splitlines()[-1],
                 ]
             )
             continue
         rows.append(
             [
-                r["size"],
+                f"{r['size']}, tile {r['tile']}" if r.get("tile") else r["size"],
                 f"{r['width']}×{r['height']}",
                 r["config"],
                 r["median_s"],
                 f"{r['min_s']:.3g}–{r['max_s']:.3g}",
+                r.get("s_per_mpx"),
+                r.get("per_pixel_vs_512"),
                 r.get("speedup_vs_fp32_nchw"),
                 r["peak_rss_mib"],
                 r["peak_rss_mib"] - r["rss_after_model_mib"],
@@ -236,6 +330,8 @@ def _markdown(data: Dict[str, Any]) -> str:
             "precision / layout",
             "median s/eval",
             "min–max s",
+            "s/Mpx",
+            "per pixel vs 512 px",
             "speed-up vs fp32 NCHW",
             "peak RSS MiB",
             "peak − after model MiB",
@@ -243,6 +339,18 @@ def _markdown(data: Dict[str, Any]) -> str:
             "loss rel. diff vs fp32",
         ],
         rows,
+    )
+    splits = [r for r in data["results"] if r.get("breakdown")]
+    parts = sorted({k for r in splits for k in r["breakdown"]})
+    split_table = markdown_table(
+        ["size", "precision / layout"] + parts,
+        [[r["size"], r["config"]] + [f"{100 * r['breakdown'].get(k, 0):.0f} %" for k in parts] for r in splits],
+    )
+    tune = data.get("autotune") or {}
+    skipped = (
+        "\n\nbf16 is not measured: this CPU has no bf16 units (emulated, one evaluation at 384 px took over 5 minutes)."
+        if data.get("bf16_skipped")
+        else ""
     )
     m = data["machine"]
     return f"""## Machine
@@ -268,7 +376,15 @@ correctness check for bf16 and channels_last. On this machine `--precision auto`
 
 ## Results
 
-{table}
+{table}{skipped}
+
+`neuralens.autotune` on this machine ({data.get("auto_precision")}, a {"×".join(map(str, tune.get("shape", [])))}
+image): NCHW {tune.get("seconds", {}).get("nchw")} s, channels-last {tune.get("seconds", {}).get("channels_last")} s
+an evaluation, so it chooses **{"channels-last" if tune.get("channels_last") else "NCHW"}**.
+
+## Where the time goes (one profiled evaluation, shares of its op time)
+
+{split_table if splits else "(not measured: --breakdown)"}
 """
 
 
@@ -278,12 +394,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--sizes", type=int, nargs="+")
     p.add_argument("--repeats", type=int)
+    p.add_argument("--tile", type=int, help="also a TILE x TILE crop of the largest size, as a tiled scale")
+    p.add_argument("--breakdown", type=int, nargs="*", default=[], help="sizes to profile by VGG block")
+    p.add_argument("--name", help="report name (default style_speed); e.g. one per CPU kind")
     args = p.parse_args(argv)
     if args.child:
         kw = json.loads(args.child)
         print(MARKER + json.dumps(measure_in_this_process(**kw)), flush=True)
         return 0
-    run(quick=args.quick, sizes=args.sizes, repeats=args.repeats)
+    run(
+        quick=args.quick,
+        sizes=args.sizes,
+        repeats=args.repeats,
+        tile=args.tile,
+        breakdown=args.breakdown,
+        name=args.name,
+    )
     return 0
 
 

@@ -1,12 +1,14 @@
 """The fastest memory layout for VGG19's optimisation on this CPU, measured once and remembered.
 
-Why measure: which layout is faster depends on the CPU, not on a rule. Measured, one forward + backward
-evaluation of the style objective at 512x384 px, 2 threads: on a 2-core AMD EPYC with AVX2 only, fp32
-channels-last 1.88 s against 2.58 s in NCHW (27 % less); on Intel with AMX-bf16, fp32 channels-last was the
-slower one and bf16 channels-last the faster (see benchmarks/results/style_per_pixel.md). So a run with
-``channels_last`` left unset on the CPU times a few evaluations of each layout on a small image (about 5 s
-on the slowest CPU seen) and keeps the answer in the cache folder, keyed by what decides it: the CPU's
-model name and vector/matrix units, torch's version and thread count, the precision and the network's depth.
+Why measure: which layout is faster depends on the CPU, and the old fixed rule (channels-last for bf16 only)
+was wrong for fp32 on both CPUs measured. One forward + backward evaluation of the style objective at
+512x384, 2 threads: on Intel with AMX-bf16, fp32 NCHW 3.0 s, fp32 channels-last 1.8 s, bf16 channels-last
+0.75 s (benchmarks/README.md, section 1); on an AMD EPYC with AVX2 only, fp32 NCHW 2.07 s, channels-last 1.88 s
+(interleaved runs; bf16 there is emulated and takes minutes, so ``devices.pick_precision`` never picks it).
+So a run with ``channels_last`` left unset on the CPU times a few evaluations of each layout on a small image
+(3-5 s on the slowest CPU seen, up to 12 s when it is busy) and keeps the answer in the cache folder, keyed
+by what decides it: the CPU's model name and vector/matrix units, torch's version and thread count, the
+precision and the network's layers.
 A cache written on another machine (a copied home folder, a CI image) has another key and is measured
 again; an unreadable or foreign file is ignored and rewritten. ``NEURALENS_AUTOTUNE=0`` turns measuring off
 (the fixed rule then decides: channels-last for bf16, NCHW for fp32).
@@ -35,8 +37,8 @@ from .cache import cache_folder
 AUTOTUNE_ENV = "NEURALENS_AUTOTUNE"
 CACHE_NAME = "autotune.json"
 FORMAT = "neuralens-autotune"
-# The measured image: small enough to take ~1 s an evaluation on the slowest CPU seen (13 s/Mpx), large
-# enough that per-pixel costs match 1024-2048 px within 10 % there (benchmarks/results/style_per_pixel.md).
+# The measured image: about 0.5 s an evaluation on the slowest CPU seen (AVX2 only, 9-10 s/Mpx at every size
+# from 256 to 2048 px there: benchmarks/results/style_speed.md), and the same layout wins as at 512-1024 px.
 MEASURE_SHAPE = (192, 256)
 MEASURE_REPEATS = 2  # timed evaluations per layout, alternating, after one warm-up each; the best counts
 # CPU flags that change which kernels oneDNN picks.

@@ -286,3 +286,19 @@ def test_gather_classify_data_lfw_files_and_stale_removal(tmp_path):
         assert module._registry_hash('"data/lfw_subset.npy": "' + "a" * 64 + '",') == "a" * 64
     finally:
         sys.modules.pop("gather_photos", None)
+
+
+def test_style_speed_reports_cost_per_pixel_a_tile_and_where_the_time_goes(tmp_path, monkeypatch):
+    from benchmarks import style_speed
+    from neuralens import autotune
+
+    monkeypatch.setattr(autotune, "MEASURE_SHAPE", (32, 48))
+
+    data = style_speed.run(sizes=[48], repeats=1, out_dir=tmp_path, tile=32, breakdown=[48], name="speed")
+    rows = [r for r in data["results"] if "median_s" in r]
+    assert {(r["size"], r["tile"]) for r in rows} == {(48, None), (48, 32)}
+    assert all(r["s_per_mpx"] > 0 for r in rows)
+    split = next(r["breakdown"] for r in rows if not r["tile"])
+    assert abs(sum(split.values()) - 1) < 0.01 and "block1 conv forward" in split
+    assert isinstance(data["autotune"]["channels_last"], bool)
+    assert "Where the time goes" in (tmp_path / "speed.md").read_text()
