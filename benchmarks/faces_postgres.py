@@ -16,7 +16,7 @@ wheel, on a unix socket in a temporary folder under ``benchmarks/work``), and:
    and exactly (the in-memory matrix) for p50/p95;
 5. recall@1 against exact search (the distance found is the exact nearest one), the share of faces given
    the same person, and the disk used by the tables and the index;
-6. removes one person and times the VACUUM that follows (``VACUUM_BELOW``).
+6. removes one person (``remove``: the DELETE, then a VACUUM) and times a VACUUM after it.
 
 Results: ``benchmarks/results/faces_postgres.md`` (written by hand from) ``faces_postgres.json`` (``--write``).
 """

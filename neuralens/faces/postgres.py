@@ -8,8 +8,9 @@ psycopg and pgvector are imported only then (``pip install 'neuralens[postgres]'
 Design notes (the why):
 - Four tables, prefixed ``faces_`` so the gallery can share a database: settings (JSON values, the same
   keys as the SQLite file), persons (name as typed, ``names.name_key`` under UNIQUE), embeddings
-  (``vector(128)``; from ``exact_below`` embeddings on, an HNSW index with ``vector_l2_ops``: the faces
-  metric is Euclidean; the trained heads are searched exactly, as in SQLite) and one row of counters (embeddings, generation).
+  (``vector(128)``; an HNSW index with ``vector_l2_ops`` when a bulk import reaches ``exact_below`` or on
+  ``build_index()``: the faces metric is Euclidean; the trained heads are searched exactly, as in SQLite)
+  and one row of counters (embeddings, generation).
 - Every write is one transaction. Two sessions enrolling the same new person meet at the UNIQUE key:
   ``INSERT ... ON CONFLICT DO NOTHING`` makes the second wait for the first and then add to that person,
   so there is never a second person of one name. A client killed mid-enrolment leaves nothing: PostgreSQL
@@ -17,13 +18,17 @@ Design notes (the why):
 - The counters row is updated in every write that changes people or embeddings: searches read it (one
   small SELECT) to know the count without ``COUNT(*)`` over a million rows, and to know when the cached
   matrix of the exact search is stale. Writers queue on that row for the moment their transactions take.
-- Search: below ``IndexOptions.exact_below`` embeddings (and for the trained heads) exactly over a cached
-  matrix, as the SQLite gallery does; above, the HNSW index proposes ``candidates`` embeddings per face
+- Search: exactly over a matrix cached in the process, as the SQLite gallery does below its crossover,
+  unless the gallery holds at least ``exact_below`` embeddings (``EXACT_BELOW``, 2,000,000, by default)
+  and has its HNSW index. Measured on this project's 2 cores (benchmarks/results/faces_postgres.md),
+  pgvector's index (M=16) was slower than the exact search for the same recall at 10k, 100k and 1M
+  embeddings (1M: exact 38 ms; the index 47 ms at ef_search 512 with recall@1 0.67), hence the high
+  default. Through the index, it proposes ``candidates`` embeddings per face
   (``hnsw.ef_search`` = ``expansion_search``, at most pgvector's 1000), which are then measured exactly
   in float64 as the SQLite gallery measures its own index's candidates: the same names and distances.
 - Removal is a DELETE: the rows are gone for every query at once. PostgreSQL keeps dead tuples until
-  VACUUM; removal vacuums the embeddings table when that is cheap (``VACUUM_BELOW`` embeddings) and
-  autovacuum does the rest (managed services run it). WAL and backups keep the bytes for their retention.
+  VACUUM, so removal vacuums the two tables at once (0.15 s at 100,000 and at 1,000,000 embeddings with the
+  index, measured); autovacuum would do it later anyway. WAL and backups keep the bytes for their retention.
 - The URL's password is never shown: ``path`` (used in every message) is the URL with it masked.
 """
 
@@ -56,11 +61,10 @@ from .models import EMBEDDING_DIM
 from .names import display_name, name_key
 
 INSTALL_HINT = "pip install 'neuralens[postgres]'"
-# Removal vacuums the embeddings table below this many embeddings. Measured with pgserver's PostgreSQL 16
-# and pgvector 0.6.2 on 2 busy cores (benchmarks/results/faces_postgres.md): VACUUM after removing one
-# person takes 0.2 s at 10,000 embeddings and 3.5 s at 100,000 (it walks the whole HNSW index), so larger
-# galleries leave it to autovacuum.
-VACUUM_BELOW = 200_000
+# The default crossover to the HNSW index (IndexOptions.exact_below when no options are given): above the
+# sizes measured, where the exact search won (see the module's notes). Exact search keeps every embedding
+# in each process's memory: 0.5 GB and a 9 s first read at 1,000,000.
+EXACT_BELOW = 2_000_000
 # The HNSW index's parameters: pgvector's defaults, by measurement on 20,000 face-like embeddings (2 cores):
 # M=16 builds in 4.8 s, M=32 in 12.8 s, and M=32 made each later insert about 5 times slower (4.6 against
 # 0.8 ms a row); recall with M=16 is in benchmarks/results/faces_postgres.md. Searching: IndexOptions'
@@ -186,7 +190,7 @@ class PostgresGallery(GalleryBase):
         self._psycopg = _psycopg()
         self._url = url
         self.path = redact(url)
-        self.index_options = check(index or IndexOptions())
+        self.index_options = check(index or IndexOptions(exact_below=EXACT_BELOW))
         self._timeout = timeout
         settings = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
         extra = {} if "connect_timeout" in settings else {"connect_timeout": max(1, int(min(timeout, 10)))}
@@ -290,8 +294,9 @@ class PostgresGallery(GalleryBase):
         )
 
     def build_index(self) -> bool:
-        """Build the HNSW index now, whatever the gallery's size (an operator's step, e.g. before lowering
-        ``exact_below``). Returns False when it existed already."""
+        """Build the HNSW index now, whatever the gallery's size, in one transaction (an operator's step,
+        at a quiet time: 42 s at 100,000 embeddings, 21 minutes at 1,000,000 on 2 cores). Searches use it
+        from ``exact_below`` embeddings on. Returns False when it existed already."""
 
         def work(conn) -> bool:
             if self._has_index(conn):
@@ -306,11 +311,11 @@ class PostgresGallery(GalleryBase):
         return bool(conn.execute("SELECT to_regclass('faces_embeddings_hnsw') IS NOT NULL").fetchone()[0])
 
     def _ensure_index(self, conn, count: int) -> None:
-        """Inside a write that leaves ``count`` embeddings: build the HNSW index once the gallery is large
-        enough to be searched through it. Below ``exact_below`` searches are exact and there is no index
-        to keep up: building one over 20,000 rows took 4.8 s, adding the same rows one by one to an
-        index 20 s (0.8 ms a row). Once built, PostgreSQL keeps it up to date with every write. The
-        build takes a SHARE lock: other sessions' searches go on, their writes wait for this one."""
+        """Inside a bulk import that leaves ``count`` embeddings: build the HNSW index once the gallery is
+        large enough to be searched through it (an enrolment never does: the build takes minutes). Below
+        ``exact_below`` there is no index to keep up: building one over 20,000 rows took 4.8 s, adding the
+        same rows one by one to an index 20 s (0.8 ms a row). Once built, PostgreSQL keeps it up to date
+        with every write. The build takes a SHARE lock: other sessions' searches go on, their writes wait."""
         if count < self.index_options.exact_below:
             return
         if self._has_index(conn):
@@ -321,10 +326,13 @@ class PostgresGallery(GalleryBase):
             f"USING hnsw (vector vector_l2_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
         )
 
-    def _state(self) -> Tuple[int, int]:
-        """(number of embeddings, generation): one small read, so it is done for every search."""
-        row = self._conn.execute("SELECT embeddings, generation FROM faces_counts").fetchone()
-        return int(row[0]), int(row[1])
+    def _state(self) -> Tuple[int, int, bool]:
+        """(number of embeddings, generation, whether the HNSW index exists): one small read, so it is done
+        for every search."""
+        row = self._conn.execute(
+            "SELECT embeddings, generation, to_regclass('faces_embeddings_hnsw') IS NOT NULL FROM faces_counts"
+        ).fetchone()
+        return int(row[0]), int(row[1]), bool(row[2])
 
     def close(self) -> None:
         """Close the connection."""
@@ -376,16 +384,16 @@ class PostgresGallery(GalleryBase):
             row = conn.execute("SELECT id, name FROM faces_persons WHERE key = %s", (name_key(name),)).fetchone()
         return int(row[0]), str(row[1])
 
-    def _insert_rows(self, conn, rows: Sequence[tuple]) -> None:
+    def _insert_rows(self, conn, rows: Sequence[tuple]) -> int:
         """Inside a write: store rows of (person id, vector bytes, image hash, source, box JSON, created)
-        with one COPY, and count them."""
+        with one COPY, and count them. Returns the number of embeddings now stored."""
         with conn.cursor().copy(
             "COPY faces_embeddings (person_id, vector, image_sha256, source, box, created) FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["int8", "vector", "text", "text", "text", "text"])
             for person_id, data, digest, source, box, created in rows:
                 copy.write_row((person_id, np.frombuffer(data, dtype="<f4"), digest, source, box, created))
-        self._ensure_index(conn, self._changed(conn, added=len(rows)))
+        return self._changed(conn, added=len(rows))
 
     def _add(self, name: str, prepared: list, fingerprint: dict) -> str:
 
@@ -421,8 +429,8 @@ class PostgresGallery(GalleryBase):
 
     def remove(self, name: str) -> int:
         """Delete a person and all their embeddings (one transaction): they are gone for every query at
-        once. The embeddings table is then vacuumed when it is small enough for that to be quick
-        (``VACUUM_BELOW``); otherwise autovacuum reclaims the dead rows. Returns the number removed."""
+        once. The tables are then vacuumed, so their dead rows are reclaimed now rather than at the next
+        autovacuum (0.15 s at 1,000,000 embeddings). Returns the number removed."""
         person, shown = self._lookup(name)
 
         def work(conn) -> int:
@@ -439,19 +447,21 @@ class PostgresGallery(GalleryBase):
         if count < 0:  # removed by another session meanwhile
             self._lookup(shown)
             return 0
-        if self.embedding_count() < VACUUM_BELOW:
-            self._conn.execute("VACUUM faces_embeddings, faces_persons")
+        self._conn.execute("VACUUM faces_embeddings, faces_persons")
         return int(count)
 
     # --- bulk -----------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def bulk_write(self, fingerprint: dict) -> Iterator[BulkWriter]:
         """One transaction for a bulk import (``bulk.import_embeddings``), claiming the pipeline: all of it
-        is stored or none."""
+        is stored or none. An import that brings the gallery to ``exact_below`` embeddings ends by building
+        the HNSW index."""
         try:
             with self._conn.transaction():
                 self._claim_pipeline(self._conn, fingerprint)
                 yield _PostgresBulk(self)
+                # After every block: one build over all the rows, not block after block into an index.
+                self._ensure_index(self._conn, self._state()[0])
         except self._psycopg.Error as exc:
             raise NeuralensError(f"{self.path}: the gallery was not changed ({_first_line(exc, self._url)})") from None
 
@@ -468,11 +478,12 @@ class PostgresGallery(GalleryBase):
 
     # --- search ---------------------------------------------------------------------------------------
     def uses_index(self, metric: Optional[Metric] = None) -> bool:
-        """Whether a search with ``metric`` goes through the HNSW index: Euclidean (the index's metric)
-        and at least ``exact_below`` embeddings stored."""
-        return isinstance(metric or EuclideanMetric(), EuclideanMetric) and (
-            self.embedding_count() >= self.index_options.exact_below
-        )
+        """Whether a search with ``metric`` goes through the HNSW index: Euclidean (the index's metric), at
+        least ``exact_below`` embeddings stored, and the index built."""
+        if not isinstance(metric or EuclideanMetric(), EuclideanMetric):
+            return False
+        count, _, indexed = self._state()
+        return indexed and count >= self.index_options.exact_below
 
     def _stored(self) -> _Stored:
         """Every embedding as one matrix with its owners, read in one snapshot and cached in this process
