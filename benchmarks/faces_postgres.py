@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -35,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.faces_scale import _exact_top, _index_searches, _peak_mb, _percentiles, synthetic_gallery
+from benchmarks.faces_scale import _exact_top, _index_searches, _peak_mb, _percentiles, run_children, synthetic_gallery
 from benchmarks.faces_search import machine
 
 ROOT = Path(__file__).resolve().parent
@@ -172,20 +170,7 @@ def main() -> None:
         return
     header = f"machine: {machine()}; numpy {np.__version__}"
     print(header, flush=True)
-    results = []
-    for size in args.sizes:
-        command = [sys.executable, "-m", "benchmarks.faces_postgres", "--child", str(size)]
-        command += ["--queries", str(args.queries), "--exact-queries", str(args.exact_queries)]
-        command += ["--ef", *map(str, args.ef)]
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT.parent, env=os.environ)
-        if done.returncode:
-            print(done.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"size {size} failed")
-        result = json.loads(done.stdout.split("RESULT ", 1)[1])
-        result["wall_s"] = time.perf_counter() - started
-        results.append(result)
-        print(json.dumps(result), flush=True)
+    results = run_children("benchmarks.faces_postgres", args)
     report = table(results, args.ef)
     print(report)
     if args.write:

@@ -217,6 +217,27 @@ def table(results: list) -> str:
     return "\n".join(lines)
 
 
+def run_children(module: str, args: argparse.Namespace) -> list:
+    """Run ``python -m module --child SIZE`` for each of ``args.sizes`` (with its --queries, --exact-queries
+    and --ef), one after the other, each in a process of its own. Returns their results (dicts with
+    ``wall_s`` added), printed as they come."""
+    results = []
+    for size in args.sizes:
+        command = [sys.executable, "-m", module, "--child", str(size)]
+        command += ["--queries", str(args.queries), "--exact-queries", str(args.exact_queries)]
+        command += ["--ef", *map(str, args.ef)] if args.ef else []
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT.parent, env=os.environ)
+        if done.returncode:
+            print(done.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"size {size} failed")
+        result = json.loads(done.stdout.split("RESULT ", 1)[1])
+        result["wall_s"] = time.perf_counter() - started
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -232,20 +253,7 @@ def main() -> None:
         return
     header = f"machine: {machine()}; numpy {np.__version__}"
     print(header, flush=True)
-    results = []
-    for size in args.sizes:
-        command = [sys.executable, "-m", "benchmarks.faces_scale", "--child", str(size)]
-        command += ["--queries", str(args.queries), "--exact-queries", str(args.exact_queries)]
-        command += ["--ef", *map(str, args.ef)] if args.ef else []
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT.parent, env=os.environ)
-        if done.returncode:
-            print(done.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"size {size} failed")
-        result = json.loads(done.stdout.split("RESULT ", 1)[1])
-        result["wall_s"] = time.perf_counter() - started
-        results.append(result)
-        print(json.dumps(result), flush=True)
+    results = run_children("benchmarks.faces_scale", args)
     report = table(results)
     print(report)
     if args.write:
