@@ -3,7 +3,8 @@
 Several servers and workers that open the same URL see one gallery: the same commands, API and guarantees
 as the SQLite file (``gallery.Gallery``), whose storage-independent part (``GalleryBase``: pipeline checks,
 thresholds, name lookups, exact search and re-ranking) it shares. Open it with ``open_gallery(url)``;
-psycopg and pgvector are imported only then (``pip install 'neuralens[postgres]'``).
+psycopg is imported only then (``pip install 'neuralens[postgres]'``); pgvector's binary format is read and
+written here (``register_vector``), so the pgvector Python package is not needed.
 
 Design notes (the why):
 - Four tables, prefixed ``faces_`` so the gallery can share a database: settings (JSON values, the same
@@ -71,8 +72,9 @@ EXACT_BELOW = 2_000_000
 # expansion_search (hnsw.ef_search) and candidates.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
-# Memory for building the index in one go (a session setting, allowed to any role): the graph of 1M
-# embeddings needs about this much; with less, pgvector goes on building on disk, more slowly.
+# Memory for building the index (a session setting, allowed to any role). The finished index took 79 MB at
+# 100,000 embeddings and 794 MB at 1,000,000; a graph that outgrows this is built on in pages, more slowly
+# (whether the 1M build, 21 minutes here, did was not checked).
 BUILD_MEMORY = "1GB"
 # Any constant, the same in every process: the advisory lock that serialises creating the tables.
 _SCHEMA_LOCK = 0x6E6C6661636573  # "nlfaces"
