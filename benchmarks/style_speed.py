@@ -17,6 +17,7 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from .style_common import (
@@ -286,6 +287,43 @@ def _add_relative(results: List[Dict[str, Any]]) -> None:
             row["per_pixel_vs_512"] = row["s_per_mpx"] / (base["median_s"] / (base["width"] * base["height"] / 1e6))
 
 
+def plan_estimate(results: List[Dict[str, Any]], config: str, sizes: Sequence[int] = (2048, 4000)) -> List[list]:
+    """Seconds the default plan at each of ``sizes`` (4:3) would spend optimising on this machine in ``config``,
+    predicted as evaluations x pixels x the measured s/Mpx of the nearest measured size (tiles: the tile
+    row's). Rows: [size, scale, W×H (tile), evaluations, predicted s]; a 'total' row per size."""
+    import torch
+
+    from neuralens.style import StyleOptions
+    from neuralens.style.plan import plan_run
+
+    measured = sorted(
+        (r["size"], r["s_per_mpx"]) for r in results if r["config"] == config and "s_per_mpx" in r and not r.get("tile")
+    )
+    tiled = [r["s_per_mpx"] for r in results if r["config"] == config and r.get("tile") and "s_per_mpx" in r]
+    if not measured:
+        return []
+    rows: List[list] = []
+    for size in sizes:
+        plan = plan_run(StyleOptions(size=size).validate(), round(size * 0.75), size, "fp32", torch.device("cpu"))
+        total = 0.0
+        for scale in plan:
+            if scale.tile is None:
+                h, w = scale.shape
+                cost = min(measured, key=lambda m: abs(m[0] - scale.long_side))[1]
+                pixels = h * w
+            else:
+                y0, y1, x0, x1 = scale.boxes[0]
+                h, w = y1 - y0, x1 - x0
+                cost = tiled[0] if tiled else measured[-1][1]
+                pixels = h * w  # evaluations already count every tile
+            seconds = scale.evaluations * pixels / 1e6 * cost
+            total += seconds
+            shape = f"{w}×{h}" + (f" ({len(scale.boxes)} tiles)" if scale.tile else "")
+            rows.append([size, scale.long_side, shape, scale.evaluations, f"{seconds:.0f}"])
+        rows.append([size, "total", "", sum(s.evaluations for s in plan), f"{total:.0f} ({total / 60:.1f} min)"])
+    return rows
+
+
 def _markdown(data: Dict[str, Any]) -> str:
     rows = []
     for r in data["results"]:
@@ -347,6 +385,10 @@ def _markdown(data: Dict[str, Any]) -> str:
         [[r["size"], r["config"]] + [f"{100 * r['breakdown'].get(k, 0):.0f} %" for k in parts] for r in splits],
     )
     tune = data.get("autotune") or {}
+    chosen = config_name(data.get("auto_precision") or "fp32", bool(tune.get("channels_last")))
+    estimate = markdown_table(
+        ["output", "scale", "W×H", "evaluations", "predicted s"], plan_estimate(data["results"], chosen)
+    )
     skipped = (
         "\n\nbf16 is not measured: this CPU has no bf16 units (emulated, one evaluation at 384 px took over 5 minutes)."
         if data.get("bf16_skipped")
@@ -385,6 +427,13 @@ an evaluation, so it chooses **{"channels-last" if tune.get("channels_last") els
 ## Where the time goes (one profiled evaluation, shares of its op time)
 
 {split_table if splits else "(not measured: --breakdown)"}
+
+## The default plan on this machine, predicted from these costs ({chosen})
+
+Evaluations of `neuralens stylize --size S` (4:3 photo) at each scale times its pixels times the measured
+seconds per megapixel nearest to it (tiles: the tile row's); start-up, targets and saving not included.
+
+{estimate}
 """
 
 
@@ -397,7 +446,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--tile", type=int, help="also a TILE x TILE crop of the largest size, as a tiled scale")
     p.add_argument("--breakdown", type=int, nargs="*", default=[], help="sizes to profile by VGG block")
     p.add_argument("--name", help="report name (default style_speed); e.g. one per CPU kind")
+    p.add_argument("--render", type=Path, metavar="JSON", help="only write the .md again from a report's .json")
     args = p.parse_args(argv)
+    if args.render:
+        data = json.loads(args.render.read_text())
+        args.render.with_suffix(".md").write_text(
+            "# Style transfer: seconds per evaluation and peak memory\n\n" + _markdown(data)
+        )
+        return 0
     if args.child:
         kw = json.loads(args.child)
         print(MARKER + json.dumps(measure_in_this_process(**kw)), flush=True)
