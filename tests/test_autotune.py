@@ -99,3 +99,8 @@ def test_the_real_measurement_times_both_layouts(monkeypatch):
     monkeypatch.setattr(autotune, "MEASURE_SHAPE", (32, 48))
     measure = autotune.vgg_measure(["relu2_1"], ["relu1_1", "relu2_1"])
     assert 0 < measure("fp32", False) < 60 and 0 < measure("fp32", True) < 60
+
+
+def test_a_close_call_keeps_the_fixed_rule(tuning):
+    assert autotune.channels_last_for(CPU, "fp32", "net", fake({True: 0.99, False: 1.0}, [])) is False
+    assert autotune.channels_last_for(CPU, "bf16", "net", fake({True: 1.0, False: 0.99}, [])) is True
