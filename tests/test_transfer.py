@@ -1,5 +1,7 @@
 """Style transfer and reconstruction: losses go down, seeds repeat, every option path runs."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -39,6 +41,27 @@ def test_short_optimisation_lowers_the_loss(content_image, style_image):
     assert min(losses[1:]) < losses[0]
     assert result.image.size == (48, 36)
     assert not result.stopped
+
+
+def test_lbfgs_first_step_is_sized_to_the_pixels(content_image, style_image, monkeypatch):
+    """L-BFGS's own first step (the pixels moved by 1 in total) left the loss flat for several evaluations;
+    the sized one lowers it from the second evaluation, and every evaluation is still counted once."""
+    import neuralens.style.optimise  # noqa: F401 - the module (the package exports the function of that name)
+
+    optimise_module = sys.modules["neuralens.style.optimise"]
+
+    def losses(first_step):
+        monkeypatch.setattr(optimise_module, "FIRST_STEP", first_step)
+        result = StyleTransfer(style_image, **dict(TINY, iterations=4), scales=1, init="noise", seed=1).run(
+            content_image
+        )
+        return [h["loss"] for h in result.history]
+
+    sized, unsized = losses(0.01), losses(1e-9)
+    assert len(sized) == len(unsized) == 4
+    assert sized[0] == unsized[0]
+    assert sized[-1] < 0.9 * sized[0]
+    assert sized[-1] < unsized[-1]
 
 
 def test_clamp_pixels_lets_out_of_range_values_come_back():
