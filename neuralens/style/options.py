@@ -125,6 +125,13 @@ class StyleOptions:
         minimum=0,
         none_help="20 below 512 px, 75 at the 512-px scale",
     )
+    fast_start: Optional[bool] = option(
+        None,
+        "start each scale after the first with the fine detail of the one-pass (AdaIN) result added to the "
+        "upsampled previous result",
+        kind="bool",
+        none_help="when the arbitrary-style engine is installed and the run has no masks",
+    )
     learning_rate: float = option(0.02, "Adam's step size in pixel units (image in [0, 1])", above=0)
     scales: Optional[int] = option(
         None,

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from ..imageio import ImageLike, image_to_tensor, load_image, resize_long_side, tensor_to_image
-from . import color, tiling
+from . import color, fast_start, tiling
 from .network import StyleNetwork
 from .objective import Objective
 from .optimise import Reporter, optimise
@@ -47,6 +47,7 @@ class StyleTransfer:
         self.options = dataclasses.replace(options or StyleOptions(), **kwargs).validate()
         self.targets = StyleTargets(style, self.options)
         self.network = StyleNetwork(self.options)  # the weights load on first use, after the first plan
+        self.fast_start = fast_start.FastStart(self.targets, self.options) if fast_start.wanted(self.options) else None
         self.min_side = smallest_side(list(self.network.content_layers) + list(self.network.style_layers))
 
     @property
@@ -159,10 +160,18 @@ class StyleTransfer:
                     if o.preserve_color == "luminance":
                         image = color.luminance(image)
                 else:
+                    previous = tuple(image.shape[2:])
                     image = upsample(image, target.shape[2:])
+                    if self.fast_start is not None:
+                        t_fast = time.perf_counter()
+                        image = self.fast_start.start(image, reference, previous)
+                        if o.preserve_color == "luminance":
+                            image = color.luminance(image)
+                        timings[f"fast_start_{scale.long_side}"] = time.perf_counter() - t_fast
                 if scale.tile is None:
+                    t_targets = time.perf_counter()
                     objective = self.objective(target, final_pixels, reference, extra_terms=extra_terms)
-                    timings[f"targets_{scale.long_side}"] = time.perf_counter() - t_scale
+                    timings[f"targets_{scale.long_side}"] = time.perf_counter() - t_targets
                     image, steps, stopped = optimise(
                         objective, self.network.to_device(image), scale.iterations, o, reporter, postprocess
                     )
@@ -178,7 +187,12 @@ class StyleTransfer:
             reporter.close()
         result = postprocess(image)
         timings["total"] = time.perf_counter() - t_start
-        setup = {"device": str(self.device), "precision": self.precision, "channels_last": self.network.channels_last}
+        setup = {
+            "device": str(self.device),
+            "precision": self.precision,
+            "channels_last": self.network.channels_last,
+            "fast_start": self.fast_start is not None,
+        }
         return StyleResult(result, reporter.history, timings, stopped, setup)
 
     def _optimise_tiled(
