@@ -1,0 +1,134 @@
+"""Issue 17: what a code change or a plan buys at print sizes, on the canonical objective at the output size.
+
+    python -m benchmarks.style_print --size 1024 --label after [--set fast_start=false] [--render]
+
+Each call runs ``StyleTransfer(starry_night, size=S, seed=0, **set).run(tubingen)`` in this process (the model
+loaded once, as the CLI does) and appends one row to ``results/style_print.json``: the wall time of the run
+(start-up not included), neuralens's timings per scale, the loss after every evaluation of the output scale (so
+one run shows what any smaller evaluation count at that scale would have reached: L-BFGS does not look at the
+count until it is spent), and the canonical objective of the saved 8-bit image (``style_pastiche``). ``--render``
+writes ``results/style_print.md`` from all rows. A row of the code before a change is measured by running this
+file from a checkout of that commit (the file only needs neuralens's public API and ``style_common``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+from .style_common import RESULTS, WORK, image_path, machine_info, machine_markdown, markdown_table
+
+DATA = RESULTS / "style_print.json"
+
+
+def parse_value(text: str) -> Any:
+    """'false' -> False, '10' -> 10, '0.5' -> 0.5, anything else as given."""
+    lowered = text.lower()
+    if lowered in ("true", "false", "none"):
+        return {"true": True, "false": False, "none": None}[lowered]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def run(size: int, label: str, fields: Dict[str, Any]) -> Dict[str, Any]:
+    """One run; returns its row."""
+    from neuralens.style import StyleOptions, StyleTransfer
+
+    from .style_pastiche import CanonicalObjective
+
+    content, style = image_path("content", "tubingen"), image_path("style", "starry_night")
+    started = time.perf_counter()
+    transfer = StyleTransfer(str(style), StyleOptions(size=size, seed=0, **fields))
+    result = transfer.run(str(content))
+    seconds = time.perf_counter() - started
+    folder = WORK / "print"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{size}_{label}.png"
+    result.image.save(out)
+    last_scale = result.history[-1]["scale"]
+    curve = [h["loss"] for h in result.history if h["scale"] == last_scale]
+    reference = folder / f"content_{size}.png"
+    from PIL import Image
+
+    from neuralens.imageio import load_image, resize_long_side
+
+    resize_long_side(load_image(content), size).save(reference)
+    painting = folder / f"style_{size}.png"
+    resize_long_side(load_image(style), size).save(painting)
+    score = CanonicalObjective(reference, painting).score(out)
+    Image.open(out).crop((0, 0, min(512, result.image.width), min(384, result.image.height))).save(
+        folder / f"{size}_{label}_crop.png"
+    )
+    return {
+        "label": label,
+        "size": size,
+        "fields": fields,
+        "seconds": round(seconds, 1),
+        "evaluations": len(result.history),
+        "timings": {k: round(v, 2) for k, v in result.timings.items()},
+        "setup": getattr(result, "setup", {}),
+        "last_scale_curve": curve,
+        "objective": score["objective"],
+        "machine": machine_info(),
+    }
+
+
+def render(rows: List[Dict[str, Any]]) -> str:
+    """The Markdown report of all rows."""
+    machines = {r["machine"].get("cpu_model", "?") for r in rows}
+    lines = ["# Print sizes: objective and time per plan and code version (issue 17)", ""]
+    lines += ["Made by `python -m benchmarks.style_print` (see its docstring); one row per run.", ""]
+    table = []
+    for r in rows:
+        curve = r["last_scale_curve"]
+        at = {k: min(curve[:k]) if len(curve) >= k else None for k in (5, 10, 19)}
+        table.append(
+            [
+                r["size"],
+                r["label"],
+                ", ".join(f"{k}={v}" for k, v in r["fields"].items()) or "defaults",
+                (r["machine"].get("neuralens_commit") or "?")[:7]
+                + ("+" if r["machine"].get("neuralens_dirty") else ""),
+                r["evaluations"],
+                r["seconds"],
+                at[5],
+                at[10],
+                at[19],
+                r["objective"],
+            ]
+        )
+    header = ["size", "label", "settings", "commit", "evaluations", "run s", "loss after 5 at output scale"]
+    header += ["after 10", "after 19", "canonical objective of the saved image"]
+    lines += [markdown_table(header, table), ""]
+    lines += [f"Machine(s): {', '.join(sorted(machines))}.", "", machine_markdown(rows[-1]["machine"]), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--label", default="run")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="StyleOptions fields")
+    parser.add_argument("--render", action="store_true", help="only write the Markdown report from the JSON")
+    parser.add_argument("--data", type=Path, default=DATA)
+    args = parser.parse_args()
+    rows = json.loads(args.data.read_text()) if args.data.exists() else []
+    if not args.render:
+        fields = {k: parse_value(v) for k, _, v in (item.partition("=") for item in args.set)}
+        row = run(args.size, args.label, fields)
+        rows.append(row)
+        args.data.parent.mkdir(parents=True, exist_ok=True)
+        args.data.write_text(json.dumps(rows, indent=1))
+        print(json.dumps({k: row[k] for k in ("label", "size", "seconds", "evaluations", "objective")}))
+    (args.data.parent / "style_print.md").write_text(render(rows))
+
+
+if __name__ == "__main__":
+    main()
