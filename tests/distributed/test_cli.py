@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 TINY = ["--size", "48", "--iterations", "12", "--coarse-iterations", "0", "--scales", "1"]
@@ -20,7 +21,9 @@ def pixels(path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def test_batch_through_two_workers_matches_in_process(two_workers, redis_url, storage_url, photos, run_cli, tmp_path):
+def test_batch_through_two_workers_matches_in_process(
+    two_workers, redis_url, storage_url, photos, run_cli, tmp_path, monkeypatch
+):
     *contents, style = photos
     inputs = [contents[0], style, "--content", contents[1], "--content", contents[2]]
     queued, local, report = tmp_path / "queued", tmp_path / "local", tmp_path / "report.json"
@@ -28,7 +31,16 @@ def test_batch_through_two_workers_matches_in_process(two_workers, redis_url, st
         "stylize", *inputs, *TINY, "-o", queued, "--broker", redis_url, "--storage", storage_url, "--report", report
     )
     assert code == 0, err
-    code, _, err = run_cli("stylize", *inputs, *TINY, "-o", local, "--quiet")
+    # The workers run on one thread each (conftest); so does the in-process run here. Across thread counts the
+    # sums inside VGG round differently, and 12 L-BFGS steps carry that into 1-level differences at about 1 %
+    # of the pixels (measured), so bit-equality holds only between runs on equal thread counts.
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what the CLI reads to leave the count alone
+    torch.set_num_threads(1)
+    try:
+        code, _, err = run_cli("stylize", *inputs, *TINY, "-o", local, "--quiet")
+    finally:
+        torch.set_num_threads(threads)
     assert code == 0, err
     for content in contents:
         name = f"{content.stem}.png"
