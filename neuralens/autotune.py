@@ -77,8 +77,13 @@ def cpu_signature() -> Dict[str, object]:
 
 
 def cache_key(precision: str, workload: str) -> str:
-    """The key of a choice: a digest of the CPU signature, ``precision`` and ``workload`` (the network)."""
-    text = json.dumps({**cpu_signature(), "precision": precision, "workload": workload}, sort_keys=True)
+    """The key of a choice: a digest of the CPU signature, ``precision``, ``workload`` (the network) and how
+    it is measured. A choice measured another way is measured again: an entry of the earlier 256x192 measure
+    (taken on a busy machine: channels-last 7.6 s, NCHW 3.7 s) kept NCHW for every later run, where
+    channels-last is 1.2-1.5x faster from 512 px on (benchmarks/results/style_speed_amd_avx2.md)."""
+    measured = {"shape": list(MEASURE_SHAPE), "repeats": MEASURE_REPEATS}
+    fields = {**cpu_signature(), "precision": precision, "workload": workload, "measure": measured}
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

@@ -63,6 +63,14 @@ def test_a_cache_from_another_machine_is_measured_again(tuning, monkeypatch):
     assert len(entries) == 2  # both machines' answers kept (a shared home folder serves both)
 
 
+def test_a_choice_measured_another_way_is_measured_again(tuning, monkeypatch):
+    calls = []
+    assert autotune.channels_last_for(CPU, "fp32", "net", fake({True: 2.0, False: 1.0}, calls)) is False
+    monkeypatch.setattr(autotune, "MEASURE_SHAPE", (96, 128))  # a later version measures on another image
+    assert autotune.channels_last_for(CPU, "fp32", "net", fake({True: 1.0, False: 2.0}, calls)) is True
+    assert calls.count("made") == 2
+
+
 @pytest.mark.parametrize("text", ["not json", '{"format": "other", "entries": {}}', '{"format": "neuralens-autotune"}'])
 def test_an_unreadable_cache_is_ignored_and_rewritten(tuning, text):
     (tuning / autotune.CACHE_NAME).write_text(text)
