@@ -117,8 +117,10 @@ def run_one(
             crop = image.crop((w // 2 - 384, h // 2 - 256, w // 2 + 384, h // 2 + 256))
             save_jpeg_under(crop, out_dir / f"{stem}_crop.jpg", 400_000)
             row["preview"], row["crop"] = f"{stem}_preview.jpg", f"{stem}_crop.jpg"
-        tiles = [s for s in row.get("scale_sizes", []) if s[0] == s[1] == MAX_AUTO_TILE]
-        if tiles:  # the automatic tiles were used: measure the jumps across their edges
+        # The output size is missing from the sizes optimised when its scale went in tiles (fitted to the
+        # image, so not always MAX_AUTO_TILE square): then measure the jumps across their edges.
+        tiled = row.get("output_size") and list(row["output_size"]) not in [list(s) for s in row.get("scale_sizes", [])]
+        if tiled:
             row["seams"] = seam_ratios(str(out), MAX_AUTO_TILE, 128)
     return row
 
