@@ -55,3 +55,10 @@ def test_lower_objective_than_the_plain_start_at_equal_evaluations():
         return min(h["loss"] for h in result.history if h["scale"] == 1)
 
     assert final_loss(True) < final_loss(False)
+
+
+def test_not_used_on_scales_that_go_in_tiles(content_image, style_image):
+    options = dict(TINY, size=96, scales=2, iterations=1, coarse_iterations=1, tile_size=64, tile_overlap=16)
+    result = StyleTransfer(style_image, **options).run(content_image)
+    assert result.setup["fast_start"] is True  # on for the run, but the tiled 96-px scale starts plainly
+    assert not any(key.startswith("fast_start_") for key in result.timings)

@@ -127,8 +127,8 @@ class StyleOptions:
     )
     fast_start: Optional[bool] = option(
         None,
-        "start each scale after the first with the fine detail of the one-pass (AdaIN) result added to the "
-        "upsampled previous result",
+        "start each scale after the first that fits whole (not tiled) with the fine detail of the one-pass "
+        "(AdaIN) result added to the upsampled previous result",
         kind="bool",
         none_help="when the arbitrary-style engine is installed and the run has no masks",
     )

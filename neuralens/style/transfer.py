@@ -162,7 +162,9 @@ class StyleTransfer:
                 else:
                     previous = tuple(image.shape[2:])
                     image = upsample(image, target.shape[2:])
-                    if self.fast_start is not None:
+                    # Not on tiled scales: at 4000 px with 2 evaluations a tile the decoder's pixel-scale stripes
+                    # were still there, where the plain start was clean (benchmarks/README.md section 13).
+                    if self.fast_start is not None and scale.tile is None:
                         t_fast = time.perf_counter()
                         image = self.fast_start.start(image, reference, previous)
                         if o.preserve_color == "luminance":
