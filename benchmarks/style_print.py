@@ -24,17 +24,20 @@ from .style_common import RESULTS, WORK, image_path, machine_info, machine_markd
 DATA = RESULTS / "style_print.json"
 
 
-def parse_value(text: str) -> Any:
-    """'false' -> False, '10' -> 10, '0.5' -> 0.5, anything else as given."""
-    lowered = text.lower()
-    if lowered in ("true", "false", "none"):
-        return {"true": True, "false": False, "none": None}[lowered]
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+def parse_fields(items: List[str]) -> Dict[str, Any]:
+    """["fast_start=false", "iterations=5"] -> {"fast_start": False, "iterations": 5}, each value read as the
+    command line reads that StyleOptions field."""
+    from neuralens.options import parse_text, specs
+    from neuralens.style import StyleOptions
+
+    known = specs(StyleOptions)
+    fields = {}
+    for item in items:
+        name, _, text = item.partition("=")
+        if name not in known:
+            raise SystemExit(f"error: --set {item}: StyleOptions has no field {name!r}")
+        fields[name] = parse_text(name, known[name], text)
+    return fields
 
 
 def run(size: int, label: str, fields: Dict[str, Any]) -> Dict[str, Any]:
@@ -122,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = json.loads(args.data.read_text()) if args.data.exists() else []
     if not args.render:
-        fields = {k: parse_value(v) for k, _, v in (item.partition("=") for item in args.set)}
+        fields = parse_fields(args.set)
         row = run(args.size, args.label, fields)
         rows.append(row)
         args.data.parent.mkdir(parents=True, exist_ok=True)
