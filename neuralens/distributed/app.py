@@ -24,6 +24,7 @@ STYLIZE_TASK = "neuralens.stylize"
 FAST_TASK = "neuralens.fast_stylize"
 VIDEO_TASK = "neuralens.video"
 CLASSIFY_TASK = "neuralens.classify_train"
+FACES_TASK = "neuralens.faces_encode"
 
 
 def make_app(broker: str, worker: Optional[WorkerOptions] = None, context: Optional[Dict[str, Any]] = None):

@@ -23,14 +23,21 @@ from ..errors import Interrupted, NeuralensError
 from ..imageio import ImageLike, save_result
 from ..progress import Progress
 from . import state
-from .app import CLASSIFY_TASK, FAST_TASK, STYLIZE_TASK, VIDEO_TASK, make_app
+from .app import CLASSIFY_TASK, FACES_TASK, FAST_TASK, STYLIZE_TASK, VIDEO_TASK, make_app
 from .options import QueueOptions, shown
 from .storage import file_key, open_storage
-from .tasks import STYLE_FILE_FIELDS, marker_key
+from .tasks import STYLE_FILE_FIELDS, face_from_record, marker_key
 
 WAKE_SECONDS = 0.25  # longest sleep between two looks at the batch (events wake the client sooner)
 LOOK_SECONDS = 0.1  # at most this often, the unfinished jobs' progress is read (a batch may be thousands)
 NO_WORKER_SECONDS = 15.0  # say so when no worker has taken any job by then
+# Faces: photos per job. Detecting and encoding one photo takes ~0.1-1 s on a CPU core (HOG) and a job costs
+# ~20-30 ms of queue overhead (message, state, result file; benchmarks/results/queue_throughput.md), so 16
+# photos make jobs of seconds with the overhead at a few per cent, while a 10 000-photo library is still
+# 625 jobs to spread over any number of workers, and a worker lost mid-job costs at most 16 photos again.
+# A small library is cut finer, into up to FACES_SPREAD_JOBS jobs, so that it spreads over the workers too.
+FACES_PHOTOS_PER_JOB = 16
+FACES_SPREAD_JOBS = 32
 
 
 @dataclass
@@ -182,6 +189,17 @@ class QueueClient:
         payload = {"files": files, "options": dataclasses.asdict(options), "command": command}
         payload["options"].pop("device", None)  # the worker's
         return self._send(CLASSIFY_TASK, "classify", payload, batch)
+
+    def submit_faces(self, photos: Sequence[Union[str, os.PathLike]], pipeline, upsample: int, batch: str) -> str:
+        """Queue the detection and encoding of every face of ``photos`` (one job for all of them) with the
+        faces ``Pipeline`` ``pipeline`` and ``upsample``, as ``faces.cluster.find_faces`` does them. Returns
+        the job id; the result is a JSON file of the faces (``tasks._run_faces``)."""
+        payload = {
+            "photos": [self.upload(photo) for photo in photos],
+            "pipeline": dataclasses.asdict(pipeline),
+            "upsample": int(upsample),
+        }
+        return self._send(FACES_TASK, "faces", payload, batch)
 
     def _send(self, task: str, kind: str, payload: dict, batch: str) -> str:
         job_id = state.new_id()
@@ -422,3 +440,61 @@ def classify_train_batch(
             client, batch, {job_id: (Path(folder), output)}, estimate, "train", "epoch", quiet, timeout, save
         )
         return result[2]
+
+
+def faces_per_job(photos: int) -> int:
+    """How many photos a faces job takes, for a library of ``photos`` (see FACES_PHOTOS_PER_JOB)."""
+    return max(1, min(FACES_PHOTOS_PER_JOB, -(-photos // FACES_SPREAD_JOBS)))
+
+
+def find_faces_on_queue(
+    queue: QueueOptions,
+    photos: Sequence[Union[str, os.PathLike]],
+    pipeline=None,
+    upsample: int = 1,
+    progress: bool = True,
+    timeout: Optional[float] = None,
+    per_job: Optional[int] = None,
+) -> tuple:
+    """``faces.cluster.find_faces`` on the queue's workers: the photos uploaded, encoded in jobs of
+    ``per_job`` photos (default ``faces_per_job``) with the faces ``Pipeline`` ``pipeline`` and ``upsample``,
+    followed with one progress bar over the photos. Returns what ``find_faces`` returns: (a list of
+    ``FoundFace`` with the photos as given, in their order, the photos where no face was found); pass it as
+    ``cluster(..., find=functools.partial(find_faces_on_queue, queue))``. An unreadable photo is a
+    NeuralensError naming it, as in-process."""
+    from ..faces.cluster import FoundFace  # noqa: PLC0415
+    from ..faces.models import Pipeline  # noqa: PLC0415
+
+    pipeline = pipeline or Pipeline()
+    if upsample not in range(0, 4):  # as faces.api.detect says it, before anything is uploaded
+        raise NeuralensError(f"upsample must be 0, 1, 2 or 3, got {upsample}")
+    names = [str(photo) for photo in photos]
+    size = per_job or faces_per_job(len(names))
+    chunks = [list(range(start, min(start + size, len(names)))) for start in range(0, len(names), size)]
+    results: Dict[str, dict] = {}
+    batch = state.new_id()
+    with QueueClient(queue) as client:
+        jobs: Dict[str, Tuple[str, List[int]]] = {}
+        for chunk in chunks:
+            job_id = client.submit_faces([photos[i] for i in chunk], pipeline, upsample, batch)
+            more = f" (and {len(chunk) - 1} more photo(s) of its job)" if len(chunk) > 1 else ""
+            jobs[job_id] = (names[chunk[0]] + more, chunk)
+
+        def save(job: state.RemoteJob, _chunk) -> None:
+            results[job.id] = json.loads(client.storage.fetch(job.result).read_bytes())
+
+        collect(client, batch, jobs, size, "finding faces", "photo", not progress, timeout, save)
+    found: list = []
+    empty: List[str] = []
+    for job_id, (_label, chunk) in jobs.items():
+        entries = results[job_id]["photos"]
+        if len(entries) != len(chunk):
+            raise NeuralensError(f"job {job_id} returned {len(entries)} photo(s) for {len(chunk)}")
+        for index, entry in zip(chunk, entries):
+            if "error" in entry:
+                raise NeuralensError(f"{names[index]}: {entry['error']}")
+            faces = [face_from_record(record) for record in entry["faces"]]
+            if not faces:
+                empty.append(names[index])
+            found += [FoundFace(names[index], face) for face in faces]
+    return found, empty

@@ -310,11 +310,92 @@ def _run_classify(ctx: WorkerContext, payload: dict, job_id: str, batch: str) ->
     return Outcome(files["model"], [], False, report)
 
 
-RUNNERS = {"stylize": _run_stylize, "fast": _run_fast, "video": _run_video, "classify": _run_classify}
+FACES_SUFFIX = ".faces.json"  # results/<id>.faces.json: not results/<id>.json, the job's completion marker
+
+
+def face_record(face) -> Dict[str, Any]:
+    """A ``faces.api.Face`` as JSON values, with everything ``face_from_record`` needs to rebuild it: box,
+    score, landmarks, embedding (floats: JSON keeps every digit of a float32 and a float64, so they come back
+    bit for bit), sharpness, yaw and its number in the photo."""
+    return {
+        "box": [int(v) for v in face.box],
+        "score": float(face.score),
+        "landmarks": [[float(x), float(y)] for x, y in face.landmarks],
+        "embedding": None if face.embedding is None else [float(v) for v in face.embedding],
+        "sharpness": float(face.sharpness),
+        "yaw": float(face.yaw),
+        "index": int(face.index),
+    }
+
+
+def face_from_record(data: Dict[str, Any]):
+    """The ``faces.api.Face`` that ``face_record`` wrote (embedding float32, landmarks float64, as
+    ``faces.api.encode`` makes them)."""
+    import numpy as np  # noqa: PLC0415
+
+    from ..faces.api import Face  # noqa: PLC0415
+
+    embedding = data.get("embedding")
+    return Face(
+        box=tuple(int(v) for v in data["box"]),
+        score=float(data["score"]),
+        landmarks=np.asarray(data["landmarks"], dtype=np.float64).reshape(-1, 2),
+        embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
+        sharpness=float(data["sharpness"]),
+        yaw=float(data["yaw"]),
+        index=int(data["index"]),
+    )
+
+
+def _run_faces(ctx: WorkerContext, payload: dict, job_id: str, batch: str) -> Outcome:
+    """Detect and encode every face of the job's photos with ``faces.api.encode`` (the pipeline and upsample
+    of an in-process ``faces.cluster.find_faces``), a progress message per photo; the faces of all of them
+    written as one JSON file, ``{"photos": [{"key", "faces": [face_record, ...]} or {"key", "error"}]}`` in
+    the job's order. A photo that cannot be read is reported in its entry (the client names it by the user's
+    path) rather than failing the job's other photos."""
+    from ..faces import api as faces_api  # noqa: PLC0415
+    from ..faces.models import Pipeline  # noqa: PLC0415
+
+    pipeline = Pipeline(**payload["pipeline"])
+    upsample = int(payload["upsample"])
+    keys = list(payload["photos"])
+    should_stop = _stop_checker(ctx.jobs, job_id)
+    started = time.perf_counter()
+    photos: List[Dict[str, Any]] = []
+    count = 0
+    for done, key in enumerate(keys):
+        if should_stop():
+            raise Interrupted(f"cancelled after {done} of {len(keys)} photo(s)")
+        path = ctx.storage.fetch(key)
+        try:
+            faces = faces_api.encode(path, pipeline=pipeline, upsample=upsample)
+        except NeuralensError as exc:
+            if not str(exc).startswith(f"{path}: "):  # not about this file (a bad setting): the whole job
+                raise
+            photos.append({"key": key, "error": str(exc)[len(f"{path}: ") :]})
+        else:
+            photos.append({"key": key, "faces": [face_record(face) for face in faces]})
+            count += len(faces)
+        progress = {"iteration": done + 1, "total_iterations": len(keys), "faces": count}
+        ctx.jobs.progress(job_id, batch, {**progress, "elapsed": time.perf_counter() - started})
+    seconds = time.perf_counter() - started
+    data = {"photos": photos, "pipeline": dict(payload["pipeline"]), "upsample": upsample}
+    key = ctx.storage.put_bytes(json.dumps(data).encode(), result_key(job_id, FACES_SUFFIX))
+    report = {"photos": len(keys), "faces": count, "stopped": False, "timings": {"total": seconds}}
+    return Outcome(key, [], False, report)
+
+
+RUNNERS = {
+    "stylize": _run_stylize,
+    "fast": _run_fast,
+    "video": _run_video,
+    "classify": _run_classify,
+    "faces": _run_faces,
+}
 
 
 def run_job(task, kind: str, payload: dict) -> str:
-    """Run one job of ``kind`` ('stylize', 'fast', 'video' or 'classify') in this worker, or report what another run already
+    """Run one job of ``kind`` ('stylize', 'fast', 'video', 'classify' or 'faces') in this worker, or report what another run already
     finished. Returns the status reported (for logs). Raises the task's Retry while another worker holds the
     job's lease or Redis cannot be reached."""
     ctx = worker_context(task.app)
@@ -384,7 +465,7 @@ def _redis_errors() -> tuple:
 
 def register(app) -> None:
     """Register the tasks on a Celery app (``app.make_app`` does)."""
-    from .app import CLASSIFY_TASK, FAST_TASK, STYLIZE_TASK, VIDEO_TASK  # noqa: PLC0415
+    from .app import CLASSIFY_TASK, FACES_TASK, FAST_TASK, STYLIZE_TASK, VIDEO_TASK  # noqa: PLC0415
 
     @app.task(name=STYLIZE_TASK, bind=True)
     def stylize(self, payload: dict) -> str:
@@ -401,3 +482,7 @@ def register(app) -> None:
     @app.task(name=CLASSIFY_TASK, bind=True)
     def classify_train(self, payload: dict) -> str:
         return run_job(self, "classify", payload)
+
+    @app.task(name=FACES_TASK, bind=True)
+    def faces(self, payload: dict) -> str:
+        return run_job(self, "faces", payload)

@@ -312,11 +312,18 @@ def cmd_cluster(args) -> int:
         if not Path(args.output).parent.is_dir():
             raise NeuralensError(f"{args.output}: the folder {Path(args.output).parent} does not exist")
     naming = [(_group_number(number), name) for number, name in args.enroll_cluster or []]
+    find = _queue_finder(args)
     photos = find_images(args.photos, recursive=args.recursive)
     gallery = _open(args, create=True) if naming else _existing_gallery(args)
     try:
         result = cluster(
-            photos, args.threshold, gallery, detector=args.detector, jitter=args.jitter, upsample=args.upsample
+            photos,
+            args.threshold,
+            gallery,
+            detector=args.detector,
+            jitter=args.jitter,
+            upsample=args.upsample,
+            find=find,
         )
         if args.output:
             write_report(result, args.output)
@@ -344,6 +351,20 @@ def cmd_cluster(args) -> int:
     for item in enrolled:
         print(f"enrolled {item.name}: {item.added} embedding(s) added")
     return 0
+
+
+def _queue_finder(args):
+    """With --broker, the faces are found by the queue's workers (``find`` for ``cluster``); None otherwise."""
+    from ..distributed.options import QueueOptions  # noqa: PLC0415 -- the options only: no Celery, no Redis
+
+    queue = QueueOptions(args.broker, args.storage).validate()
+    if queue.broker is None:
+        return None
+    import functools  # noqa: PLC0415
+
+    from ..distributed.client import find_faces_on_queue  # noqa: PLC0415 -- Celery and Redis only when asked
+
+    return functools.partial(find_faces_on_queue, queue)
 
 
 def _group_number(text: str) -> int:
@@ -470,6 +491,13 @@ def register(subparsers) -> None:
         help="enrol group ID as NAME in the gallery (may be given several times)",
     )
     _pipeline_options(p), _gallery_option(p), _json_option(p)
+    from .. import options as option_specs  # noqa: PLC0415
+    from ..distributed.options import QueueOptions  # noqa: PLC0415 -- the options only: no Celery, no Redis
+
+    option_specs.add_arguments(
+        p.add_argument_group("on a job queue: faces found by `neuralens worker` processes (docs/scale-out.md)"),
+        QueueOptions,
+    )
     p.set_defaults(func=cmd_cluster)
 
     from . import cli_evaluate  # noqa: PLC0415 -- it imports this module's helpers

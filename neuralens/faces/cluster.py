@@ -19,7 +19,7 @@ import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -147,10 +147,13 @@ def cluster(
     jitter: Optional[int] = None,
     upsample: int = 1,
     progress: bool = True,
+    find: Optional[Callable[..., tuple]] = None,
 ) -> ClusterResult:
     """Group the faces of ``photos`` by person. ``threshold`` defaults to the gallery's calibrated one
     (when ``gallery`` is given) or dlib's 0.6; the pipeline is the gallery's (so its groups can be enrolled
-    there) with ``detector``/``jitter`` overriding. Returns a ``ClusterResult``."""
+    there) with ``detector``/``jitter`` overriding. ``find(photos, pipeline, upsample, progress)`` finds the
+    faces as ``find_faces`` (the default) does: ``functools.partial(distributed.client.find_faces_on_queue,
+    queue)`` has the queue's workers do it. Returns a ``ClusterResult``."""
     if not photos:
         raise NeuralensError("cluster needs at least one photo")
     if threshold is None:
@@ -160,7 +163,7 @@ def cluster(
     pipeline = gallery.default_pipeline(detector, jitter) if gallery is not None else None
     if pipeline is None:
         pipeline = Pipeline(detector=detector or "hog", jitter=jitter or 0)
-    found, empty = find_faces(photos, pipeline, upsample, progress)
+    found, empty = (find or find_faces)(photos, pipeline, upsample, progress)
     return ClusterResult(group_faces(found, float(threshold)), float(threshold), len(photos), empty)
 
 
