@@ -1,4 +1,4 @@
-"""`neuralens worker`: run style jobs from a Redis job queue. The flags come from QueueOptions and
+"""`neuralens worker`: run jobs (style, video, training, ...) from a Redis job queue. The flags come from QueueOptions and
 WorkerOptions; nothing here imports Celery or Redis until the command runs."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "worker",
         help="run jobs from a Redis job queue (stylize --broker), on this machine's CPU or GPU",
-        description="Take style jobs from the queue at --broker and run them; inputs and results are in the "
+        description="Take jobs (stylize, video, classify train, ...) from the queue at --broker and run them; inputs and results are in the "
         "shared storage at --storage (the same URL as the clients'). A job whose worker dies is run again by "
         "another one. Stop with Ctrl-C: running jobs finish first.",
         epilog=WORKER_EXAMPLES,

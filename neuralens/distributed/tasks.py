@@ -284,8 +284,14 @@ def _run_classify(ctx: WorkerContext, payload: dict, job_id: str, batch: str) ->
     def on_features(done: int, photos: int) -> None:
         publish(0, stage="features", features=[done, photos])
 
+    lines: List[str] = []  # the dataset summary and warnings, for the report (paths relative to the photos)
+
     with tempfile.TemporaryDirectory(prefix="neuralens-classify-job-") as folder:
         data, output = Path(folder) / "data", Path(folder) / "out" / "model.pt"
+
+        def log(line: str) -> None:
+            lines.append(line.replace(f"{data}{os.sep}", "").replace(str(data), "the photos"))
+
         for name, key in payload["files"]:
             target = inside(data, name)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -295,6 +301,7 @@ def _run_classify(ctx: WorkerContext, payload: dict, job_id: str, batch: str) ->
             data,
             output,
             options,
+            log=log,
             on_features=on_features,
             on_epoch=on_epoch,
             command=payload.get("command"),
@@ -307,6 +314,7 @@ def _run_classify(ctx: WorkerContext, payload: dict, job_id: str, batch: str) ->
     report = classifier.report.to_dict()
     report["classes"] = list(classifier.classes)
     report["files"] = files  # keys in the storage (the worker's temporary paths are gone)
+    report["log"] = lines
     return Outcome(files["model"], [], False, report)
 
 

@@ -67,7 +67,7 @@ class WebConfig:
     max_size: int = 1024  # largest output long side a job may ask for
     max_iterations: int = 1000
     allowed_hosts: Optional[Tuple[str, ...]] = None  # Host headers accepted (None: any)
-    broker: Optional[str] = None  # style jobs run on this Redis job queue's workers (docs/scale-out.md)
+    broker: Optional[str] = None  # style, video and training jobs run on this Redis queue's workers (docs/scale-out.md)
     storage: Optional[str] = None  # the queue's shared storage (with broker)
 
     @property
@@ -151,21 +151,22 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     The job worker starts with the app (its lifespan) and the results folder is deleted when it stops."""
     config = dataclasses.replace(config or WebConfig(), **settings)
     devices.pick_device(config.device)  # fail now, not on the first job, when the device is missing
-    runner = run_style_transfer
+    runner, video_runner, trainer = run_style_transfer, None, None  # None: the library's, in this process
     probe = None
     if config.broker is not None:  # the queue's client only when asked: the default needs no Redis
         from ..distributed.health import BrokerProbe  # noqa: PLC0415
         from ..distributed.options import QueueOptions  # noqa: PLC0415
-        from ..distributed.web import QueueRunner  # noqa: PLC0415
+        from ..distributed.web import QueueRunner, QueueTrainer, QueueVideoRunner  # noqa: PLC0415
 
         runner = QueueRunner(QueueOptions(config.broker, config.storage).validate())
+        video_runner, trainer = QueueVideoRunner(runner.client), QueueTrainer(runner.client)  # one connection
         probe = BrokerProbe(config.broker)  # /readyz and /metrics: workers alive, the queue's length
     broker_status = probe.status if probe is not None else None
     metrics = Metrics(broker_status)
     manager = JobManager(
         workers=config.workers, max_queue=config.max_queue, preview_every=config.preview_every, runner=runner
     )
-    videos = video_api.manager(config, manager.root)  # its jobs' folders live in the style jobs' root
+    videos = video_api.manager(config, manager.root, video_runner)  # its jobs' folders: in the style jobs' root
     metrics.watch(manager, "style")
     metrics.watch(videos, "video")
 
@@ -181,6 +182,7 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
             manager.shutdown()
             if probe is not None:
                 probe.close()
+                runner.close()  # the queue's connections (the video and training runners share them)
 
     description = (
         "Neural style transfer with live previews, real-time style with built-in models, and face enrolment "
@@ -243,7 +245,7 @@ def create_app(config: Optional[WebConfig] = None, **settings) -> FastAPI:
     models_api.register(api, config)
     live_api.register(api, config)
     # Classifier training: its project and jobs live in the style jobs' root, so they go with it.
-    app.state.trainings = register_classify(api, config, manager.root / "classify")
+    app.state.trainings = register_classify(api, config, manager.root / "classify", trainer)
     metrics.watch(app.state.trainings, "classify")
     video_api.register(api, videos, config)
     app.include_router(api)

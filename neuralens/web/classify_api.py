@@ -407,9 +407,10 @@ class TrainingManager(JobManager):
     """``JobManager``'s queue, workers, cancel and snapshots, running ``neuralens.classify.train`` on the
     job's folder. Its root is inside the style jobs' root, which the server removes when it stops."""
 
-    def __init__(self, root: FilePath, project: Project, max_queue: int):
+    def __init__(self, root: FilePath, project: Project, max_queue: int, train: Optional[Any] = None):
         super().__init__(workers=1, max_queue=max_queue, root=root)
         self.project = project
+        self.train = train or classify.train  # or distributed.web.QueueTrainer: on the job queue
 
     def submit_training(self, options: ClassifyOptions) -> TrainingJob:
         """Snapshot the classes into a new job folder, check them as the library does, and queue the job.
@@ -466,7 +467,7 @@ class TrainingManager(JobManager):
                 self._touch(job)
 
         try:
-            classifier = classify.train(
+            classifier = self.train(
                 job.data,
                 job.model_path,
                 job.options,
@@ -478,6 +479,8 @@ class TrainingManager(JobManager):
             with self._changed:
                 job.result = web_result(classifier)
                 job.status, job.stage = DONE, None
+                # On the job queue, epochs that went by between two looks arrive at the end: put them in place.
+                job.epochs.sort(key=lambda row: (row["stage"] == "fine-tune", row["epoch"]))
             with self.project.lock:
                 previous = self.project.model
                 self.project.model = (job.id, classifier, job.model_path)
@@ -591,11 +594,12 @@ class PredictionOut(BaseModel):
     seconds: float
 
 
-def register(api: APIRouter, config, root: FilePath) -> TrainingManager:
+def register(api: APIRouter, config, root: FilePath, train: Optional[Any] = None) -> TrainingManager:
     """Add the /classify routes to ``api``, with the project under ``root``; returns the training manager (the
-    app starts and stops it with the style jobs' one)."""
+    app starts and stops it with the style jobs' one). ``train`` runs the trainings (None: ``classify.train``
+    in this process)."""
     project = Project(root / "project")
-    manager = TrainingManager(root / "trainings", project, config.max_queue)
+    manager = TrainingManager(root / "trainings", project, config.max_queue, train)
     limits = (config.max_upload_bytes, config.max_pixels)
 
     def latest() -> Optional[TrainingJob]:

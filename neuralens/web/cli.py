@@ -17,7 +17,7 @@ SERVE_EXAMPLES = """examples:
   neuralens serve --port 8080 --gallery ~/faces.sqlite3
   NEURALENS_TOKEN=$(openssl rand -hex 16) neuralens serve --host 0.0.0.0   (reachable by others; token required)
   neuralens serve --host 0.0.0.0 --token generate   (prints a fresh random token)
-  neuralens serve --broker redis://127.0.0.1:6379/0 --jobs 4   (style jobs on `neuralens worker` processes)
+  neuralens serve --broker redis://127.0.0.1:6379/0 --jobs 4   (jobs on `neuralens worker` processes)
 """
 
 
@@ -69,7 +69,7 @@ def register(subparsers) -> None:
         "--max-upload-mb", type=float, default=20, help="largest upload per file in MB (default %(default)s)"
     )
     options.add_arguments(
-        p.add_argument_group("style jobs on a job queue (--jobs: how many this server has there at once)"), QueueOptions
+        p.add_argument_group("jobs on a job queue: style, video, training (--jobs: style jobs at once)"), QueueOptions
     )
     p.set_defaults(func=serve)
 

@@ -222,11 +222,13 @@ def _public(result: dict) -> dict:
 
 class VideoJobs(JobManager):
     """The job machinery of ``JobManager`` (bounded queue, worker threads, cancel, delete, folders) running
-    ``neuralens.video.stylize`` instead of a style transfer. ``device`` is where the engines run."""
+    ``neuralens.video.stylize`` instead of a style transfer. ``device`` is where the engines run; ``stylize``
+    is what runs a job (``video.stylize``, or ``distributed.web.QueueVideoRunner`` on the job queue)."""
 
-    def __init__(self, device: str = "auto", **settings: Any):
+    def __init__(self, device: str = "auto", stylize: Optional[Any] = None, **settings: Any):
         super().__init__(**settings)
         self.device = device
+        self.stylize = stylize or video_stylize
 
     def staging(self) -> Path:
         """A fresh server-named path for an upload being checked (moved into its job's folder when queued)."""
@@ -259,7 +261,7 @@ class VideoJobs(JobManager):
         def callback(index: int, total: int, rgb) -> None:
             nonlocal shown
             meter.set_total(total)
-            meter.update(1)
+            meter.update(index + 1 - meter.count)  # 1 in-process; a queued job's messages may skip frames
             now = time.perf_counter()
             preview = None
             if index == 0 or index + 1 >= total or now - shown >= PREVIEW_SECONDS:
@@ -285,7 +287,7 @@ class VideoJobs(JobManager):
 
         kind = job.engine["engine"]
         try:
-            result = video_stylize(
+            result = self.stylize(
                 job.input_path,
                 job.result_path,
                 styles=job.styles or None,
@@ -322,10 +324,17 @@ class VideoJobs(JobManager):
                 shutil.rmtree(job.folder, ignore_errors=True)
 
 
-def manager(config, root: Path) -> VideoJobs:
+def manager(config, root: Path, stylize: Optional[Any] = None) -> VideoJobs:
     """The video jobs of a server with ``config`` (a WebConfig: workers, queue length, device), their folders in
-    ``videos/`` under ``root`` (the style jobs' results folder: a server has one folder, removed with it)."""
-    return VideoJobs(device=config.device, workers=config.workers, max_queue=config.max_queue, root=root / "videos")
+    ``videos/`` under ``root`` (the style jobs' results folder: a server has one folder, removed with it);
+    ``stylize`` runs them (None: ``video.stylize`` in this process)."""
+    return VideoJobs(
+        device=config.device,
+        stylize=stylize,
+        workers=config.workers,
+        max_queue=config.max_queue,
+        root=root / "videos",
+    )
 
 
 # ---- the API's shapes -------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ worker process, ends with the in-process path's image, and Cancel reaches the wo
 
 from __future__ import annotations
 
+import io
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,9 @@ from PIL import Image
 
 from neuralens.distributed.options import QueueOptions
 from neuralens.style import StyleOptions, StyleTransfer
+
+SAMPLES = Path(__file__).resolve().parents[2] / "neuralens" / "samples"
+SHARED = SAMPLES.parents[1].parent / "shared" / "data"
 
 
 def _wait(job, statuses, timeout: float = 120.0, min_iteration: int = 0) -> None:
@@ -111,3 +116,122 @@ def test_serve_refuses_a_bad_broker_in_one_line(cli_error):
     assert "--broker must be a Redis URL" in cli_error("serve", "--broker", "http://x")
     pytest.importorskip("redis")
     assert "cannot reach the broker" in cli_error("serve", "--broker", "redis://127.0.0.1:1/0", "--port", "0")
+
+
+# --- video and classifier jobs of the web app on the queue ------------------------------------------------------
+FINISHED_STATUSES = ("done", "failed", "cancelled")
+
+
+@pytest.fixture()
+def served(two_workers, redis_url, storage_url, tmp_path):
+    """A TestClient of `neuralens serve --broker`: every job goes to this module's two worker processes."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from neuralens.web import create_app
+
+    app = create_app(gallery=str(tmp_path / "g.sqlite3"), device="cpu", broker=redis_url, storage=storage_url)
+    with TestClient(app) as client:
+        yield client
+
+
+def _poll(client, url: str, timeout: float = 240.0) -> list:
+    """Every state of the job at ``url`` seen until it ends (a few looks a second)."""
+    deadline, seen = time.monotonic() + timeout, []
+    while not seen or seen[-1]["status"] not in FINISHED_STATUSES:
+        assert time.monotonic() < deadline, seen[-1] if seen else url
+        seen.append(client.get(url).json())
+        time.sleep(0.05)
+    return seen
+
+
+def _frames(data: bytes) -> np.ndarray:
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def test_a_web_video_runs_on_a_worker_with_progress_and_the_in_process_frames(served, tmp_path):
+    from neuralens import video
+    from neuralens.video.synthetic import pan_clip, write_clip
+
+    with Image.open(SAMPLES / "tubingen.jpg") as photo:
+        frames, _ = pan_clip(photo.convert("RGB").resize((128, 96)), (64, 48), 8, (3, 1))
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, frames, fps=12)
+    posted = served.post(
+        "/api/videos", files={"video": ("clip.mp4", clip.read_bytes(), "video/mp4")}, data={"model": "starry-night"}
+    )
+    assert posted.status_code == 202, posted.text
+    seen = _poll(served, f"/api/videos/{posted.json()['id']}")
+    final = seen[-1]
+    assert final["status"] == "done", final["error"]
+    counts = [s["progress"]["frame"] for s in seen if s["progress"]]
+    assert counts == sorted(counts) and counts[-1] == 8 and final["progress"]["total_frames"] == 8
+    assert final["result"]["frames"] == 8 and final["result"]["size"] == [64, 48]
+    preview = served.get(final["urls"]["preview"])
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/jpeg"  # a worker's frame
+    queued = _frames(served.get(final["urls"]["result"]).content)
+    video.stylize(clip, tmp_path / "local.mp4", model="starry-night", options=video.VideoOptions(progress=False))
+    local = _frames((tmp_path / "local.mp4").read_bytes())
+    assert queued.shape == local.shape == (8, 48, 64, 3)
+    # The worker runs one thread, this process two: values may differ by a level here and there.
+    assert np.abs(queued.astype(int) - local.astype(int)).mean() < 1.0
+
+
+def _jpeg(path: Path, side: int = 96) -> bytes:
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((side, side))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _add_classes(client) -> None:
+    """Two classes of five small photos each, through the API (as test_web_classify.py does)."""
+    sets = {
+        "photo": [SHARED / "content" / n for n in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")],
+        "painting": [SHARED / "style" / n for n in ("picasso_selfport1907.jpg", "seated-nude.jpg", "shipwreck.jpg")],
+    }
+    sets["photo"].append(SAMPLES / "tubingen.jpg")
+    sets["painting"] += [SAMPLES / "the_scream.jpg", SHARED / "style" / "woman-with-hat-matisse.jpg"]
+    if not all(p.is_file() for paths in sets.values() for p in paths):
+        pytest.skip("the shared test photos are missing")
+    for name, paths in sets.items():
+        created = client.post("/api/classify/classes", data={"name": name}).json()
+        files = [("photo", (f"p{i}.jpg", _jpeg(p), "image/jpeg")) for i, p in enumerate(paths)]
+        assert client.post(f"/api/classify/classes/{created['id']}/photos", files=files).status_code == 200
+
+
+def test_a_web_training_runs_on_a_worker_and_its_model_predicts_here(served):
+    _add_classes(served)
+    started = served.post("/api/classify/train", data={"epochs": "20", "seed": "1"})
+    assert started.status_code == 202, started.text
+    final = _poll(served, f"/api/classify/jobs/{started.json()['id']}")[-1]
+    assert final["status"] == "done", final["error"]
+    assert len(final["epochs"]) == 20 and [row["epoch"] for row in final["epochs"]] == sorted(
+        row["epoch"] for row in final["epochs"]
+    )
+    assert any(line.startswith("2 classes") for line in final["log"])  # the worker's dataset summary
+    assert final["result"]["train_accuracy"] == 1.0 and final["result"]["classes"] == ["painting", "photo"]
+    assert all(m["source"] is None and len(m["photo"]) == 32 for m in final["result"]["validation"]["mistakes"])
+    starry = _jpeg(SAMPLES / "starry_night.jpg", 160)
+    answer = served.post("/api/classify/predict", files={"photo": ("starry.jpg", starry, "image/jpeg")})
+    assert answer.status_code == 200 and answer.json()["label"] == "painting", answer.text
+    assert served.get("/api/classify/model").status_code == 200
+
+
+def test_cancel_of_a_queued_web_training_stops_it(served):
+    """Cancel on the page reaches the worker (or the job before a worker takes it): the training ends
+    cancelled, not failed, and no model is kept."""
+    _add_classes(served)
+    job = served.post("/api/classify/train", data={"epochs": "3000", "patience": "3000"}).json()
+    assert served.post(f"/api/classify/jobs/{job['id']}/cancel").status_code in (200, 202)
+    final = _poll(served, f"/api/classify/jobs/{job['id']}")[-1]
+    assert final["status"] == "cancelled", final
+    assert served.get("/api/classify").json()["model"] is None
