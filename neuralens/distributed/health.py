@@ -1,4 +1,5 @@
-"""Who is alive on the job queue, and how long it is: workers' health keys, the broker's queue length.
+"""Who is alive on the job queue, and how long it is: workers' health keys, the broker's queue length (and,
+read in the same probe, every client's job counts and times: ``stats.py``).
 
 Why it is built this way:
 - Workers run without Celery's gossip and heartbeats (``worker.py``), and ``inspect ping`` is a broadcast
@@ -30,6 +31,7 @@ from typing import Any, Dict, List, Optional
 from ..errors import NeuralensError
 from .app import QUEUE
 from .state import PREFIX
+from .stats import QueueStats, read_stats
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,7 @@ class BrokerStatus:
     waiting: int = 0
     unacked: int = 0
     checked: float = field(default_factory=time.monotonic)
+    stats: Optional[QueueStats] = None  # every client's finished jobs and their times (stats.py)
 
 
 class BrokerProbe:
@@ -161,7 +164,8 @@ class BrokerProbe:
                 )
             self._redis.ping()
             lengths = queue_length(self._redis)
-            return BrokerStatus(True, live_workers(self._redis), lengths["waiting"], lengths["unacked"])
+            workers, stats = live_workers(self._redis), read_stats(self._redis)
+            return BrokerStatus(True, workers, lengths["waiting"], lengths["unacked"], stats=stats)
         except redis.RedisError as exc:
             log.warning("broker health check failed: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return BrokerStatus(False)

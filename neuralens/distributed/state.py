@@ -30,6 +30,9 @@ PREFIX = "neuralens:"
 KEEP_SECONDS = 7 * 24 * 3600  # job state outlives any batch a client waits for, then Redis drops it
 CONNECT_SECONDS = 5.0
 
+STATS_KEY = f"{PREFIX}stats"  # every client's job counts and times (stats.py)
+
+# The end of a job, recorded once: then counted in the queue's stats (stats.RECORD_LUA), in the same step.
 _REPORT = """
 if redis.call('HSETNX', KEYS[1], 'completed', '1') == 0 then return 0 end
 local fields = cjson.decode(ARGV[1])
@@ -38,6 +41,9 @@ redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('PUBLISH', ARGV[3], ARGV[2])
+local status = cjson.decode(fields['status'])
+local finished = cjson.decode(fields['finished'])
+%s
 return 1
 """
 _RENEW = """
@@ -138,7 +144,10 @@ class JobStore:
 
     def __init__(self, redis):
         self.redis = redis
-        self._report = redis.register_script(_REPORT)
+        from . import stats  # noqa: PLC0415 -- it reads this module's names
+
+        self._report = redis.register_script(_REPORT % stats.RECORD_LUA)
+        self._buckets = json.dumps(stats.buckets_argument())
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
@@ -224,7 +233,8 @@ class JobStore:
         values = {"status": status, "finished": time.time(), **fields}
         encoded = json.dumps({k: json.dumps(v) for k, v in values.items()})
         done = self._report(
-            keys=[job_key(job_id), finished_key(batch)], args=[encoded, job_id, channel(batch), KEEP_SECONDS]
+            keys=[job_key(job_id), finished_key(batch), STATS_KEY],
+            args=[encoded, job_id, channel(batch), KEEP_SECONDS, self._buckets],
         )
         if done:
             self.redis.delete(f"{job_key(job_id)}:preview")  # the result is the picture from now on

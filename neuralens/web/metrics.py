@@ -10,6 +10,8 @@ Why it is built this way:
   its memory ends with the jobs.
 - What is a level rather than a count (jobs waiting and running, the broker's queue, live workers) is read
   when Prometheus scrapes, by a collector: it cannot drift from the truth, and costs nothing between scrapes.
+- In broker mode the queue's own totals (``neuralens_queue_*``: every job any client sent, counted by the
+  workers' reports in Redis, ``distributed/stats.py``) are read the same way, beside this server's own counts.
 - HTTP requests are counted by route template (``/api/jobs/{job_id}``), never by the path sent, so a client
   cannot create series at will; paths no route matches count as ``other``.
 """
@@ -21,17 +23,15 @@ import weakref
 from typing import Callable, Dict, Iterable, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from .. import __version__
+from ..distributed.stats import DURATION_BUCKETS, WAIT_BUCKETS  # the same buckets for the queue's totals
 from .jobs import FINISHED, QUEUED, RUNNING, JobManager
 
 # The 0.0.4 text format: what every Prometheus version reads (newer ones negotiate OpenMetrics, which they do
 # not need here).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# Jobs take from a second (a tiny style job) to hours (a long video, a fine-tuned classifier).
-DURATION_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 12 * 3600)
-WAIT_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
 
 class Metrics:
@@ -152,6 +152,29 @@ class _Levels:
             )
             taken.add_metric([], status.unacked)
             yield taken
+            if status.stats is not None:
+                yield from _queue_totals(status.stats)
+
+
+def _queue_totals(stats) -> Iterable:
+    """The queue's own counts and times (``distributed.stats.QueueStats``): every job any client sent, as the
+    workers reported them, so every web server in front of one queue shows the same numbers."""
+    jobs = CounterMetricFamily(
+        "neuralens_queue_jobs",
+        "Jobs of the queue that ended, whoever sent them, by kind and final status",
+        labels=["kind", "status"],
+    )
+    for (kind, status), count in sorted(stats.jobs.items()):
+        jobs.add_metric([kind, status], count)
+    yield jobs
+    for name, what, histograms, bounds in (
+        ("neuralens_queue_job_duration_seconds", "Run time on a worker", stats.run, DURATION_BUCKETS),
+        ("neuralens_queue_job_wait_seconds", "Time from sending to a worker's start", stats.wait, WAIT_BUCKETS),
+    ):
+        family = HistogramMetricFamily(name, f"{what} of the queue's jobs, whoever sent them, by kind", labels=["kind"])
+        for kind, histogram in sorted(histograms.items()):
+            family.add_metric([kind], histogram.cumulative(bounds), histogram.sum)
+        yield family
 
 
 class RequestMetrics:

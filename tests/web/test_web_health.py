@@ -164,7 +164,9 @@ def _until(check, timeout: float = 30.0):
     return answer
 
 
-def test_readiness_and_metrics_on_the_queue(make_client, redis_url, storage_url, workers, tiny_files):
+def test_readiness_and_metrics_on_the_queue(
+    make_client, redis_url, storage_url, workers, tiny_files, content_image, style_image
+):
     client = make_client(broker=redis_url, storage=storage_url)
     # The broker answers, but nobody would run the jobs yet.
     ready = client.get("/readyz")
@@ -192,6 +194,27 @@ def test_readiness_and_metrics_on_the_queue(make_client, redis_url, storage_url,
     assert value(samples, "neuralens_job_duration_seconds_count", kind="style") == 1
     assert value(samples, "neuralens_jobs_waiting", kind="all", queue="broker") == 0
     assert ("neuralens_broker_unacked", ()) in samples
+    # The queue's own totals: the worker's report counted it, with its run and wait times.
+    assert value(samples, "neuralens_queue_jobs_total", kind="stylize", status="done") == 1
+    assert value(samples, "neuralens_queue_job_duration_seconds_count", kind="stylize") == 1
+    assert value(samples, "neuralens_queue_job_duration_seconds_bucket", kind="stylize", le="+Inf") == 1
+    assert value(samples, "neuralens_queue_job_wait_seconds_count", kind="stylize") == 1
+    # A job another client sent (not this server) is in the queue's totals, not in this server's counts.
+    from neuralens.distributed import state
+    from neuralens.distributed.client import QueueClient
+    from neuralens.distributed.options import QueueOptions
+    from neuralens.style import StyleOptions
+
+    with QueueClient(QueueOptions(redis_url, storage_url)) as other:
+        batch = state.new_id()
+        options = StyleOptions(**{k: int(v) for k, v in TINY.items()}).validate()
+        job_id = other.submit_stylize(content_image, [style_image], options, batch)
+        (finished,) = list(other.wait(batch, [job_id], timeout=120))
+        assert finished.status == state.DONE
+    _until(lambda: value(metrics(client), "neuralens_queue_jobs_total", kind="stylize", status="done") == 2)
+    samples = metrics(client)
+    assert value(samples, "neuralens_queue_job_duration_seconds_count", kind="stylize") == 2
+    assert value(samples, "neuralens_jobs_total", kind="style", status="done") == 1  # this server's own
 
     workers.stop()  # a worker stopped on purpose removes its key at once
     _until(lambda: client.get("/readyz").status_code == 503)
