@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from ..errors import Interrupted, NeuralensError
 from . import state
-from .storage import LocalStorage, open_storage
+from .storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class WorkerContext:
     """What a worker process keeps between jobs: its connections, and the last style and model loaded (a
     batch with one style computes the style's targets once per process)."""
 
-    storage: LocalStorage
+    storage: Storage
     jobs: state.JobStore
     device: str
     lease: float
