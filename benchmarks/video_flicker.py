@@ -67,19 +67,28 @@ def pan_frames(size, frames: int, step=(3, 1)):
     return pan_clip(photo, size, frames, step)
 
 
-def make_clips(folder: Path, frames: int, size=(320, 240)) -> Dict[str, Dict[str, Any]]:
-    """The two clips as video files in ``folder`` with their true flows: {name: {path, fields, frames}}."""
+def object_frames(size, frames: int):
+    """A cat's head (from chelsea.png) moving right (up to 4 px a frame, as far as it fits) and 1 px down over the
+    coffee photo: frames and true flows."""
     from PIL import Image, ImageOps
 
-    from neuralens.video.synthetic import object_clip, write_clip
+    from neuralens.video.synthetic import object_clip
 
     w, h = size
-    pan, pan_fields = pan_frames(size, frames)
     coffee = ImageOps.fit(Image.open(image_path("content", "coffee")).convert("RGB"), size, Image.LANCZOS)
     cat = Image.open(image_path("content", "chelsea")).convert("RGB")
     head = cat.crop((140, 20, 320, 180)).resize((w * 3 // 10, h * 3 // 10), Image.LANCZOS)
     speed = max(1, min(4, (w - head.width - 16) // max(1, frames - 1)))
-    moving, moving_fields = object_clip(coffee, head, frames, (8, h // 4), (speed, 1))
+    return object_clip(coffee, head, frames, (8, h // 4), (speed, 1))
+
+
+def make_clips(folder: Path, frames: int, size=(320, 240)) -> Dict[str, Dict[str, Any]]:
+    """The two clips as video files in ``folder`` with their true flows: {name: {path, fields, frames}}."""
+    from neuralens.video.synthetic import write_clip
+
+    w, h = size
+    pan, pan_fields = pan_frames(size, frames)
+    moving, moving_fields = object_frames(size, frames)
     clips = {}
     for name, clip, fields in (("pan", pan, pan_fields), ("object", moving, moving_fields)):
         path = folder / f"{name}_{w}x{h}.mp4"
@@ -255,7 +264,7 @@ def benchmark(
 
     optimisation_rows = {}
     if optimisation:
-        optimisation_rows = run_optimisation(work, opt_frames, opt_size, opt_iterations, painting)
+        optimisation_rows = run_optimisation(work, opt_frames, opt_size, opt_iterations, painting, samples)
 
     speed = {"320x240": {}, "640x480": {}}
     startup = {"neuralens": our_startup(work, clips["pan"]["frames"])}
@@ -306,30 +315,43 @@ def benchmark(
     return data
 
 
-def run_optimisation(work: Path, count: int, size: int, iterations: int, painting: Path) -> Dict[str, Any]:
-    """The optimisation engine on a ``count``-frame pan at long side ``size`` (4:3, 2 px right and 1 px down a
-    frame): independent frames (each ``iterations`` evaluations from the content, one scale) against Ruder et
-    al.'s flow start + temporal loss (the same budget per frame after the first)."""
+def run_optimisation(
+    work: Path, count: int, size: int, iterations: int, painting: Path, samples: Optional[Dict[str, Any]] = None
+) -> Dict[str, Any]:
+    """The optimisation engine on both clips, ``count`` frames at long side ``size`` (4:3; the pan moves 2 px right
+    and 1 px down a frame): independent frames (each ``iterations`` evaluations from the content, one scale)
+    against Ruder et al.'s flow start + temporal loss (the same budget per frame after the first).
+    Returns {clip: {run: row}, "size": [w, h], "iterations": n}; the middle frames go into ``samples`` (a row
+    per clip, for the contact sheet) when it is given."""
     from neuralens.video.metrics import input_flows
     from neuralens.video.synthetic import write_clip
 
     small = (size, size * 3 // 4)
-    frames, fields = pan_frames(small, count, (2, 1))
-    path = work / f"pan_opt_{small[0]}x{small[1]}.mp4"
-    write_clip(path, frames, FPS, options={"crf": "12"})
-    source = decoded(path)
-    dis = input_flows(source)
     meter = StyleMeter(painting, max(small))
-    rows: Dict[str, Any] = {"input": measure(source, fields, dis, None)}
     common = ["--iterations", str(iterations), "--scales", "1", "--frame-iterations", str(iterations)]
-    for label, extra in (("none", ["--consistency", "none"]), ("flow", ["--consistency", "flow"])):
-        output = work / f"pan_opt_{label}.mp4"
-        run = run_ours(path, output, [str(painting), *common, *extra], timeout_s=7200)
-        run["seconds_per_frame"] = run["seconds"] / count
-        rows[f"neuralens optimisation {label}"] = {**measure(decoded(output), fields, dis, meter), **run}
-    rows["size"] = list(small)
-    rows["iterations"] = iterations
-    return rows
+    result: Dict[str, Any] = {"size": list(small), "iterations": iterations}
+    for name, (frames, fields) in (
+        ("pan", pan_frames(small, count, (2, 1))),
+        ("object", object_frames(small, count)),
+    ):
+        print(f"optimisation: clip {name}", file=sys.stderr, flush=True)
+        path = work / f"{name}_opt_{small[0]}x{small[1]}.mp4"
+        write_clip(path, frames, FPS, options={"crf": "12"})
+        source = decoded(path)
+        dis = input_flows(source)
+        rows: Dict[str, Any] = {"input": measure(source, fields, dis, None)}
+        row_samples = {"input": source[count // 2]}
+        for label, extra in (("none", ["--consistency", "none"]), ("flow", ["--consistency", "flow"])):
+            output = work / f"{name}_opt_{label}.mp4"
+            run = run_ours(path, output, [str(painting), *common, *extra], timeout_s=7200)
+            run["seconds_per_frame"] = run["seconds"] / count
+            frames_out = decoded(output)
+            rows[f"neuralens optimisation {label}"] = {**measure(frames_out, fields, dis, meter), **run}
+            row_samples[f"optimisation {label}"] = frames_out[count // 2]
+        result[name] = rows
+        if samples is not None:
+            samples[f"{name} (optimisation)"] = row_samples
+    return result
 
 
 def contact(samples: Dict[str, Dict[str, np.ndarray]], path: Path) -> Path:
@@ -350,6 +372,29 @@ def contact(samples: Dict[str, Dict[str, np.ndarray]], path: Path) -> Path:
     sheet = contact_sheet(tiles, captions, columns=columns, title="middle frame of each run", upscale=False)
     sheet.convert("RGB").save(path, quality=88)
     return path
+
+
+def optimisation_table(runs: Dict[str, Any]) -> str:
+    """One clip's optimisation rows as a markdown table, each against `--consistency none`."""
+    rows = []
+    none = runs.get("neuralens optimisation none", {})
+    for label, row in runs.items():
+        if not isinstance(row, dict):
+            continue
+        style = row.get("style_loss")
+        rows.append(
+            [
+                label,
+                f"{row['warping_error_true_flow']:.5f}",
+                f"{row['warping_error_dis']:.5f}",
+                f"{row['warping_error_true_flow'] / none['warping_error_true_flow']:.2f}"
+                if none and label != "input"
+                else "",
+                f"{100 * (style / none['style_loss'] - 1):+.1f} %" if style and none.get("style_loss") else "",
+                f"{row['seconds_per_frame']:.1f}" if "seconds_per_frame" in row else "",
+            ]
+        )
+    return markdown_table(["run", "E_warp (true flow)", "E_warp (DIS)", "× none", "style vs none", "s/frame"], rows)
 
 
 def write(out: Path, data: Dict[str, Any], quick: bool, name: Optional[str] = None) -> None:
@@ -407,37 +452,22 @@ def write(out: Path, data: Dict[str, Any], quick: bool, name: Optional[str] = No
         )
     if data.get("optimisation"):
         o = data["optimisation"]
-        lines.append(
-            f"\n## Optimisation engine: pan, {o['size'][0]}x{o['size'][1]}, {o['iterations']} evaluations a frame\n"
-        )
-        rows = []
-        none = o.get("neuralens optimisation none", {})
-        for label, row in o.items():
-            if not isinstance(row, dict):
-                continue
-            style = row.get("style_loss")
-            rows.append(
-                [
-                    label,
-                    f"{row['warping_error_true_flow']:.5f}",
-                    f"{row['warping_error_dis']:.5f}",
-                    f"{row['warping_error_true_flow'] / none['warping_error_true_flow']:.2f}"
-                    if none and label != "input"
-                    else "",
-                    f"{100 * (style / none['style_loss'] - 1):+.1f} %" if style and none.get("style_loss") else "",
-                    f"{row['seconds_per_frame']:.1f}" if "seconds_per_frame" in row else "",
-                ]
+        # reports before the object clip was added hold the pan's rows at the top level
+        clips = {"pan": o} if "input" in o else {k: v for k, v in o.items() if isinstance(v, dict)}
+        for clip, runs in clips.items():
+            lines.append(
+                f"\n## Optimisation engine: {clip}, {o['size'][0]}x{o['size'][1]}, "
+                f"{o['iterations']} evaluations a frame\n"
             )
-        lines.append(
-            markdown_table(["run", "E_warp (true flow)", "E_warp (DIS)", "× none", "style vs none", "s/frame"], rows)
-        )
-    lines.append("\n## Frames per second, end to end (decode, flow, stylize, encode; start-up excluded)\n")
+            lines.append(optimisation_table(runs))
     speed_rows = [
         [size, label, f"{fps:.2f}"]
         for size, runs in data["speed_frames_per_second"].items()
         for label, fps in runs.items()
     ]
-    lines.append(markdown_table(["size", "run", "frames/s"], speed_rows))
+    if speed_rows:  # none when only the optimisation engine ran (--engines with no name)
+        lines.append("\n## Frames per second, end to end (decode, flow, stylize, encode; start-up excluded)\n")
+        lines.append(markdown_table(["size", "run", "frames/s"], speed_rows))
     lines.append(
         f"\nStart-up (a one-frame clip, wall): {', '.join(f'{k} {v:.1f} s' for k, v in data['startup_s'].items())}. "
         f"Load average at start {data['load_average_start']}, at end {data['load_average_end']}.\n"
@@ -463,7 +493,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 8 frames, one weight, reports *_smoke")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the reports (default %(default)s)")
     p.add_argument(
-        "--engines", nargs="+", choices=("model", "fast"), default=["model", "fast"], help="feed-forward engines"
+        "--engines",
+        nargs="*",
+        choices=("model", "fast"),
+        default=["model", "fast"],
+        help="feed-forward engines (none: only the inputs' floor, e.g. with the optimisation engine alone)",
     )
     p.add_argument("--name", help="report name (default video_flicker, or video_flicker_smoke with --quick)")
     args = p.parse_args(argv)
