@@ -73,6 +73,11 @@ class EmptyGallery(NeuralensError):
 
 
 URL_SCHEMES = ("postgresql://", "postgres://")
+# Through the index, every embedding of the people among a face's candidates is measured too (at most this
+# many each): the index finds the right person far more often than that person's nearest embedding (at 1M
+# faces 0.998 against 0.898, benchmarks/results/faces_scale.md), and the distance to the right person decides
+# "known or unknown" against the threshold.
+EXPAND_PER_PERSON = 64
 
 
 def is_url(target: Union[str, os.PathLike, None]) -> bool:
@@ -371,6 +376,11 @@ class GalleryBase:
         vector); the caller measures them exactly."""
         raise NotImplementedError
 
+    def _people_rows(self, person_ids: Sequence[int]) -> Dict[int, List[Tuple[int, str, np.ndarray]]]:
+        """person id -> up to ``EXPAND_PER_PERSON`` of their stored embeddings (the first ones), as (person id,
+        name, vector), for the people of ``person_ids`` that still exist."""
+        raise NotImplementedError
+
     def search(
         self, queries: np.ndarray, metric: Optional[Metric] = None, exclude: Optional[str] = None
     ) -> Tuple[List[Optional[str]], np.ndarray]:
@@ -409,10 +419,10 @@ class GalleryBase:
     def _search_index(
         self, queries: np.ndarray, exclude: Optional[str] = None
     ) -> Tuple[List[Optional[str]], np.ndarray]:
-        """``search`` through the HNSW index: ``index_options.candidates`` per face from it, distances and owners
-        exactly from the store. With ``exclude``, a query whose candidates all belong to that person asks
-        again for 32 times as many before giving up (None, inf): enough for anyone with fewer embeddings
-        than that."""
+        """``search`` through the HNSW index: ``index_options.candidates`` per face from it, and every embedding
+        (up to ``EXPAND_PER_PERSON``) of the people they belong to, distances and owners exactly from the store.
+        With ``exclude``, a query whose candidates all belong to that person asks again for 32 times as many
+        before giving up (None, inf): enough for anyone with fewer embeddings than that."""
         self.sync_index()
         skip = None
         if exclude is not None:
@@ -424,11 +434,14 @@ class GalleryBase:
         count = self.index_options.candidates
         for _ in range(2):  # the first try, then one with 32 times the candidates
             missed = []
-            for query, found_rows in zip(todo, self._candidates(queries[todo], count)):
+            found = self._candidates(queries[todo], count)
+            people = self._people_rows(sorted({row[0] for rows in found for row in rows if row[0] != skip}))
+            for query, found_rows in zip(todo, found):
                 usable = [row for row in found_rows if row[0] != skip]
                 if not usable:
                     missed.append(query)
                     continue
+                usable += [row for pid in dict.fromkeys(u[0] for u in usable) for row in people.get(pid, [])]
                 vectors = np.stack([u[2] for u in usable])
                 distance = np.sqrt(((vectors - queries[query]) ** 2).sum(axis=1, dtype=np.float64))
                 best = int(np.argmin(distance))
@@ -725,6 +738,23 @@ class Gallery(GalleryBase, SQLiteStore):
         keys = self.index.candidates(queries, count)
         rows = self._candidate_rows(keys)
         return [[rows[k] for k in row if k in rows] for row in keys]
+
+    def _people_rows(self, person_ids: Sequence[int]) -> Dict[int, List[Tuple[int, str, np.ndarray]]]:
+        found: Dict[int, List[Tuple[int, str, np.ndarray]]] = {}
+        wanted = [int(pid) for pid in person_ids]
+        for start in range(0, len(wanted), 900):  # below SQLite's older limit of 999 bound parameters
+            part = wanted[start : start + 900]
+            rows = self._conn.execute(
+                "SELECT r.person_id, p.name, r.vector FROM (SELECT person_id, vector, ROW_NUMBER() OVER "
+                "(PARTITION BY person_id ORDER BY id) AS n FROM embeddings "
+                f"WHERE person_id IN ({','.join('?' * len(part))})) r JOIN persons p ON p.id = r.person_id "
+                "WHERE r.n <= ?",
+                [*part, EXPAND_PER_PERSON],
+            )
+            for pid, name, blob in rows:
+                vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
+                found.setdefault(int(pid), []).append((int(pid), str(name), vector))
+        return found
 
 
 class _SQLiteBulk(BulkWriter):

@@ -49,6 +49,7 @@ from ..options import check
 from . import schema
 from .api import DEFAULT_CONFIDENCE, DEFAULT_THRESHOLD
 from .gallery import (
+    EXPAND_PER_PERSON,
     BulkWriter,
     EmptyGallery,
     GalleryBase,
@@ -532,6 +533,21 @@ class PostgresGallery(GalleryBase):
                 binary=True,
             ).fetchall()
             found.append([(int(pid), str(name), np.asarray(vector, dtype=np.float32)) for pid, name, vector in rows])
+        return found
+
+    def _people_rows(self, person_ids: Sequence[int]) -> Dict[int, List[Tuple[int, str, np.ndarray]]]:
+        found: Dict[int, List[Tuple[int, str, np.ndarray]]] = {}
+        if not person_ids:
+            return found
+        rows = self._conn.execute(
+            "SELECT r.person_id, p.name, r.vector FROM (SELECT person_id, vector, ROW_NUMBER() OVER "
+            "(PARTITION BY person_id ORDER BY id) AS n FROM faces_embeddings WHERE person_id = ANY(%s)) r "
+            "JOIN faces_persons p ON p.id = r.person_id WHERE r.n <= %s",
+            ([int(pid) for pid in person_ids], EXPAND_PER_PERSON),
+            binary=True,
+        ).fetchall()
+        for pid, name, vector in rows:
+            found.setdefault(int(pid), []).append((int(pid), str(name), np.asarray(vector, dtype=np.float32)))
         return found
 
 

@@ -156,3 +156,27 @@ def test_a_few_new_faces_are_searched_beside_the_saved_index(big, tmp_path):
         import_embeddings(gallery, many, progress=False)
         assert gallery.search(photos_of(people(30, seed=12)[2][:1]))[0] == ["more person 0"]
     assert index_file.read_bytes() != before
+
+
+def test_the_people_of_the_candidates_are_measured_whole(big, monkeypatch):
+    """When the index proposes only the farthest embedding of the right person, the search still answers
+    with that person's exact nearest distance: every embedding of the candidates' people is measured."""
+    _, _, centres = people(1000)
+    query = photos_of(centres[7:8])
+    with Gallery(big, index=SMALL) as gallery:
+        assert gallery.uses_index()
+        exact_names, exact_dists = gallery.search_exact(query)
+        assert exact_names == ["person 7"]
+        own = gallery.embeddings("person 7")
+        ids = [
+            int(i)
+            for (i,) in gallery._conn.execute(
+                "SELECT e.id FROM embeddings e JOIN persons p ON p.id = e.person_id WHERE p.name = ? ORDER BY e.id",
+                ("person 7",),
+            )
+        ]
+        farthest = ids[int(np.argmax(((own - query) ** 2).sum(axis=1)))]
+        monkeypatch.setattr(gallery.index, "candidates", lambda queries, count=None: np.array([[farthest]]))
+        names, dists = gallery.search(query)
+    assert names == ["person 7"]
+    np.testing.assert_allclose(dists, exact_dists, rtol=1e-5)
