@@ -17,7 +17,7 @@ import io
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 
 from PIL import Image
 
@@ -57,8 +57,8 @@ class QueueRunner:
 
     def __call__(self, job, callback: Callable[[Step], None], should_stop: Callable[[], bool]) -> RemoteRun:
         """Run the web ``job`` (its content and style images, its StyleOptions) on a worker; returns a
-        RemoteRun. NeuralensError with the worker's message when the job failed there, or when it was
-        cancelled before any worker took it (there is no image to keep then)."""
+        RemoteRun. NeuralensError with the worker's message when the job failed there; ``Interrupted`` when it
+        was cancelled before any worker took it (there is no image to keep then)."""
         batch = state.new_id()
         job_id = self.client.submit_stylize(job.content, job.styles, job.options, batch)
         seen = [0]
@@ -96,8 +96,8 @@ def follow(
 ) -> state.RemoteJob:
     """Wait for the one job ``job_id`` of ``batch``: ``on_change(job)`` for every state of it seen while it
     runs and once for its last one; a Cancel is sent to its worker the first time ``should_stop()`` says so.
-    Returns the finished job; NeuralensError with the worker's message when it failed, or when it was cancelled
-    before any worker took it (then there is no result)."""
+    Returns the finished job; NeuralensError with the worker's message when it failed, and ``Interrupted`` (a
+    NeuralensError) when it was cancelled before any worker took it (then there is no result)."""
     cancelled = [False]
 
     def changed(running: List[state.RemoteJob]) -> None:
@@ -113,7 +113,7 @@ def follow(
     if remote.status == state.FAILED:
         raise NeuralensError(remote.error or "the job failed on its worker")
     if remote.result is None:
-        raise NeuralensError("cancelled before a worker took it")
+        raise Interrupted("cancelled before a worker took it")
     return remote
 
 
@@ -211,11 +211,11 @@ class QueueTrainer:
 
         batch = state.new_id()
         job_id = self.client.submit_classify(folder, options, batch)
-        sent: List[tuple] = []  # (stage, epoch) of the epochs passed on
+        sent: Set[tuple] = set()  # (stage, epoch) of the epochs passed on
 
         def epoch(stage: str, row: dict) -> None:
             if on_epoch is not None and (stage, row.get("epoch")) not in sent:
-                sent.append((stage, row.get("epoch")))
+                sent.add((stage, row.get("epoch")))
                 on_epoch(stage, int(row.get("epoch") or 0), row)
 
         def on_change(remote: state.RemoteJob) -> None:
@@ -225,12 +225,8 @@ class QueueTrainer:
             elif progress.get("row"):
                 epoch(progress["stage"], progress["row"])
 
-        try:
-            remote = follow(self.client, batch, job_id, on_change, should_stop or (lambda: False), self.timeout)
-        except NeuralensError:
-            if should_stop is not None and should_stop():
-                raise Interrupted("training cancelled") from None
-            raise
+        # A training cancelled on its worker saves nothing (as in-process), so it ends without a result too.
+        remote = follow(self.client, batch, job_id, on_change, should_stop or (lambda: False), self.timeout)
         if remote.status == state.CANCELLED:
             raise Interrupted("training cancelled")
         report = self.client.report(remote)

@@ -32,7 +32,7 @@ from typing import Callable, Deque, Dict, List, Optional
 import torch
 from PIL import Image
 
-from ..errors import NeuralensError
+from ..errors import Interrupted, NeuralensError
 from ..imageio import save_image
 from ..style import StyleOptions, StyleTransfer, plan_scales
 from .workspace import make_root, remove_stale_roots
@@ -362,6 +362,9 @@ class JobManager:
                 job.preview_iteration = int(job.progress.get("iteration", 0) or 0)
                 # A stopped run still has a usable image (the best one reached): it stays downloadable.
                 job.status = CANCELLED if job.stopped_early else DONE
+        except Interrupted:  # on the job queue: cancelled before a worker took it, so no image to keep
+            with self._changed:
+                job.status = CANCELLED
         except NeuralensError as exc:
             self._fail(job, str(exc))
         except (MemoryError, torch.cuda.OutOfMemoryError):

@@ -33,7 +33,7 @@ from fastapi.responses import FileResponse, Response
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from ..errors import NeuralensError
+from ..errors import Interrupted, NeuralensError
 from ..fast import model as fast_model
 from ..fast.apply import ApplyOptions
 from ..imageio import load_image
@@ -305,6 +305,9 @@ class VideoJobs(JobManager):
                 job.stopped_early = result.stopped
                 job.result_size = list(result.size) if result.frames else None
                 job.status = CANCELLED if result.stopped else DONE
+        except Interrupted:  # on the job queue: cancelled before a worker took it, so no frame to keep
+            with self._changed:
+                job.status = CANCELLED
         except NeuralensError as exc:
             self._fail(job, str(exc).replace(str(job.input_path), job.label).replace(str(job.folder), "the job"))
         except (MemoryError, torch.cuda.OutOfMemoryError):

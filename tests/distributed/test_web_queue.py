@@ -26,12 +26,17 @@ def _wait(job, statuses, timeout: float = 120.0, min_iteration: int = 0) -> None
 
 
 @pytest.fixture()
-def manager(two_workers, redis_url, storage_url, tmp_path):
+def manager(two_workers, redis_url, storage_url, tmp_path, request):
+    """The web's JobManager on the queue; its threads (2 unless the test is marked ``threads(N)``) each
+    follow one job on a worker."""
     from neuralens.distributed.web import QueueRunner
     from neuralens.web.jobs import JobManager
 
+    marker = request.node.get_closest_marker("threads")
     runner = QueueRunner(QueueOptions(redis_url, storage_url), timeout=180)
-    jobs = JobManager(workers=2, max_queue=4, preview_every=2, root=tmp_path / "jobs", runner=runner)
+    jobs = JobManager(
+        workers=marker.args[0] if marker else 2, max_queue=4, preview_every=2, root=tmp_path / "jobs", runner=runner
+    )
     jobs.start()
     yield jobs
     jobs.shutdown()
@@ -68,6 +73,34 @@ def test_cancel_on_the_page_stops_the_worker(manager, content_image, style_image
     _wait(job, FINISHED, timeout=60)
     assert job.status == CANCELLED and job.stopped_early and job.result_path.is_file()
     assert job.progress["iteration"] < 1000
+
+
+@pytest.mark.threads(3)  # a third thread, so the third job waits on the broker rather than in the page's queue
+def test_a_web_job_cancelled_while_queued_ends_cancelled_without_an_image(manager, content_image, style_image):
+    """Both workers busy: the third job is cancelled before any worker took it, so it ends cancelled (not
+    failed) and has no result; the two running ones keep their best image."""
+    from neuralens.web.jobs import CANCELLED, FINISHED
+
+    options = StyleOptions(size=48, iterations=1000, coarse_iterations=0, scales=1, early_stop_patience=0).validate()
+    running = [manager.submit(options, content_image, [style_image]) for _ in range(2)]
+    for job in running:
+        _wait(job, ("running",), min_iteration=2)
+    queued = manager.submit(options, content_image, [style_image])
+    time.sleep(1.0)  # it is on the queue now, behind the two
+    redis = manager.runner.client.jobs.redis
+    asked = len(redis.keys("*:cancel"))
+    manager.cancel(queued)
+    deadline = time.monotonic() + 30
+    while len(redis.keys("*:cancel")) == asked:  # its Cancel has reached the broker before a worker frees up
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for job in running:
+        manager.cancel(job)
+    for job in [*running, queued]:
+        _wait(job, FINISHED, timeout=90)
+    assert queued.status == CANCELLED and queued.error is None, queued.to_dict()
+    assert queued.result_size is None and not queued.result_path.is_file()
+    assert all(job.status == CANCELLED and job.result_path.is_file() for job in running)
 
 
 def test_serve_with_a_broker_streams_progress_and_returns_the_result(
