@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_helpers import small_jpeg
 from PIL import Image
 
 from neuralens.distributed.options import QueueOptions
@@ -216,15 +217,6 @@ def test_a_web_video_runs_on_a_worker_with_progress_and_the_in_process_frames(se
     assert np.abs(queued.astype(int) - local.astype(int)).mean() < 1.0
 
 
-def _jpeg(path: Path, side: int = 96) -> bytes:
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        image.thumbnail((side, side))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def _add_classes(client) -> None:
     """Two classes of five small photos each, through the API (as test_web_classify.py does)."""
     sets = {
@@ -237,7 +229,7 @@ def _add_classes(client) -> None:
         pytest.skip("the shared test photos are missing")
     for name, paths in sets.items():
         created = client.post("/api/classify/classes", data={"name": name}).json()
-        files = [("photo", (f"p{i}.jpg", _jpeg(p), "image/jpeg")) for i, p in enumerate(paths)]
+        files = [("photo", (f"p{i}.jpg", small_jpeg(p), "image/jpeg")) for i, p in enumerate(paths)]
         assert client.post(f"/api/classify/classes/{created['id']}/photos", files=files).status_code == 200
 
 
@@ -253,7 +245,7 @@ def test_a_web_training_runs_on_a_worker_and_its_model_predicts_here(served):
     assert any(line.startswith("2 classes") for line in final["log"])  # the worker's dataset summary
     assert final["result"]["train_accuracy"] == 1.0 and final["result"]["classes"] == ["painting", "photo"]
     assert all(m["source"] is None and len(m["photo"]) == 32 for m in final["result"]["validation"]["mistakes"])
-    starry = _jpeg(SAMPLES / "starry_night.jpg", 160)
+    starry = small_jpeg(SAMPLES / "starry_night.jpg", 160)
     answer = served.post("/api/classify/predict", files={"photo": ("starry.jpg", starry, "image/jpeg")})
     assert answer.status_code == 200 and answer.json()["label"] == "painting", answer.text
     assert served.get("/api/classify/model").status_code == 200

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+from image_helpers import small_jpeg
 from PIL import Image
 
 from neuralens import classify
@@ -25,16 +26,6 @@ PAINTINGS = [
 ]
 PAINTINGS += [SAMPLES / "the_scream.jpg"]
 FINISHED = ("done", "failed", "cancelled")
-
-
-def small_jpeg(path: Path, side: int = 96) -> bytes:
-    """A real photo shrunk to ``side`` px (the backbone sees 224 px crops anyway; small uploads are quick)."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        image.thumbnail((side, side))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
