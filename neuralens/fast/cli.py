@@ -21,6 +21,7 @@ TRAIN_EXAMPLES = """examples:
   neuralens train-style starry_night.jpg --photos photos/ -o starry-night.pt --checkpoint-every 200
   neuralens train-style starry_night.jpg --photos photos/ -o starry-night.pt --resume starry-night.checkpoint.pt
   neuralens train-style starry_night.jpg --photos photos/ -o small.pt --teacher big.pt --width 16   (distil)
+  neuralens train-style starry_night.jpg --photos photos/ -o more.pt --init starry-night --minutes 20   (train further)
 then: neuralens stylize photo.jpg --model starry-night.pt -o out.png
 """
 

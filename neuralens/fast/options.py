@@ -73,6 +73,13 @@ class TrainOptions:
         metavar="MODEL",
         none_help="learn the painting with the perceptual objective",
     )
+    init: Optional[str] = option(
+        None,
+        "a trained model (built-in name or file) whose weights the network starts from instead of random ones, "
+        "to train it further with these settings (its architecture and width are used)",
+        metavar="MODEL",
+        none_help="random starting weights",
+    )
     checkpoint_every: int = option(
         0, "write OUTPUT.checkpoint.pt every N steps, for --resume (0: only when stopped early)", minimum=0
     )

@@ -177,6 +177,19 @@ def _options_from(options: Optional[TrainOptions], fields: Dict[str, Any]) -> Tr
     return options_from(TrainOptions, options, fields)
 
 
+def starting_network(options: TrainOptions) -> torch.nn.Module:
+    """The network training starts from: random weights, or those of the model ``options.init`` (of its
+    architecture and width; a --width that differs is an error)."""
+    if options.init is None:
+        return build_network(options.architecture, options.width)
+    start = load_model(options.init, "cpu", "fp32").network
+    if options.width is not None and options.width != start.width:
+        raise NeuralensError(f"--init {options.init}: its width is {start.width}, not {options.width}")
+    network = build_network(start.architecture, start.width)
+    network.load_state_dict(start.state_dict())
+    return network
+
+
 def train(
     style: ImageLike,
     photos,
@@ -225,7 +238,8 @@ def train(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     torch.manual_seed(options.seed)  # the network's starting weights
-    network = build_network(options.architecture, options.width).to(device, memory_format=memory_format)
+    network = starting_network(options).to(device, memory_format=memory_format)
+    options = dataclasses.replace(options, architecture=network.architecture, width=network.width)
     optimizer = torch.optim.Adam(network.parameters(), lr=options.learning_rate)
     data = Photos(train_images, options.size, options.seed)
     if options.teacher is not None:

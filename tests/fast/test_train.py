@@ -85,6 +85,28 @@ def test_the_saved_model_reloads_bit_identically_with_its_info(tmp_path, tiny_ph
     assert saved["width"] == 8
 
 
+def test_init_starts_from_a_trained_model_and_keeps_its_shape(tmp_path, tiny_photos):
+    photos, style = tiny_photos
+    first = train(style, photos, tmp_path / "a.pt", iterations=2, **TINY)
+    start = load_model(first.model_path, device="cpu", precision="fp32").network.state_dict()
+    # the steps of a tiny learning rate barely move the weights: the network began at the model's, not at random
+    more = train(
+        style,
+        photos,
+        tmp_path / "b.pt",
+        iterations=1,
+        init=str(first.model_path),
+        learning_rate=1e-9,
+        **{**TINY, "width": None},
+    )
+    model = load_model(more.model_path, device="cpu", precision="fp32")
+    for name, tensor in model.network.state_dict().items():
+        assert torch.allclose(tensor, start[name], atol=1e-3), name
+    assert model.info["options"]["init"] == str(first.model_path) and model.info["options"]["width"] == 8
+    with pytest.raises(NeuralensError, match="its width is 8, not 16"):
+        train(style, photos, tmp_path / "c.pt", iterations=1, init=str(first.model_path), **{**TINY, "width": 16})
+
+
 def test_a_time_budget_stops_and_saves(tmp_path, tiny_photos):
     photos, style = tiny_photos
     result = train(style, photos, tmp_path / "m.pt", minutes=0.01, iterations=100_000, **TINY)
