@@ -170,7 +170,9 @@ def train(
     train_mask, val_mask = _split(data, options)
     parts = [(np.flatnonzero(train_mask), views), (np.flatnonzero(val_mask), 1)]
     before = sum(cache.get(data.images[i].sha256, n) is not None for idx, n in parts for i in idx)
-    features: Dict[str, np.ndarray] = {}
+    # One dict per part: a file in both train/ and val/ (reported below as a leak) has all its views in the
+    # first and only view 0 in the second; one shared dict let the validation part overwrite the training views.
+    by_part: List[Dict[str, np.ndarray]] = []
     failed: List[Tuple[Path, str]] = []
     t0 = time.perf_counter()
     offset = 0
@@ -186,7 +188,7 @@ def train(
             device,
             progress,
         )
-        features.update(found)
+        by_part.append(found)
         failed += bad
         offset += len(idx)
     feature_seconds = time.perf_counter() - t0
@@ -198,14 +200,16 @@ def train(
         empty = [name for name, n in data.counts().items() if n == 0]
         if empty:
             raise NeuralensError(f"no readable photo left in class(es) {', '.join(empty)}")
+        say("readable: " + ", ".join(f"{name} ({n})" for name, n in data.counts().items()))
     for line in data.warnings():
         say(f"warning: {line}")
     labels = data.labels()
     keys = [im.sha256 for im in data.images]
     train_idx, val_idx = np.flatnonzero(train_mask), np.flatnonzero(val_mask)
-    train_x = np.concatenate([features[keys[i]] for i in train_idx])
+    train_features, val_features = by_part
+    train_x = np.concatenate([train_features[keys[i]] for i in train_idx])
     train_y = np.repeat(labels[train_idx], views)
-    val_x = np.stack([features[keys[i]][0] for i in val_idx]) if len(val_idx) else None
+    val_x = np.stack([val_features[keys[i]][0] for i in val_idx]) if len(val_idx) else None
     val_y = labels[val_idx] if len(val_idx) else None
     say(f"training on {len(train_idx)} photos ({len(train_x)} views), validating on {len(val_idx)}")
     if not len(val_idx):
@@ -265,7 +269,7 @@ def train(
     )
     sources = [str(im.path) for im in data.images]
     if block_state is None:
-        train_probs = classifier.probabilities_of_features(np.stack([features[keys[i]][0] for i in train_idx]))
+        train_probs = classifier.probabilities_of_features(np.stack([train_features[keys[i]][0] for i in train_idx]))
         val_probs = classifier.probabilities_of_features(val_x) if val_x is not None else None
     else:
         train_probs = classifier.probabilities([sources[i] for i in train_idx], options.batch_images)

@@ -73,6 +73,7 @@ def test_unreadable_file_is_skipped_with_a_warning(dataset_copy):
     lines = []
     model = classify.train(dataset_copy, epochs=3, log=lines.append)
     assert any("skipped 1 unreadable" in line and "broken.jpg" in line for line in lines)
+    assert lines[0] == "2 classes: painting (6), photo (6)" and "readable: painting (6), photo (5)" in lines
     assert model.report.skipped and model.report.skipped[0][0].endswith("broken.jpg")
 
 
@@ -172,3 +173,73 @@ def test_should_stop_cancels_training_without_saving(photos_vs_paintings, tmp_pa
     with pytest.raises(Interrupted):
         classify.train(photos_vs_paintings, tmp_path / "m.pt", should_stop=stop, cache=str(tmp_path / "c"))
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_train_val_layout_keeps_the_split_and_survives_a_leaked_copy_with_augment(photos_vs_paintings, tmp_path):
+    """train/ + val/ is kept as given; a file in both (reported) once crashed --augment, whose extra views of its
+    training copy were overwritten by the validation copy's single view; a mislabelled validation photo fills the
+    mistakes sheet."""
+    import shutil
+
+    photos = sorted((photos_vs_paintings / "photo").iterdir())
+    paintings = sorted((photos_vs_paintings / "painting").iterdir())
+    root = tmp_path / "split"
+    layout = {
+        "train/photo": photos[:3],
+        "val/photo": [*photos[3:], photos[0], paintings[5]],  # a leaked copy, and a painting filed as a photo
+        "train/painting": paintings[:4],
+        "val/painting": paintings[4:5],
+    }
+    for folder, files in layout.items():
+        (root / folder).mkdir(parents=True)
+        for path in files:
+            shutil.copy(path, root / folder / path.name)
+    lines = []
+    model = classify.train(root, tmp_path / "m.pt", augment=1, epochs=60, cache=str(tmp_path / "c"), log=lines.append)
+    report = model.report
+    assert report.dataset["has_split"] and (report.train_images, report.val_images) == (7, 5)
+    assert any("identical files in both train and val" in line and photos[0].name in line for line in lines)
+    assert report.train_accuracy == 1.0
+    mistakes = report.validation.mistakes()
+    assert [(m["source"], m["true"], m["predicted"]) for m in mistakes] == [
+        (str(root / "val/photo" / paintings[5].name), "photo", "painting")
+    ]
+    assert Image.open(report.files["mistakes"]).size[0] >= 128
+    saved = json.loads((tmp_path / "m.report.json").read_text())
+    assert saved["validation"]["mistakes"][0]["predicted"] == "painting"
+
+
+def test_cli_progress_bars_and_json(run_cli, photos_vs_paintings, tmp_path):
+    out = tmp_path / "m.pt"
+    code, stdout, err = run_cli(
+        "classify", "train", photos_vs_paintings, "-o", out, "--epochs", "12", "--json", "--cache", tmp_path / "c"
+    )
+    assert code == 0, err
+    assert "features 11/11 image (100 %)" in err and "head 12/12 epoch (100 %)" in err  # lines off a terminal
+    report = json.loads(stdout)
+    assert report["dataset"]["classes"] == ["painting", "photo"] and len(report["history"]["epochs"]) == 12
+    assert np.array(report["validation"]["confusion"]).sum() == report["val_images"]
+    painting = sorted((photos_vs_paintings / "painting").iterdir())[0]
+    code, stdout, _ = run_cli("classify", "predict", out, painting, "--json", "--top-k", "2", "--cache", tmp_path / "c")
+    (row,) = json.loads(stdout)
+    assert code == 0 and row["label"] == "painting" and [t["label"] for t in row["top"]] == ["painting", "photo"]
+
+
+def test_vgg19_backbone_and_layer_have_their_own_cache(photos_vs_paintings, tmp_path):
+    import shutil
+
+    root = tmp_path / "small"
+    for label in ("photo", "painting"):
+        (root / label).mkdir(parents=True)
+        for path in sorted((photos_vs_paintings / label).iterdir())[:3]:
+            shutil.copy(path, root / label / path.name)
+    cache = tmp_path / "c"
+    model = classify.train(root, tmp_path / "v.pt", backbone="vgg19", layer="relu3_1", epochs=40, cache=str(cache))
+    assert model.head.mean.numel() == 256 and model.report.train_accuracy == 1.0
+    classify.train(root, backbone="efficientnet-lite0", epochs=2, cache=str(cache))
+    folders = sorted(p.name for p in cache.iterdir())
+    assert len(folders) == 2 and any(f.startswith("vgg19") and "-relu3_1-224" in f for f in folders), folders
+    loaded = classify.load(tmp_path / "v.pt")
+    assert (loaded.backbone, loaded.layer) == ("vgg19", "relu3_1")
+    painting = next((root / "painting").iterdir())
+    assert abs(loaded.predict(painting).probability - model.predict(painting).probability) < 1e-5
