@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -31,6 +32,7 @@ COMMAND_MODULES = [
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a program killed by it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,6 +79,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MemoryError:
         print("error: out of memory; try a smaller --size", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # `neuralens ... --json | head`: the reader left; say nothing more
+        # Python flushes stdout again at exit, which would raise once more: point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """`neuralens stylize | reconstruct` end to end, and every bad input's one-line error and exit status."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -140,6 +142,20 @@ def test_help_lists_commands_and_examples(capsys):
         "examples:",
     ):
         assert option in text
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`neuralens models list --json | head -0`: the reader has gone before the listing is written (the
+    program takes a second to start; the pipe is closed at once)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "neuralens", "models", "list", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # the reader leaves, as `head` does once it has its lines
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == cli.EXIT_BROKEN_PIPE
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
 
 
 def test_style_masks_and_fine_style_from_the_command_line(tmp_path, image_files, cli_error, run_cli):
