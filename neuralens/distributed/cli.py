@@ -30,6 +30,9 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     options.add_arguments(p, QueueOptions)
+    for action in p._actions:  # QueueOptions' help is the clients' ("default none: run here"); a worker needs one
+        if action.dest == "broker":
+            action.help = "the Redis job queue to take jobs from (redis://HOST:6379/0, the clients' --broker); required"
     options.add_arguments(p, WorkerOptions)
     p.add_argument(
         "--health",

@@ -406,6 +406,8 @@ def run_job(task, kind: str, payload: dict) -> str:
     """Run one job of ``kind`` ('stylize', 'fast', 'video', 'classify' or 'faces') in this worker, or report what another run already
     finished. Returns the status reported (for logs). Raises the task's Retry while another worker holds the
     job's lease or Redis cannot be reached."""
+    from celery.exceptions import Retry  # noqa: PLC0415
+
     ctx = worker_context(task.app)
     job_id, batch = payload["job"], payload["batch"]
     try:
@@ -421,6 +423,13 @@ def run_job(task, kind: str, payload: dict) -> str:
     except _redis_errors() as exc:
         log.warning("job %s: Redis unavailable (%s); retrying", job_id, exc)
         raise task.retry(countdown=REDIS_RETRY_SECONDS, max_retries=None) from None
+    except Retry:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- e.g. the shared storage failing around the run
+        # Acknowledged without a report, the job would stay "queued" and its client would wait for ever.
+        log.exception("job %s failed outside its run", job_id)
+        ctx.jobs.report(job_id, batch, state.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+        return state.FAILED
 
 
 def _run_claimed(ctx: WorkerContext, kind: str, payload: dict, job_id: str, batch: str) -> str:

@@ -4,6 +4,7 @@ reach any client, completion is reported once, leases are exclusive, storage wri
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,25 @@ def test_storage_writes_atomically_and_marks_once(tmp_path, photos):
             check_key(bad)
     with pytest.raises(NeuralensError, match="share"):
         storage.fetch("inputs/missing.jpg")
+
+
+def test_a_storage_error_outside_the_run_ends_the_job_failed_not_lost(
+    two_workers, redis_url, storage_url, photos, monkeypatch
+):
+    """An error of the shared storage before the job runs (here its completion marker's name is taken by a
+    folder, so reading it fails) must end the job as failed: acknowledged without a report, it would stay
+    queued for ever and its client would wait for ever."""
+    from urllib.parse import urlsplit
+
+    from neuralens.distributed import state
+    from neuralens.distributed.client import QueueClient
+
+    batch, job_id = state.new_id(), state.new_id()
+    (Path(urlsplit(storage_url).path) / "results" / f"{job_id}.json").mkdir(parents=True)
+    options = StyleOptions(size=32, iterations=2, coarse_iterations=0, scales=1).validate()
+    with QueueClient(QueueOptions(redis_url, storage_url)) as client:
+        monkeypatch.setattr(state, "new_id", lambda: job_id)
+        assert client.submit_stylize(photos[0], [photos[-1]], options, batch) == job_id
+        (job,) = list(client.wait(batch, [job_id], timeout=90))
+        assert client.jobs.finished_since(batch, 0) == [job_id]  # reported once
+    assert job.status == state.FAILED and "internal error" in job.error, job.to_dict()
