@@ -132,8 +132,8 @@ class ExportedNetwork(nn.Module):
     """A ``StyleNetwork`` as exported: the same steps as its ``forward`` with the padding unconditional (a pad of
     0 is a no-op, so the graph is right for every size), and the output clamped to [0, 1].
 
-    Reflection padding only: the network's ``forward`` falls back to replicate padding for sides of 3 pixels or
-    fewer, which its own 9x9 reflection padding refuses anyway."""
+    Reflection padding only: the network's ``forward`` falls back to replicate padding for sides of
+    its border margin + 3 pixels or fewer, which this graph refuses."""
 
     def __init__(self, network: StyleNetwork):
         super().__init__()
@@ -143,9 +143,10 @@ class ExportedNetwork(nn.Module):
         h, w = image.shape[2], image.shape[3]
         pad_h = (4 - h % 4) % 4
         pad_w = (4 - w % 4) % 4
-        x = F.pad(image - 0.5, (0, pad_w, 0, pad_h), mode="reflect")
+        m = self.network.border_margin
+        x = F.pad(image - 0.5, (m, m + pad_w, m, m + pad_h), mode="reflect")
         y = self.network.body(x) + 0.5
-        return y[:, :, :h, :w].clamp(0.0, 1.0)
+        return y[:, :, m : m + h, m : m + w].clamp(0.0, 1.0)
 
 
 class _Clamped(nn.Module):
