@@ -101,20 +101,52 @@ class FlowBlend(Temporal):
         super().__init__(engine, flows)
         self.weight = None if weight is None else float(weight)
         self._beside = Beside("neuralens-video-flow")
+        self._pan = np.zeros(2)  # how far the picture has moved (x, y) up to the latest kept frame, in pixels
+        self._shift: Optional[Tuple[np.ndarray, np.ndarray]] = None  # (frame, its global_shift from the one before)
+
+    def keep(self, rgb: np.ndarray, output: np.ndarray) -> None:
+        if self.past:  # painted frames and those a resumed run reuses alike, so the pan is followed the same
+            self._pan += self._shift_to(rgb)
+        super().keep(rgb, output)
+
+    def _shift_to(self, rgb: np.ndarray) -> np.ndarray:
+        """``global_shift`` from the latest kept frame to ``rgb``, computed once per frame."""
+        if self._shift is None or self._shift[0] is not rgb:
+            self._shift = (rgb, global_shift(self.past[-1].rgb, rgb))
+        return self._shift[1]
 
     def paint(self, rgb: np.ndarray) -> np.ndarray:
         if not self.past or self.weight == 0:
-            return self.engine.stylize(rgb)
+            return self._stylize_in_phase(rgb)
         # The flow, the warped previous result and the mask need only the inputs and the previous result: they
         # are made in a thread while the network paints this frame (both release the GIL; see pipeline.py).
         self._beside.start(self._carried, rgb, self.past[-1])
         try:
-            styled = self.engine.stylize(rgb)
+            styled = self._stylize_in_phase(rgb)
         finally:
             warped, keep = self._beside.result()
         if self.weight is None:
             return keep * warped + (1.0 - keep) * styled
         return (styled + keep * warped) / (1.0 + keep)
+
+    def _stylize_in_phase(self, rgb: np.ndarray) -> np.ndarray:
+        """The network's output for ``rgb`` with its texture in step with the first frame's under a camera pan.
+
+        A network that downsamples paints a texture that repeats every ``phase`` pixels of its input (4 for the
+        models: strides 2 and 2), tied to the input's pixel grid: after a pan of 3 px, the new frame's strokes sit
+        3 px off those carried along. New content enters at the edge a strip a frame, so a carried result became a
+        mosaic of strips out of step (the 48-frame pan of benchmarks/video_flicker.py with the refined Starry
+        Night: style loss +37 % over painting every frame where strips came in, +10 % where the first frame's
+        strokes were carried; the whole frame +31 %, +15 % in step). Padding the frame on the left and top by the
+        pan so far (modulo ``phase``) puts its content where the network saw it in the first frame, so the strips
+        continue the texture."""
+        phase = getattr(self.engine, "phase", 1)
+        pan = self._pan + (self._shift_to(rgb) if self.past else 0.0)
+        pad_x, pad_y = (int(-round(v)) % phase for v in pan)
+        if not (pad_x or pad_y) or min(rgb.shape[:2]) <= phase:
+            return self.engine.stylize(rgb)
+        padded = np.pad(rgb, ((pad_y, 0), (pad_x, 0), (0, 0)), mode="reflect")
+        return np.ascontiguousarray(self.engine.stylize(padded)[pad_y:, pad_x:])
 
     def _carried(self, rgb: np.ndarray, previous: Past) -> Tuple[np.ndarray, np.ndarray]:
         """(the previous result warped onto this frame, the weight of it per pixel (H, W, 1)): the feathered mask
@@ -127,6 +159,25 @@ class FlowBlend(Temporal):
     def to_dict(self) -> dict:
         method = "carried where reliable" if self.weight is None else "warped blend"
         return {"consistency": "flow", "method": method, "weight": self.weight}
+
+
+MIN_SHIFT = 0.25  # px a frame: slower global motion is not followed (see global_shift)
+
+
+def global_shift(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """(dx, dy): how far the picture moved from ``previous`` to ``current`` (uint8 RGB frames), by phase
+    correlation (one FFT pair; about a millisecond at 320x240); zero when the frames do not match well. Within
+    0.02 px on the benchmark's pans from 160x120 up; tiny frames read less (2.7 px for 3 at 64x48)."""
+    import cv2  # noqa: PLC0415
+
+    a = cv2.cvtColor(previous, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    b = cv2.cvtColor(current, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    (dx, dy), response = cv2.phaseCorrelate(a, b, cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F))
+    shift = np.array([dx, dy]) if response > 0.1 else np.zeros(2)
+    # A still background with something moving over it reads as a drift of about 0.1 px a frame (measured on the
+    # benchmark's cat clip), which would add up to whole pixels: shifts this small count as none.
+    shift[np.abs(shift) < MIN_SHIFT] = 0.0
+    return shift
 
 
 def feather(mask: np.ndarray, size: int = 5) -> np.ndarray:

@@ -34,6 +34,7 @@ class ModelEngine:
     """A trained feed-forward model (``neuralens.fast.load_model``): one pass per frame."""
 
     kind = "model"
+    phase = 4  # pixels after which its texture repeats: both architectures halve the image twice
 
     def __init__(self, apply: ApplyOptions):
         self.options = apply.validate()
@@ -52,6 +53,7 @@ class ArbitraryEngine:
     """The arbitrary-style network (``neuralens.fast.load_arbitrary``, AdaIN): the paintings are encoded once."""
 
     kind = "fast"
+    phase = 8  # its encoder (VGG19 to relu4_1) pools three times
 
     def __init__(
         self,

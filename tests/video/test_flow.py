@@ -1,11 +1,16 @@
 """Warping, the reliability mask and the flow cache."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from neuralens.video.flow import FlowEstimator, FlowField, reliable_mask, synthetic_shift, warp
 from neuralens.video.metrics import pair_error, warping_error
 from neuralens.video.synthetic import object_clip, pan_clip
+
+SAMPLES = Path(__file__).resolve().parents[2] / "neuralens" / "samples"
 
 
 def test_warp_with_a_known_flow_moves_a_pattern_by_exactly_that_flow():
@@ -66,3 +71,47 @@ def test_warping_error_is_zero_for_content_that_moves_with_the_true_flow(photo):
     assert warping_error(shuffled, truth) > 1e-3
     empty = FlowField(truth[0].flow, np.zeros_like(truth[0].mask))
     assert pair_error(frames[0], frames[1], empty) == 0.0
+
+
+@pytest.fixture(scope="module")
+def wide_pan():
+    """A 160x120 pan (3 px right, 1 px down a frame): phase correlation needs frames of this size (on 64x48
+    ones it reads 2.7 px for 3)."""
+    big = Image.open(SAMPLES / "tubingen.jpg").convert("RGB").resize((256, 192), Image.LANCZOS)
+    return pan_clip(big, (160, 120), 6, (3, 1))[0], big
+
+
+def test_global_shift_follows_a_pan_and_ignores_a_still_background(wide_pan):
+    from neuralens.video.consistency import global_shift
+
+    frames, big = wide_pan
+    assert np.allclose(global_shift(frames[0], frames[1]), (-3, -1), atol=0.05)  # the content moves by -step
+    still, _ = object_clip(big, np.asarray(big)[:24, :24], 3)
+    assert np.array_equal(global_shift(still[0], still[1]), (0, 0))  # a small thing moving over a still picture
+
+
+class _PaddingRecorder:
+    """A stand-in engine of texture period 4 that returns the frame and records how it was padded."""
+
+    phase = 4
+
+    def __init__(self):
+        self.pads = []
+
+    def stylize(self, rgb):
+        self.pads.append((rgb.shape[1] - 160, rgb.shape[0] - 120))  # the frames are 160x120
+        return rgb.astype(np.float32) / 255
+
+
+def test_a_pan_is_painted_in_step_with_the_first_frame(wide_pan):
+    """Each frame is padded on the left and top by the pan so far, modulo the engine's texture period, so content
+    the pan brings in is painted with the texture where the first frame had it; the result keeps the size."""
+    from neuralens.video.consistency import FlowBlend
+
+    frames, _ = wide_pan
+    engine = _PaddingRecorder()
+    temporal = FlowBlend(engine, FlowEstimator("fast", cache_dir=None))
+    for rgb in frames[:5]:
+        assert temporal.next(rgb).shape == (120, 160, 3)
+    # 3 px right and 1 down a frame: in step again every 4 frames
+    assert engine.pads == [(0, 0), (3, 1), (2, 2), (1, 3), (0, 0)]
