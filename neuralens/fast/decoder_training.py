@@ -284,6 +284,7 @@ def train_decoder(
         "machine": machine(device, precision),
         "command": command,
         "stopped": stopped,
+        "loss_blew_up_at": state.blew_up_at,
     }
     decoder.eval()
     save_decoder(decoder, files["model"], info)
@@ -299,6 +300,7 @@ def train_decoder(
         final_losses=final,
         history=curve,
         stopped=stopped,
+        blew_up_at=state.blew_up_at,
         preview_files=preview_files,
         report_path=files["report"],
         loss_plot_path=loss_plot,

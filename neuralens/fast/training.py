@@ -62,6 +62,7 @@ class TrainResult:
     final_losses: Dict[str, float]  # average of the last steps: content, style, tv, total (weighted)
     history: List[Dict[str, float]]  # every loop.HISTORY_EVERY steps: iteration, seconds and the losses
     stopped: bool = False  # stopped early by Ctrl-C or should_stop() (the model is saved all the same)
+    blew_up_at: Optional[int] = None  # step where the loss rose far above its lowest (loop.BLOWUP), if it did
     preview_files: List[Path] = field(default_factory=list)
     report_path: Optional[Path] = None
     loss_plot_path: Optional[Path] = None
@@ -315,6 +316,7 @@ def train(
         "machine": machine(device, precision),
         "command": command,
         "stopped": stopped,
+        "loss_blew_up_at": state.blew_up_at,
     }
     model = StyleModel(network.float().to(memory_format=torch.contiguous_format), info, files["model"], "cpu", "fp32")
     model.save(files["model"])
@@ -329,6 +331,7 @@ def train(
         final_losses=final,
         history=curve,
         stopped=stopped,
+        blew_up_at=state.blew_up_at,
         preview_files=preview_files,
         report_path=files["report"],
         loss_plot_path=loss_plot,

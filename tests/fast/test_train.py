@@ -244,3 +244,22 @@ def test_the_package_level_train_is_the_training_function(tmp_path, tiny_photos)
         precision="fp32",
     )
     assert result.iterations == 1 and (tmp_path / "m.pt").is_file()
+
+
+def test_a_loss_that_blows_up_is_warned_about_once():
+    """A finite loss that rises far above its lowest (a run gone wrong without a NaN) gives one warning and is
+    recorded; a falling or noisy loss gives none."""
+    from neuralens.fast import loop
+
+    calm = loop.LoopState()
+    for step in range(4 * loop.BLOWUP_WINDOW):
+        calm.step = step + 1
+        calm.watch(10.0 / (1 + step) + (step % 3))  # falling, with noise
+    assert calm.blew_up_at is None
+
+    wild = loop.LoopState()
+    with pytest.warns(UserWarning, match="diverged") as caught:
+        for step, value in enumerate([1.0] * loop.BLOWUP_WINDOW + [5.0] * 3 * loop.BLOWUP_WINDOW):
+            wild.step = step + 1
+            wild.watch(value)
+    assert len(caught) == 1 and wild.blew_up_at == 2 * loop.BLOWUP_WINDOW
