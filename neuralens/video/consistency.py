@@ -3,7 +3,9 @@
 - ``Independent``: every frame painted on its own (``--consistency none``; flickers).
 - ``FlowBlend`` (feed-forward engines): the previous result is warped along the flow onto the new frame and
   blended in where the flow is reliable: x = (s + w m warped) / (1 + w m), the per-pixel minimiser of
-  |x - s|^2 + w m |x - warped|^2 for the network's output s, the reliability mask m and the weight w.
+  |x - s|^2 + w m |x - warped|^2 for the network's output s, the reliability mask m and the weight w. The
+  network paints each frame shifted by the camera's pan so far (modulo its texture period), so that what it paints
+  is in step with what is carried.
 - ``RuderTemporal`` (optimisation; Ruder, Dosovitskiy & Brox 2016): each frame after the first starts from the
   previous result warped along the flow and minimises the style objective plus the temporal loss
   w * L0 * sum_j sum_x c_j(x) |x(x) - warped_j(x)|^2 over the results of frames t-1, t-2 and t-4 (long-term; c_j
