@@ -4,20 +4,20 @@
 # the preview sheet and stay out of training), and copies the decoder (adain.pt, fp16) with its training report
 # (adain.json) into the package. Checkpoints, previews and the loss plot stay in data/decoder/.
 #
-#   bash scripts/train_decoder.sh [MINUTES]     (default 40: the CPU budget, see docs/arbitrary.md)
+#   bash scripts/train_decoder.sh [MINUTES]     (default 45: the CPU budget, see docs/arbitrary.md)
 #
-# The settings are the CPU recipe: 128-px crops (random scale up to 2x, flips), two crops a step, a half-width
+# The settings are the CPU recipe: 128-px crops (random scale up to 2x, flips), four crops a step, a half-width
 # decoder, statistics of 128 painting crops computed once. On a GPU use the paper's: --size 256 --batch-size 8
 # --width 64 --learning-rate 1e-4 --style-pool 0 --iterations 160000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MINUTES="${1:-40}"
+MINUTES="${1:-45}"
 PY="${PYTHON:-.venv/bin/python}"
 [ -d data/photos ] || "$PY" scripts/gather_photos.py -o data/photos --holdout 4
 [ -d data/paintings ] || "$PY" scripts/gather_paintings.py -o data/paintings
 mkdir -p data/decoder neuralens/fast/models/decoder
 "$PY" -m neuralens train-decoder --photos data/photos --styles data/paintings -o data/decoder/adain.pt \
-  --size 128 --zoom 2 --batch-size 2 --width 32 --style-weight 10 --learning-rate 1e-3 --style-pool 128 \
-  --seed 0 --minutes "$MINUTES" --checkpoint-every 100 --preview-every 300
+  --size 128 --zoom 2 --batch-size 4 --width 32 --style-weight 10 --learning-rate 5e-4 --style-pool 128 \
+  --seed 0 --minutes "$MINUTES" --checkpoint-every 200 --preview-every 600
 cp data/decoder/adain.pt data/decoder/adain.json neuralens/fast/models/decoder/
 ls -l neuralens/fast/models/decoder/
