@@ -11,14 +11,10 @@
 # grid, which --tv-weight 1e7 smooths. The previous model and its report are kept in data/models/previous/ and the
 # previous report is embedded in the new one (key "init").
 set -euo pipefail
-cd "$(dirname "$0")/.."
 MINUTES="${1:-15}"
-PY="${PYTHON:-.venv/bin/python}"
-STYLES="${STYLES:-../shared/data/style}"
-[ -d data/photos ] || "$PY" scripts/gather_photos.py -o data/photos --holdout 4
+source "$(dirname "$0")/builtin_models.sh"
 mkdir -p data/models/previous data/models/refined
-for pair in starry-night:starry_night.jpg the-scream:the_scream.jpg woman-with-hat:woman-with-hat-matisse.jpg \
-            shipwreck:shipwreck.jpg; do
+for pair in "${BUILTIN_MODELS[@]}"; do
   name="${pair%%:*}"; painting="$STYLES/${pair#*:}"
   [ -f "data/models/previous/$name.pt" ] || cp "neuralens/fast/models/$name.pt" "neuralens/fast/models/$name.json" \
     data/models/previous/

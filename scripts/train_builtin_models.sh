@@ -16,16 +16,12 @@
 # On a GPU, skip the students and train the ShuffleNet directly with the full recipe:
 #   --size 256 --style-size 512 --iterations 40000 (style weight to be re-tuned upwards).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 MINUTES="${1:-7}"
 STEPS="${2:-1500}"
-PY="${PYTHON:-.venv/bin/python}"
-STYLES="${STYLES:-../shared/data/style}"
 TEACHERS="${TEACHERS:-}"
-[ -d data/photos ] || "$PY" scripts/gather_photos.py -o data/photos --holdout 4
+source "$(dirname "$0")/builtin_models.sh"
 mkdir -p data/models/teachers neuralens/fast/models
-for pair in starry-night:starry_night.jpg the-scream:the_scream.jpg woman-with-hat:woman-with-hat-matisse.jpg \
-            shipwreck:shipwreck.jpg; do
+for pair in "${BUILTIN_MODELS[@]}"; do
   name="${pair%%:*}"; painting="$STYLES/${pair#*:}"
   teacher="${TEACHERS:-data/models/teachers}/$name.pt"
   if [ -z "$TEACHERS" ]; then
