@@ -40,8 +40,8 @@ class LoopState:
     stopped: bool = False  # by Ctrl-C or should_stop()
     checkpoint_path: Optional[Path] = None
     blew_up_at: Optional[int] = None  # the step where the loss mean rose above BLOWUP times its lowest (if it did)
-    _window: List[float] = field(default_factory=list)
-    _lowest: Optional[float] = None
+    _window: List[float] = field(default_factory=list, init=False, repr=False)
+    _lowest: Optional[float] = field(default=None, init=False, repr=False)
 
     def watch(self, total: float) -> None:
         """Follow the total loss; warn once (and set ``blew_up_at``) when its mean over BLOWUP_WINDOW steps rises

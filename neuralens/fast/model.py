@@ -28,7 +28,7 @@ from ..errors import NeuralensError
 from ..imageio import ImageLike, image_to_tensor, load_image, tensor_to_image
 from ..style import color, tiling
 from . import runtime
-from .network import ARCHITECTURES, BORDER_MARGIN, StyleNetwork, build_network
+from .network import ARCHITECTURES, StyleNetwork, build_network
 
 FORMAT = "neuralens-fast-style"
 VERSION = 2
@@ -124,8 +124,8 @@ class StyleModel:
         return out / weights
 
     def _forward(self, image: torch.Tensor) -> torch.Tensor:
-        # The exported graph reflects BORDER_MARGIN pixels around the image, which needs sides longer than that.
-        if self._engine == "onnxruntime" and min(image.shape[2:]) > BORDER_MARGIN + 3:
+        # The exported graph reflects the border margin around the image, which needs sides longer than that.
+        if self._engine == "onnxruntime" and min(image.shape[2:]) > self.network.border_margin + 3:
             if self._runner is None:
                 self._runner = runtime.OnnxRunner(self.network)
             return self._runner(image)

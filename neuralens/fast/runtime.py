@@ -23,7 +23,7 @@ import torch
 from .. import __version__
 from ..cache import cache_folder
 from ..errors import NeuralensError
-from .network import BORDER_MARGIN, StyleNetwork
+from .network import StyleNetwork
 
 ENGINES = ("auto", "torch", "onnxruntime")
 INSTALL_HINT = "pip install onnx onnxruntime"
@@ -53,7 +53,7 @@ def pick_engine(name: str, device: torch.device, precision: str) -> str:
 def network_key(network: StyleNetwork) -> str:
     """A name for the exported file: the architecture, width and a hash of the weights and of the versions that
     wrote it (a new torch or neuralens exports afresh), and of the graph around the network (its border margin)."""
-    versions = f"{network.architecture}/{network.width}/{torch.__version__}/{__version__}/margin{BORDER_MARGIN}"
+    versions = f"{network.architecture}/{network.width}/{torch.__version__}/{__version__}/margin{network.border_margin}"
     digest = hashlib.sha256(versions.encode())
     for name, value in sorted(network.state_dict().items()):
         digest.update(name.encode())
