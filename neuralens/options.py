@@ -225,10 +225,16 @@ class _ParseText(argparse.Action):
 
 
 def add_arguments(
-    parser: Any, cls: Any, only: Optional[Sequence[str]] = None, exclude: Sequence[str] = (), defaults_from: Any = None
+    parser: Any,
+    cls: Any,
+    only: Optional[Sequence[str]] = None,
+    exclude: Sequence[str] = (),
+    defaults_from: Any = None,
+    helps: Optional[Dict[str, str]] = None,
 ) -> List[str]:
     """Add a flag for every option of ``cls`` that has one (``only``: just these; ``exclude``: not these) to
-    an argparse parser or group; ``defaults_from`` (an instance) overrides the defaults shown and used.
+    an argparse parser or group; ``defaults_from`` (an instance) overrides the defaults shown and used, ``helps``
+    ({field: text}) the help of a flag whose meaning differs for this command.
     Returns the field names added (their values land under the field name)."""
     added = []
     base = defaults_from if defaults_from is not None else None
@@ -236,7 +242,8 @@ def add_arguments(
         if spec.cli is not True or name in exclude or (only is not None and name not in only):
             continue
         default = getattr(base, name) if base is not None else dataclasses.fields(cls)[_index(cls, name)].default
-        kwargs: Dict[str, Any] = {"dest": name, "default": default, "help": help_text(spec, default)}
+        text = (helps or {}).get(name) or help_text(spec, default)
+        kwargs: Dict[str, Any] = {"dest": name, "default": default, "help": text}
         if spec.kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
         elif spec.choices is not None:

@@ -29,10 +29,9 @@ def register(subparsers) -> None:
         epilog=WORKER_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    options.add_arguments(p, QueueOptions)
-    for action in p._actions:  # QueueOptions' help is the clients' ("default none: run here"); a worker needs one
-        if action.dest == "broker":
-            action.help = "the Redis job queue to take jobs from (redis://HOST:6379/0, the clients' --broker); required"
+    # QueueOptions' help for --broker is the clients' ("default none: run here"); a worker needs one.
+    broker = "the Redis job queue to take jobs from (redis://HOST:6379/0, the clients' --broker); required"
+    options.add_arguments(p, QueueOptions, helps={"broker": broker})
     options.add_arguments(p, WorkerOptions)
     p.add_argument(
         "--health",

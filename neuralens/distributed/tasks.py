@@ -428,7 +428,7 @@ def run_job(task, kind: str, payload: dict) -> str:
     except Exception as exc:  # noqa: BLE001 -- e.g. the shared storage failing around the run
         # Acknowledged without a report, the job would stay "queued" and its client would wait for ever.
         log.exception("job %s failed outside its run", job_id)
-        ctx.jobs.report(job_id, batch, state.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+        ctx.jobs.report(job_id, batch, state.FAILED, error=_internal_error(exc))
         return state.FAILED
 
 
@@ -457,7 +457,7 @@ def _run_claimed(ctx: WorkerContext, kind: str, payload: dict, job_id: str, batc
         raise
     except Exception as exc:  # noqa: BLE001 -- one bad job must not take the worker down
         log.exception("job %s failed", job_id)
-        ctx.jobs.report(job_id, batch, state.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+        ctx.jobs.report(job_id, batch, state.FAILED, error=_internal_error(exc))
         return state.FAILED
     finally:
         if torch.cuda.is_available():
@@ -472,6 +472,11 @@ def _run_claimed(ctx: WorkerContext, kind: str, payload: dict, job_id: str, batc
         fields = json.loads(ctx.storage.read_bytes(marker_key(job_id)))["state"]
     ctx.jobs.report(job_id, batch, **fields)
     return fields["status"]
+
+
+def _internal_error(exc: BaseException) -> str:
+    """What a job's report says of an error that is not the user's (a bug, the shared storage failing)."""
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _redis_errors() -> tuple:
