@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.faces_search import machine
+from neuralens.faces.index import VECTOR_TYPES
 
 ROOT = Path(__file__).resolve().parent
 WORK = ROOT / "work" / "faces_scale"
@@ -80,14 +81,14 @@ def _exact_top(matrix: np.ndarray, norms: np.ndarray, queries: np.ndarray, k: in
     return best_i
 
 
-def run_size(size: int, queries: int, exact_queries: int, folder: Path, extra_ef=()) -> dict:
+def run_size(size: int, queries: int, exact_queries: int, folder: Path, extra_ef=(), dtype=None) -> dict:
     """Everything for one gallery size (run in a child process). Returns the numbers as a dict."""
     from neuralens.faces import Gallery  # noqa: PLC0415
     from neuralens.faces.bulk import import_file  # noqa: PLC0415
     from neuralens.faces.index import IndexOptions  # noqa: PLC0415
 
     # Always through the index here (crossover 0), so that both searches are measured at every size.
-    options = IndexOptions(exact_below=0)
+    options = IndexOptions(exact_below=0, **({"dtype": dtype} if dtype else {}))
 
     out: dict = {"size": size}
     names, vectors, centres = synthetic_gallery(size)
@@ -180,7 +181,7 @@ def _index_searches(gallery, known: np.ndarray, strangers: np.ndarray, out: dict
 def _child(args) -> None:
     folder = Path(tempfile.mkdtemp(prefix="scale_", dir=WORK))
     try:
-        result = run_size(args.child, args.queries, args.exact_queries, folder, args.ef)
+        result = run_size(args.child, args.queries, args.exact_queries, folder, args.ef, args.dtype)
     finally:
         for path in folder.iterdir():
             path.unlink()
@@ -226,6 +227,7 @@ def run_children(module: str, args: argparse.Namespace) -> list:
         command = [sys.executable, "-m", module, "--child", str(size)]
         command += ["--queries", str(args.queries), "--exact-queries", str(args.exact_queries)]
         command += ["--ef", *map(str, args.ef)] if args.ef else []
+        command += ["--dtype", args.dtype] if getattr(args, "dtype", None) else []
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT.parent, env=os.environ)
         if done.returncode:
@@ -244,6 +246,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500, help="known and as many stranger faces per size")
     parser.add_argument("--exact-queries", type=int, default=100, help="faces timed with exact search")
     parser.add_argument("--ef", type=int, nargs="*", default=[], help="also search with these candidate lists")
+    parser.add_argument("--dtype", choices=VECTOR_TYPES, help="how the index stores vectors (default: the package's)")
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/faces_scale.{md,json}")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

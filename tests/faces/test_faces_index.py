@@ -1,6 +1,9 @@
 """The HNSW index beside the gallery: agrees with exact search, rebuilt when missing or stale, exact and
 immediate removal and rename, and exact search below the crossover."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 from faces_synthetic import people, photos_of, rows
@@ -78,6 +81,22 @@ def test_damaged_or_mismatched_index_is_rebuilt(big, tmp_path, damage):
         assert len(gallery.index) == 5000
 
 
+def test_index_built_with_other_settings_is_rebuilt(big, tmp_path):
+    path = _copy(big, tmp_path)
+    sidecar = path.with_name(path.name + ".usearch.json")
+    meta = json.loads(sidecar.read_text())
+    assert meta["dtype"] == IndexOptions().dtype == "bf16"
+    del meta["dtype"]  # as an index saved before the sidecar recorded how it stores vectors
+    sidecar.write_text(json.dumps(meta))
+    faces = photos_of(people(1000)[2][:5])
+    for dtype in ("bf16", "f16"):
+        with Gallery(path, index=dataclasses.replace(SMALL, dtype=dtype)) as gallery:
+            names, _ = gallery.search(faces)
+            assert names == [f"person {i}" for i in range(5)]
+            assert str(gallery.index._index.dtype).lower().endswith(dtype)
+        assert json.loads(sidecar.read_text())["dtype"] == dtype
+
+
 def test_stale_index_catches_up_with_another_process(big, tmp_path):
     path = _copy(big, tmp_path)
     newcomers = rows(3, seed=7)
@@ -94,6 +113,12 @@ def test_stale_index_catches_up_with_another_process(big, tmp_path):
         assert len(reader.index) == 5000 + 15 - 5
 
 
+def _as_stored(vector: np.ndarray) -> bytes:
+    """The bytes of ``vector`` as the default index stores it: bfloat16, rounded to nearest even."""
+    bits = vector.astype(np.float32).view(np.uint32)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2").tobytes()
+
+
 def test_removal_is_immediate_and_scrubs_the_index(big, tmp_path):
     path = _copy(big, tmp_path)
     _, vectors, centres = people(1000)
@@ -105,8 +130,8 @@ def test_removal_is_immediate_and_scrubs_the_index(big, tmp_path):
         assert name == gallery.search_exact(photos_of(centres[4:5]))[0]
     data = path.with_name(path.name + ".usearch").read_bytes()
     gone = vectors[20:25]
-    assert not any(v.astype(np.float16).tobytes() in data for v in gone)
-    assert vectors[30].astype(np.float16).tobytes() in data  # the check would see a vector that is there
+    assert not any(_as_stored(v) in data for v in gone)
+    assert _as_stored(vectors[30]) in data  # the check would see a vector that is there
 
 
 def test_rename_is_immediate(big, tmp_path):
