@@ -29,7 +29,8 @@ def format_seconds(seconds: float) -> str:
 class Progress:
     """Counts ``total`` units of work (``what``: a short label such as 'stylize') and shows it on ``stream``
     (default stderr): a tqdm bar when the stream is a terminal, else a line every ``interval`` seconds and
-    one at the end. ``enabled=False`` shows nothing. Use as a context manager or call ``close()``."""
+    one at the end. ``enabled=False`` shows nothing. ``initial``: units already done before this run (a
+    resumed training), counted but not used for the rate. Use as a context manager or call ``close()``."""
 
     def __init__(
         self,
@@ -39,6 +40,7 @@ class Progress:
         enabled: bool = True,
         stream: Optional[IO[str]] = None,
         interval: Optional[float] = None,
+        initial: int = 0,
     ):
         self.total = total
         self.what = what
@@ -46,7 +48,7 @@ class Progress:
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
         self.interval = LINE_SECONDS if interval is None else interval
-        self.count = 0
+        self.count = self.initial = initial
         self.status = ""
         self.started = time.perf_counter()
         self._last_line = -float("inf")
@@ -56,7 +58,13 @@ class Progress:
             from tqdm.auto import tqdm  # noqa: PLC0415 -- only needed on a terminal
 
             self._bar = tqdm(
-                total=total, desc=what or None, unit=unit, dynamic_ncols=True, leave=True, file=self.stream
+                total=total,
+                initial=initial,
+                desc=what or None,
+                unit=unit,
+                dynamic_ncols=True,
+                leave=True,
+                file=self.stream,
             )
 
     def update(self, n: int = 1, status: Optional[str] = None) -> None:
@@ -87,10 +95,11 @@ class Progress:
         return time.perf_counter() - self.started
 
     def time_left(self) -> Optional[float]:
-        """Seconds left at the average rate so far (None while unknown)."""
-        if not self.total or self.count <= 0:
+        """Seconds left at this run's average rate so far (None while unknown)."""
+        done = self.count - self.initial
+        if not self.total or done <= 0:
             return None
-        return self.elapsed() / self.count * max(0, self.total - self.count)
+        return self.elapsed() / done * max(0, self.total - self.count)
 
     def line(self) -> str:
         """The plain progress line, e.g. 'stylize 40/95 step (42 %) 512x384 ..., 12 s elapsed, 16 s left'."""

@@ -52,3 +52,23 @@ def test_a_terminal_gets_a_tqdm_bar():
 
 def test_format_seconds():
     assert [format_seconds(s) for s in (4.4, 95, 4000)] == ["4 s", "1 min 35 s", "1 h 06 min"]
+
+
+def test_a_resumed_run_counts_on_but_times_only_its_own_work(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(progress.time, "perf_counter", clock)
+    bar = Progress(1000, what="train", enabled=False, initial=900)
+    clock.now += 10.0
+    bar.update(10)  # 10 steps in 10 s, 90 left: 90 s, not the 0.9 s that counting the 900 earlier steps gives
+    assert bar.count == 910 and bar.time_left() == 90.0
+
+
+def test_a_resumed_terminal_bar_starts_at_the_steps_done():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    with Progress(10, what="x", stream=stream, initial=7) as bar:
+        bar.update(1)
+    assert "8/10" in stream.getvalue()

@@ -102,8 +102,7 @@ def run(
     total = None if budget is not None else options.iterations
     run_started = time.perf_counter()
     last_preview = run_started
-    progress = Progress(total, label, unit="step", enabled=options.progress)
-    progress.count = state.step
+    progress = Progress(total, label, unit="step", enabled=options.progress, initial=state.step)
     try:
         while True:
             state.train_seconds = time.perf_counter() - run_started
