@@ -12,11 +12,12 @@ Design notes (the why):
 - The index only proposes candidates; the gallery re-reads their vectors and owners from SQLite and
   computes the distances exactly, so a stale entry can cost recall but never a wrong name or distance.
 - Vectors are stored as bfloat16 (``IndexOptions.dtype``): half the disk of float32, and exact re-ranking
-  makes the rounding harmless. Measured on 100,000 face-like embeddings (2 cores, AMD EPYC, M=32,
-  ef_construction 64, 2026-12-07): build float32 34 s, float16 20 s, bfloat16 13 s, at the same recall
-  (ef 512: 0.99-1.00 for new photos and strangers) and a 1.3-1.6x faster search than float16. int8 builds in 9 s
-  but usearch scales each int8 vector to unit length, so the index then ranks by angle, not distance:
-  recall@1 for strangers fell to 0.67 (L2 on 1,000,000: 0.50 against float32's 0.87), so it is not offered.
+  makes the rounding harmless. Measured with usearch alone on face-like embeddings (2 cores, AMD EPYC with
+  AVX512-BF16, M=32, ef_construction 64, 2026-12-07): build at 100,000 float32 34 s, float16 20 s, bfloat16
+  13 s; at 1,000,000 float32 754 s, bfloat16 343 s; the same recall, and the index search alone 1.3-1.6x
+  faster than float16's (through the gallery, with its SQLite reads, within the noise). int8 builds faster
+  still, but usearch scales each int8 vector to unit length, so that index ranks by angle, not distance:
+  recall@1 for strangers at 1,000,000 fell to 0.50 (float32: 0.87), so it is not offered.
 - usearch over hnswlib, by measurement (100,000 face-like embeddings, 2 cores, M=32, ef_construction=200):
   build 28 s vs 58 s, the same recall (1.00 / 0.99 at ef=256), wheels for every platform (hnswlib 0.8
   compiles from source), and a saved index can be memory-mapped (``view``) so a one-off command opens a
