@@ -120,8 +120,9 @@ def ours(
 # ------------------------------------------------------------------------------------------------- quality
 
 
-def quality(size: int, refine: Sequence[int], peer: bool, out: Path, pairs: int) -> Dict[str, Any]:
-    """Held-out photo x held-out painting pairs: objective and seconds of each method, and sheets."""
+def quality(size: int, refine: Sequence[int], peer: bool, out: Path, pairs: int, decoder=None) -> Dict[str, Any]:
+    """Held-out photo x held-out painting pairs: objective and seconds of each method, and sheets. ``decoder``: a
+    decoder file (default: the shipped one)."""
     from PIL import Image
 
     from neuralens.fast.arbitrary import load_arbitrary
@@ -139,7 +140,7 @@ def quality(size: int, refine: Sequence[int], peer: bool, out: Path, pairs: int)
     painting_path = paintings[0]
     work = WORK / "fast_arbitrary"
     work.mkdir(parents=True, exist_ok=True)
-    model = load_arbitrary(device="cpu", precision="fp32")
+    model = load_arbitrary(decoder, device="cpu", precision="fp32")
     rows = []
     for photo_path in photos:
         content = resize_long_side(load_image(photo_path), size)
@@ -191,7 +192,7 @@ def quality(size: int, refine: Sequence[int], peer: bool, out: Path, pairs: int)
         ]
         sheet = contact_sheet(tiles, captions, columns=len(tiles), tile_size=(size, size), upscale=False)
         save_image(sheet, out / f"fast_arbitrary_{photo_path.stem}.jpg")
-    return {"size": size, "painting": painting_path.name, "pairs": rows}
+    return {"size": size, "painting": painting_path.name, "decoder": str(decoder) if decoder else None, "pairs": rows}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -254,7 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             + "\n\n"
         )
     if args.quality:
-        q = quality(args.quality_size, args.refine, not args.no_peer, args.out, args.pairs)
+        q = quality(args.quality_size, args.refine, not args.no_peer, args.out, args.pairs, args.decoder)
         data["quality"] = q
         methods = [m for m in ("fast", "peer", "stylize", *[f"refine_{n}" for n in args.refine]) if m in q["pairs"][0]]
         qrows = []

@@ -4,7 +4,10 @@
 # the preview sheet and stay out of training), and copies the decoder (adain.pt, fp16) with its training report
 # (adain.json) into the package. Checkpoints, previews and the loss plot stay in data/decoder/.
 #
-#   bash scripts/train_decoder.sh [MINUTES]     (default 45: the CPU budget, see docs/arbitrary.md)
+#   bash scripts/train_decoder.sh [MINUTES [MORE]]   (default 45: the CPU budget, see docs/arbitrary.md)
+#
+# With MORE, the run then goes on from its checkpoint for MORE minutes (`--resume`): the shipped decoder is
+# `bash scripts/train_decoder.sh 45 55` (45 minutes, then 55 more, 2026-12-07).
 #
 # The settings are the CPU recipe: 128-px crops (random scale up to 2x, flips), four crops a step, a half-width
 # decoder, statistics of 128 painting crops computed once. On a GPU use the paper's: --size 256 --batch-size 8
@@ -12,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES="${1:-45}"
+MORE="${2:-}"
 PY="${PYTHON:-.venv/bin/python}"
 [ -d data/photos ] || "$PY" scripts/gather_photos.py -o data/photos --holdout 4
 [ -d data/paintings ] || "$PY" scripts/gather_paintings.py -o data/paintings
@@ -19,5 +23,9 @@ mkdir -p data/decoder neuralens/fast/models/decoder
 "$PY" -m neuralens train-decoder --photos data/photos --styles data/paintings -o data/decoder/adain.pt \
   --size 128 --zoom 2 --batch-size 4 --width 32 --style-weight 10 --learning-rate 5e-4 --style-pool 128 \
   --seed 0 --minutes "$MINUTES" --checkpoint-every 200 --preview-every 600
+if [ -n "$MORE" ]; then
+  "$PY" -m neuralens train-decoder --photos data/photos --styles data/paintings -o data/decoder/adain.pt \
+    --resume data/decoder/adain.checkpoint.pt --minutes "$MORE" --checkpoint-every 200 --preview-every 600
+fi
 cp data/decoder/adain.pt data/decoder/adain.json neuralens/fast/models/decoder/
 ls -l neuralens/fast/models/decoder/
