@@ -20,12 +20,13 @@ PY="${PYTHON:-.venv/bin/python}"
 [ -d data/photos ] || "$PY" scripts/gather_photos.py -o data/photos --holdout 4
 [ -d data/paintings ] || "$PY" scripts/gather_paintings.py -o data/paintings
 mkdir -p data/decoder neuralens/fast/models/decoder
-"$PY" -m neuralens train-decoder --photos data/photos --styles data/paintings -o data/decoder/adain.pt \
-  --size 128 --zoom 2 --batch-size 4 --width 32 --style-weight 10 --learning-rate 5e-4 --style-pool 128 \
-  --seed 0 --minutes "$MINUTES" --checkpoint-every 200 --preview-every 600
+# What both parts share (a resumed run takes its training settings from the checkpoint).
+TRAIN=("$PY" -m neuralens train-decoder --photos data/photos --styles data/paintings -o data/decoder/adain.pt
+       --checkpoint-every 200 --preview-every 600)
+"${TRAIN[@]}" --size 128 --zoom 2 --batch-size 4 --width 32 --style-weight 10 --learning-rate 5e-4 --style-pool 128 \
+  --seed 0 --minutes "$MINUTES"
 if [ -n "$MORE" ]; then
-  "$PY" -m neuralens train-decoder --photos data/photos --styles data/paintings -o data/decoder/adain.pt \
-    --resume data/decoder/adain.checkpoint.pt --minutes "$MORE" --checkpoint-every 200 --preview-every 600
+  "${TRAIN[@]}" --resume data/decoder/adain.checkpoint.pt --minutes "$MORE"
 fi
 cp data/decoder/adain.pt data/decoder/adain.json neuralens/fast/models/decoder/
 ls -l neuralens/fast/models/decoder/
