@@ -3,7 +3,8 @@ and Ctrl-C, the loss history, progress with images/s and time left, the callback
 
 Each trainer supplies one step (``one_step() -> (losses, images)``: draw a batch, compute the losses, step the
 optimiser) and how to write its checkpoint and preview; what the loop carries between steps is a ``LoopState``,
-which the trainers save in their checkpoints (``step``, ``seconds``, ``history``) and read back on resume.
+which the trainers save in their checkpoints (``step``, ``seconds``, ``history``, ``watch_state()``) and read back
+on resume.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ..errors import NeuralensError
 from ..progress import Progress
@@ -60,6 +61,17 @@ class LoopState:
                 "with a smaller --learning-rate)",
                 stacklevel=2,
             )
+
+    def watch_state(self) -> Dict[str, Any]:
+        """What ``watch`` has seen, for a checkpoint: a resumed run goes on judging against the same lowest mean."""
+        return {"window": list(self._window), "lowest": self._lowest, "blew_up_at": self.blew_up_at}
+
+    def restore_watch(self, saved: Optional[Dict[str, Any]]) -> None:
+        """Take back ``watch_state()`` from a checkpoint (None, as in older checkpoints: watch afresh)."""
+        if saved:
+            self._window = [float(v) for v in saved["window"]]
+            self._lowest = None if saved["lowest"] is None else float(saved["lowest"])
+            self.blew_up_at = saved["blew_up_at"]
 
     @property
     def seconds(self) -> float:

@@ -256,6 +256,7 @@ def train(
         data.generator.set_state(checkpoint["generator"])
         state.step, state.seconds_before = int(checkpoint["iteration"]), float(checkpoint["seconds"])
         state.history = [dict(h) for h in checkpoint["history"]]
+        state.restore_watch(checkpoint.get("watch"))
 
     preview_files: List[Path] = []
     name = style_name(style)
@@ -271,6 +272,7 @@ def train(
             "iteration": state.step,
             "seconds": state.seconds,
             "history": state.history,
+            "watch": state.watch_state(),
         }
         return save_atomic(payload, files["checkpoint"])
 

@@ -246,9 +246,9 @@ def test_the_package_level_train_is_the_training_function(tmp_path, tiny_photos)
     assert result.iterations == 1 and (tmp_path / "m.pt").is_file()
 
 
-def test_a_loss_that_blows_up_is_warned_about_once():
+def test_a_loss_that_blows_up_is_warned_about_once(tmp_path):
     """A finite loss that rises far above its lowest (a run gone wrong without a NaN) gives one warning and is
-    recorded; a falling or noisy loss gives none."""
+    recorded; a falling or noisy loss gives none; a resumed run judges against what the checkpoint had seen."""
     from neuralens.fast import loop
 
     calm = loop.LoopState()
@@ -263,3 +263,18 @@ def test_a_loss_that_blows_up_is_warned_about_once():
             wild.step = step + 1
             wild.watch(value)
     assert len(caught) == 1 and wild.blew_up_at == 2 * loop.BLOWUP_WINDOW
+
+    values = [1.0] * loop.BLOWUP_WINDOW + [5.0] * 3 * loop.BLOWUP_WINDOW
+    cut = loop.BLOWUP_WINDOW + loop.BLOWUP_WINDOW // 2  # stopped half-way through the first bad window
+    before = loop.LoopState()
+    for step, value in enumerate(values[:cut]):
+        before.step = step + 1
+        before.watch(value)
+    torch.save({"watch": before.watch_state()}, tmp_path / "c.pt")  # as the checkpoints store it
+    resumed = loop.LoopState(step=cut)
+    resumed.restore_watch(torch.load(tmp_path / "c.pt", weights_only=True)["watch"])
+    with pytest.warns(UserWarning, match="diverged"):
+        for step, value in enumerate(values[cut:], start=cut + 1):
+            resumed.step = step
+            resumed.watch(value)
+    assert resumed.blew_up_at == 2 * loop.BLOWUP_WINDOW
