@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   neuralens train-decoder --photos data/photos --styles data/paintings -o decoder.pt --minutes 40
   neuralens train-decoder --photos data/photos --styles data/paintings -o decoder.pt --checkpoint-every 200
   neuralens train-decoder --photos data/photos --styles data/paintings -o decoder.pt --resume decoder.checkpoint.pt
+  neuralens train-decoder ... --resume decoder.checkpoint.pt --reconstruction-weight 50 --style-weight 2 --minutes 20
 then: neuralens stylize photo.jpg any_painting.jpg --fast --decoder decoder.pt -o out.png
 """
 
@@ -42,7 +43,8 @@ def register(subparsers) -> None:
         "--resume",
         metavar="CHECKPOINT",
         default=None,
-        help="continue from OUT.checkpoint.pt (with its settings; --minutes/--iterations may change)",
+        help="continue from OUT.checkpoint.pt with its settings; the budget, device, precision and the loss weights "
+        "may change (fine-tuning: e.g. --reconstruction-weight 50 --style-weight 2)",
     )
     options.add_arguments(
         p.add_argument_group("training options (Python: DecoderTrainOptions fields of the same names)"),

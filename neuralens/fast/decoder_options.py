@@ -48,6 +48,13 @@ class DecoderTrainOptions:
         "lambda: weight of the style loss (channel means and deviations at relu1_1..relu4_1)",
         minimum=0,
     )
+    reconstruction_weight: float = option(
+        0.0,
+        "weight of a pixel reconstruction term: each step also decodes the photos' own relu4_1 features and takes the "
+        "mean squared error of the result against the photos (pixels in [0, 1]), teaching the decoder to invert the "
+        "encoder (Li et al. 2017); 0: off, as in the paper",
+        minimum=0,
+    )
     # 1e-3 diverged after 3940 steps of 4 crops (75 CPU minutes; docs/arbitrary.md); 5e-4 made the shipped decoder.
     learning_rate: float = option(
         5e-4, "Adam's step size (the paper: 1e-4 over 160000 steps; a short CPU run needs larger steps)", above=0

@@ -8,7 +8,9 @@ Each step takes a batch of random photo crops c and as many painting crops s, an
 
 over l = relu1_1, relu2_1, relu3_1, relu4_1, each term a mean squared error (as the authors' code has it) of
 features divided by the layer's typical activation (``adain.LAYER_SCALE``: the layers then weigh as with the
-paper's normalised VGG19, and lambda = 10 means what it means there). The
+paper's normalised VGG19, and lambda = 10 means what it means there). With ``reconstruction_weight`` w > 0 the
+decoder also decodes the photos' own features in the same pass and the loss adds w * ||g(f(c)) - c||^2 (pixels):
+a direct lesson in inverting the encoder, which the feature losses alone teach slowly (docs/arbitrary.md). The
 painting side enters only through its channel statistics, so ``style_pool`` crops' statistics are computed once at
 the start and drawn from at each step: that saves one of the four encoder passes of a step.
 
@@ -58,7 +60,18 @@ CHECKPOINT_VERSION = 1
 MAX_PREVIEW_PAINTINGS = 3
 PREVIEW_SIZE = 192  # long side of the preview tiles (the crops themselves are small)
 # Settings a resumed run may change; the others come from the checkpoint.
-RESUMABLE = ("minutes", "iterations", "checkpoint_every", "preview_every", "device", "precision", "progress")
+# The loss weights may change too, so that a trained decoder can be fine-tuned with another loss.
+LOSS_WEIGHTS = ("content_weight", "style_weight", "reconstruction_weight")
+RESUMABLE = (
+    "minutes",
+    "iterations",
+    "checkpoint_every",
+    "preview_every",
+    "device",
+    "precision",
+    "progress",
+    *LOSS_WEIGHTS,
+)
 
 Stats = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
 
@@ -72,8 +85,8 @@ class DecoderTrainResult(TrainResult):
 
 
 class DecoderLoss:
-    """The frozen encoder and the loss of a batch: content (relu4_1 against the AdaIN target) and style
-    (channel means and deviations at STYLE_LAYERS against the paintings')."""
+    """The frozen encoder and the loss of a batch: content (relu4_1 against the AdaIN target), style (channel
+    means and deviations at STYLE_LAYERS against the paintings') and, when weighted, the photos' reconstruction."""
 
     def __init__(self, options: DecoderTrainOptions, device: torch.device, precision: str, memory_format):
         self.options = options
@@ -91,20 +104,27 @@ class DecoderLoss:
         return {k: mean_std(v) for k, v in self.features(paintings.to(self.device)).items()}
 
     def __call__(self, decoder: Decoder, photos: torch.Tensor, style: Stats) -> Dict[str, torch.Tensor]:
-        """The losses of one batch (fp32 scalars): content, style and the weighted total."""
+        """The losses of one batch (fp32 scalars): content, style, reconstruction (only when weighted) and the
+        weighted total."""
+        o = self.options
         with torch.no_grad():
             content_features = self.features(photos, [ADAIN_LAYER])[ADAIN_LAYER]
             target = adain(content_features, *style[ADAIN_LAYER])
+        decoded = torch.cat([target, content_features]) if o.reconstruction_weight else target
         with devices.autocast(self.device, self.precision):
-            images = decoder(target.contiguous(memory_format=self.memory_format))
-        feats = self.features(images.float())
+            out = decoder(decoded.contiguous(memory_format=self.memory_format)).float()
+        images = out[: len(target)]
+        feats = self.features(images)
         content = F.mse_loss(feats[ADAIN_LAYER], target) / LAYER_SCALE[ADAIN_LAYER] ** 2
         style = sum(
             (F.mse_loss(mean, style[k][0]) + F.mse_loss(std, style[k][1])) / LAYER_SCALE[k] ** 2
             for k, (mean, std) in ((k, mean_std(feats[k])) for k in STYLE_LAYERS)
         )
-        o = self.options
-        return {"content": content, "style": style, "total": o.content_weight * content + o.style_weight * style}
+        terms = {"content": content, "style": style, "total": o.content_weight * content + o.style_weight * style}
+        if o.reconstruction_weight:
+            terms["reconstruction"] = F.mse_loss(out[len(target) :], photos.float())
+            terms["total"] = terms["total"] + o.reconstruction_weight * terms["reconstruction"]
+        return terms
 
 
 class StylePool:
@@ -145,7 +165,8 @@ def train_decoder(
     patterns; a ``holdout/`` folder inside either is kept out of training and shown in the preview) and save it
     at ``output`` (.pt, read by ``load_arbitrary``); returns a DecoderTrainResult. Settings: ``options`` and/or
     DecoderTrainOptions fields as keywords (``minutes=5``). ``resume``: a checkpoint to continue from (its
-    settings are used; ``minutes`` and ``iterations`` may change). ``callback(status)`` after each step;
+    settings are used except those in RESUMABLE: the budget, device and precision, and the loss weights, so that a
+    decoder can be fine-tuned with another loss). ``callback(status)`` after each step;
     ``should_stop()`` returning True, or Ctrl-C, ends early: the decoder, a checkpoint and the report are still
     written and ``stopped`` is True."""
     started = time.perf_counter()
@@ -208,6 +229,9 @@ def train_decoder(
         pick.set_state(checkpoint["pick_generator"])
         state.step, state.seconds_before = int(checkpoint["iteration"]), float(checkpoint["seconds"])
         state.history = [dict(h) for h in checkpoint["history"]]
+        before = DecoderTrainOptions(**{k: v for k, v in checkpoint["options"].items() if k in LOSS_WEIGHTS})
+        if all(getattr(before, k) == getattr(options, k) for k in LOSS_WEIGHTS):
+            state.restore_watch(checkpoint.get("watch"))  # (other weights: the total means something else)
 
     preview_files: List[Path] = []
 
@@ -224,6 +248,7 @@ def train_decoder(
             "iteration": state.step,
             "seconds": state.seconds,
             "history": state.history,
+            "watch": state.watch_state(),
         }
         return save_atomic(payload, files["checkpoint"])
 

@@ -19,6 +19,7 @@ CURVE_COLOURS = {
     "style": (214, 39, 40),
     "tv": (44, 160, 44),
     "distill": (148, 103, 189),
+    "reconstruction": (255, 127, 14),
 }
 
 
@@ -87,14 +88,17 @@ def loss_plot(
     x_key: str = "iteration",
     x_label: str = "step",
 ) -> Image.Image:
-    """The loss curve: weighted content, style, tv and total loss against the step (or the history's ``x_key``,
+    """The loss curve: each weighted term (content, style, tv, reconstruction, distill) and the total against the step (or the history's ``x_key``,
     labelled ``x_label``), on a log10 axis.
 
     ``weights`` (TrainOptions) scales each term by its weight, so the curves add up to the total."""
     factors = dict.fromkeys(CURVE_COLOURS, 1.0)
     if weights is not None:
         factors.update(
-            content=weights.content_weight, style=weights.style_weight, tv=getattr(weights, "tv_weight", 0.0)
+            content=weights.content_weight,
+            style=weights.style_weight,
+            tv=getattr(weights, "tv_weight", 0.0),
+            reconstruction=getattr(weights, "reconstruction_weight", 0.0),
         )
     series = {key: [(p[x_key], p[key] * factors[key]) for p in history if key in p] for key in CURVE_COLOURS}
     return line_chart(series, CURVE_COLOURS, f"{title} (weighted, log scale)", x_label, log_y=True, size=size)

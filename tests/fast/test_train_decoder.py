@@ -92,6 +92,27 @@ def test_should_stop_saves_the_decoder_and_a_checkpoint(tmp_path, tiny_photos, t
     assert result.model_path.is_file() and result.checkpoint_path.is_file()
 
 
+def test_the_reconstruction_term_trains_the_decoder_to_invert_the_encoder(tmp_path, tiny_photos, tiny_paintings):
+    photos, _ = tiny_photos
+    # The pixel term alone (content and style weights 0): its gradient reaches the decoder, so it falls.
+    alone = {**TINY, "content_weight": 0.0, "style_weight": 0.0, "reconstruction_weight": 1.0, "learning_rate": 3e-3}
+    result = train_decoder(photos, tiny_paintings, tmp_path / "r.pt", iterations=20, **alone)
+    first, last = result.history[0], result.history[-1]
+    assert first["total"] == pytest.approx(first["reconstruction"])
+    assert last["reconstruction"] < 0.8 * first["reconstruction"]
+    # Off by default; a resumed run may switch it on and change the other weights (fine-tuning a decoder).
+    plain = train_decoder(photos, tiny_paintings, tmp_path / "p.pt", iterations=2, checkpoint_every=2, **TINY)
+    assert "reconstruction" not in plain.final_losses
+    tuned = train_decoder(
+        photos, tiny_paintings, tmp_path / "p.pt", iterations=3, resume=plain.checkpoint_path,
+        **{**TINY, "reconstruction_weight": 5.0, "style_weight": 2.0},
+    )  # fmt: skip
+    losses = tuned.final_losses
+    assert losses["total"] == pytest.approx(losses["content"] + 2 * losses["style"] + 5 * losses["reconstruction"])
+    settings = json.loads(output_files(tmp_path / "p.pt")["report"].read_text())["settings"]
+    assert settings["reconstruction_weight"] == 5.0 and settings["style_weight"] == 2.0
+
+
 def test_options_are_checked():
     with pytest.raises(OptionError, match="zoom"):
         DecoderTrainOptions(zoom=0.5).validate()
