@@ -12,7 +12,7 @@ import warnings
 from .. import options
 from ..errors import Interrupted
 from .cli import _show_warning
-from .decoder_options import DecoderTrainOptions
+from .decoder_options import LOSS_WEIGHTS, DecoderTrainOptions
 
 EXAMPLES = """examples:
   neuralens train-decoder --photos data/photos --styles data/paintings -o decoder.pt --minutes 40
@@ -43,13 +43,15 @@ def register(subparsers) -> None:
         "--resume",
         metavar="CHECKPOINT",
         default=None,
-        help="continue from OUT.checkpoint.pt with its settings; the budget, device, precision and the loss weights "
-        "may change (fine-tuning: e.g. --reconstruction-weight 50 --style-weight 2)",
+        help="continue from OUT.checkpoint.pt with its settings; the budget, device and precision may change, and "
+        "loss weights given replace the checkpoint's (fine-tuning: e.g. --reconstruction-weight 50 --style-weight 2)",
     )
     options.add_arguments(
         p.add_argument_group("training options (Python: DecoderTrainOptions fields of the same names)"),
         DecoderTrainOptions,
     )
+    # None: the flag was not given (its default applies, or with --resume the checkpoint's weight).
+    p.set_defaults(**dict.fromkeys(LOSS_WEIGHTS))
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run_train_decoder)
 
@@ -59,12 +61,15 @@ def run_train_decoder(args) -> int:
 
     values = options.values_from(args, DecoderTrainOptions)
     values["progress"] = not args.quiet
-    settings = DecoderTrainOptions(**values).validate()
+    weights = {k: v for k in LOSS_WEIGHTS if (v := values.pop(k)) is not None}
+    settings = DecoderTrainOptions(**values, **weights).validate()
     command = "neuralens " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _show_warning  # 'warning: skipped 2 unreadable image(s): ...', one line
-        result = train_decoder(args.photos, args.styles, args.output, settings, resume=args.resume, command=command)
+        result = train_decoder(
+            args.photos, args.styles, args.output, settings, resume=args.resume, command=command, **weights
+        )
     if not args.quiet:
         print(
             f"trained {result.iterations} steps in {result.seconds:.0f} s ({result.images_per_second:.2f} images/s) "

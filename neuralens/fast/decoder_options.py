@@ -20,6 +20,9 @@ _TRAIN = specs(TrainOptions)
 # loss, and the decoder learns the style statistics first while the content loss still falls.
 DEFAULT_STYLE_WEIGHT = 10.0
 DEFAULT_ITERATIONS = 20000
+# Loss weights a resumed run changes only when given (`train_decoder` keywords; flags on the command line), so that a
+# trained decoder can be fine-tuned with another loss while a plain --resume goes on with the checkpoint's.
+LOSS_WEIGHTS = ("content_weight", "style_weight", "reconstruction_weight")
 
 
 @dataclass

@@ -41,7 +41,7 @@ from . import loop
 from . import preview as previews
 from .adain import ADAIN_LAYER, LAYER_SCALE, STYLE_LAYERS, Decoder, Encoder, adain, mean_std
 from .arbitrary import ArbitraryModel, save_decoder
-from .decoder_options import DecoderTrainOptions
+from .decoder_options import LOSS_WEIGHTS, DecoderTrainOptions
 from .loop import LoopState
 from .network import parameter_count
 from .photos import MAX_HELD_OUT, Photos, held_out_indices, holdout_folder_indices, load_photos
@@ -59,19 +59,8 @@ CHECKPOINT_FORMAT = "neuralens-decoder-checkpoint"
 CHECKPOINT_VERSION = 1
 MAX_PREVIEW_PAINTINGS = 3
 PREVIEW_SIZE = 192  # long side of the preview tiles (the crops themselves are small)
-# Settings a resumed run may change; the others come from the checkpoint.
-# The loss weights may change too, so that a trained decoder can be fine-tuned with another loss.
-LOSS_WEIGHTS = ("content_weight", "style_weight", "reconstruction_weight")
-RESUMABLE = (
-    "minutes",
-    "iterations",
-    "checkpoint_every",
-    "preview_every",
-    "device",
-    "precision",
-    "progress",
-    *LOSS_WEIGHTS,
-)
+# Settings a resumed run takes from its caller; the others come from the checkpoint.
+RESUMABLE = ("minutes", "iterations", "checkpoint_every", "preview_every", "device", "precision", "progress")
 
 Stats = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
 
@@ -165,8 +154,8 @@ def train_decoder(
     patterns; a ``holdout/`` folder inside either is kept out of training and shown in the preview) and save it
     at ``output`` (.pt, read by ``load_arbitrary``); returns a DecoderTrainResult. Settings: ``options`` and/or
     DecoderTrainOptions fields as keywords (``minutes=5``). ``resume``: a checkpoint to continue from (its
-    settings are used except those in RESUMABLE: the budget, device and precision, and the loss weights, so that a
-    decoder can be fine-tuned with another loss). ``callback(status)`` after each step;
+    settings are used except those in RESUMABLE, the budget, device and precision; loss weights given as keywords
+    replace the checkpoint's, to fine-tune a decoder with another loss). ``callback(status)`` after each step;
     ``should_stop()`` returning True, or Ctrl-C, ends early: the decoder, a checkpoint and the report are still
     written and ``stopped`` is True."""
     started = time.perf_counter()
@@ -177,6 +166,9 @@ def train_decoder(
         saved = dict(checkpoint["options"])
         for key in RESUMABLE:
             saved[key] = getattr(options, key)
+        for key in LOSS_WEIGHTS:
+            if key in fields:
+                saved[key] = fields[key]
         options = DecoderTrainOptions(
             **{k: v for k, v in saved.items() if k in DecoderTrainOptions.__dataclass_fields__}
         ).validate()

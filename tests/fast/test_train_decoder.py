@@ -104,11 +104,15 @@ def test_the_reconstruction_term_trains_the_decoder_to_invert_the_encoder(tmp_pa
     plain = train_decoder(photos, tiny_paintings, tmp_path / "p.pt", iterations=2, checkpoint_every=2, **TINY)
     assert "reconstruction" not in plain.final_losses
     tuned = train_decoder(
-        photos, tiny_paintings, tmp_path / "p.pt", iterations=3, resume=plain.checkpoint_path,
+        photos, tiny_paintings, tmp_path / "p.pt", iterations=3, checkpoint_every=3, resume=plain.checkpoint_path,
         **{**TINY, "reconstruction_weight": 5.0, "style_weight": 2.0},
     )  # fmt: skip
     losses = tuned.final_losses
     assert losses["total"] == pytest.approx(losses["content"] + 2 * losses["style"] + 5 * losses["reconstruction"])
+    settings = json.loads(output_files(tmp_path / "p.pt")["report"].read_text())["settings"]
+    assert settings["reconstruction_weight"] == 5.0 and settings["style_weight"] == 2.0
+    # A plain resume of the tuned checkpoint goes on with its weights, not the defaults.
+    train_decoder(photos, tiny_paintings, tmp_path / "p.pt", iterations=4, resume=tuned.checkpoint_path, **TINY)
     settings = json.loads(output_files(tmp_path / "p.pt")["report"].read_text())["settings"]
     assert settings["reconstruction_weight"] == 5.0 and settings["style_weight"] == 2.0
 
@@ -132,10 +136,21 @@ def test_train_decoder_cli(tmp_path, tiny_photos, tiny_paintings, decoder_cli, r
     args = ["--size", 32, "--width", 4, "--batch-size", 2, "--style-pool", 2, "--preview-every", 0]
     code, out, err = run_cli(
         "train-decoder", "--photos", photos, "--styles", tiny_paintings, "-o", tmp_path / "d.pt", "--iterations", 2,
-        "--device", "cpu", "--quiet", *args
+        "--device", "cpu", "--quiet", "--checkpoint-every", 2, *args
     )  # fmt: skip
     assert code == 0, err
     assert f"wrote {tmp_path / 'd.pt'}" in out
+    # --resume takes the loss weights given and keeps the checkpoint's others; a plain --resume keeps them all.
+    report = output_files(tmp_path / "d.pt")["report"]
+    for more, weights in ((["--reconstruction-weight", 3], (3.0, 10.0)), ([], (3.0, 10.0))):
+        steps = 3 if more else 4
+        code, _, err = run_cli(
+            "train-decoder", "--photos", photos, "--styles", tiny_paintings, "-o", tmp_path / "d.pt", "--quiet",
+            "--resume", tmp_path / "d.checkpoint.pt", "--iterations", steps, "--checkpoint-every", 1, *more
+        )  # fmt: skip
+        assert code == 0, err
+        settings = json.loads(report.read_text())["settings"]
+        assert (settings["reconstruction_weight"], settings["style_weight"]) == weights
 
 
 def test_train_decoder_cli_errors(tmp_path, tiny_photos, tiny_paintings, decoder_cli, cli_error, run_cli):
