@@ -37,8 +37,9 @@ def check(decoder: Path, photos: Sequence[Path], painting: Path, size: int) -> L
     import torch
     import torch.nn.functional as F
 
-    from neuralens.fast.adain import ADAIN_LAYER, LAYER_SCALE, STYLE_LAYERS, adain, mean_std
+    from neuralens.fast.adain import ADAIN_LAYER, LAYER_SCALE, STYLE_LAYERS, adain, style_statistics
     from neuralens.fast.arbitrary import load_arbitrary
+    from neuralens.fast.decoder_training import style_loss
     from neuralens.imageio import image_to_tensor, load_image, resize_long_side
 
     model = load_arbitrary(decoder, device="cpu", precision="fp32")
@@ -46,23 +47,16 @@ def check(decoder: Path, photos: Sequence[Path], painting: Path, size: int) -> L
     scale = LAYER_SCALE[ADAIN_LAYER] ** 2
     rows = []
     with torch.inference_mode():
-        style = encoder(image_to_tensor(resize_long_side(load_image(painting), size)), STYLE_LAYERS)
+        painting_image = image_to_tensor(resize_long_side(load_image(painting), size))
+        style_stats = style_statistics(encoder(painting_image, STYLE_LAYERS))
         for path in photos:
             photo = image_to_tensor(resize_long_side(load_image(path), size))
             psnr = float(10 * torch.log10(1.0 / (model.reconstruct_tensor(photo) - photo).pow(2).mean()))
-            target = adain(encoder(photo, [ADAIN_LAYER])[ADAIN_LAYER], *mean_std(style[ADAIN_LAYER]))
+            target = adain(encoder(photo, [ADAIN_LAYER])[ADAIN_LAYER], *style_stats[ADAIN_LAYER])
             out = encoder(decode(target).clamp(0, 1), STYLE_LAYERS)
             ours = out[ADAIN_LAYER]
             spread = target - target.mean((2, 3), keepdim=True)
             mine = ours - ours.mean((2, 3), keepdim=True)
-            style_loss = sum(
-                (
-                    F.mse_loss(mean_std(out[k])[0], mean_std(style[k])[0])
-                    + F.mse_loss(mean_std(out[k])[1], mean_std(style[k])[1])
-                )
-                / LAYER_SCALE[k] ** 2
-                for k in STYLE_LAYERS
-            )
             rows.append(
                 {
                     "photo": path.stem,
@@ -70,7 +64,7 @@ def check(decoder: Path, photos: Sequence[Path], painting: Path, size: int) -> L
                     "content": round(float(F.mse_loss(ours, target) / scale), 3),
                     "target_spatial_variance": round(float(spread.pow(2).mean() / scale), 3),
                     "spatial_correlation": round(float((mine * spread).sum() / (mine.norm() * spread.norm())), 3),
-                    "style": round(float(style_loss), 3),
+                    "style": round(float(style_loss(out, style_stats)), 3),
                 }
             )
     return rows

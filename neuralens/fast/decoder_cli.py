@@ -61,7 +61,8 @@ def run_train_decoder(args) -> int:
 
     values = options.values_from(args, DecoderTrainOptions)
     values["progress"] = not args.quiet
-    weights = {k: v for k in LOSS_WEIGHTS if (v := values.pop(k)) is not None}
+    given = {k: values.pop(k) for k in LOSS_WEIGHTS}
+    weights = {k: v for k, v in given.items() if v is not None}
     settings = DecoderTrainOptions(**values, **weights).validate()
     command = "neuralens " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
     with warnings.catch_warnings():

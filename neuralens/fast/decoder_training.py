@@ -73,6 +73,15 @@ class DecoderTrainResult(TrainResult):
     held_out_paintings: List[str] = field(default_factory=list)  # kept out of training (shown in the preview)
 
 
+def style_loss(features: Dict[str, torch.Tensor], style: Stats) -> torch.Tensor:
+    """The style term: squared errors of the channel means and deviations of ``features`` ({layer: (N, C, H, W)},
+    STYLE_LAYERS) against ``style`` ({layer: (mean, std)}), each layer scaled by its typical activation."""
+    return sum(
+        (F.mse_loss(mean, style[k][0]) + F.mse_loss(std, style[k][1])) / LAYER_SCALE[k] ** 2
+        for k, (mean, std) in ((k, mean_std(features[k])) for k in STYLE_LAYERS)
+    )
+
+
 class DecoderLoss:
     """The frozen encoder and the loss of a batch: content (relu4_1 against the AdaIN target), style (channel
     means and deviations at STYLE_LAYERS against the paintings') and, when weighted, the photos' reconstruction."""
@@ -105,10 +114,7 @@ class DecoderLoss:
         images = out[: len(target)]
         feats = self.features(images)
         content = F.mse_loss(feats[ADAIN_LAYER], target) / LAYER_SCALE[ADAIN_LAYER] ** 2
-        style = sum(
-            (F.mse_loss(mean, style[k][0]) + F.mse_loss(std, style[k][1])) / LAYER_SCALE[k] ** 2
-            for k, (mean, std) in ((k, mean_std(feats[k])) for k in STYLE_LAYERS)
-        )
+        style = style_loss(feats, style)
         terms = {"content": content, "style": style, "total": o.content_weight * content + o.style_weight * style}
         if o.reconstruction_weight:
             terms["reconstruction"] = F.mse_loss(out[len(target) :], photos.float())

@@ -88,8 +88,8 @@ def loss_plot(
     x_key: str = "iteration",
     x_label: str = "step",
 ) -> Image.Image:
-    """The loss curve: each weighted term (content, style, tv, reconstruction, distill) and the total against the step (or the history's ``x_key``,
-    labelled ``x_label``), on a log10 axis.
+    """The loss curve: each weighted term (content, style, tv, reconstruction, distill) and the total against
+    the step (or the history's ``x_key``, labelled ``x_label``), on a log10 axis.
 
     ``weights`` (TrainOptions) scales each term by its weight, so the curves add up to the total."""
     factors = dict.fromkeys(CURVE_COLOURS, 1.0)
