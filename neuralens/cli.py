@@ -85,5 +85,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_BROKEN_PIPE
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The installed command: under jemalloc where the system has it (``allocator``), then :func:`main`."""
+    from . import allocator
+
+    allocator.use_jemalloc()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -39,7 +39,7 @@ class StyleResult:
     history: List[dict]
     timings: Dict[str, float]
     stopped: bool = False  # True when stopped early by the user (Ctrl-C or a stop request)
-    setup: Dict[str, object] = field(default_factory=dict)  # device, precision and memory layout used
+    setup: Dict[str, object] = field(default_factory=dict)  # device, precision, memory layout, allocator used
 
     def to_dict(self) -> dict:
         """Size, whether it was stopped, the setup, timings and the per-evaluation history, JSON-ready."""

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from PIL import Image
 
+from .. import allocator
 from ..imageio import ImageLike, image_to_tensor, load_image, resize_long_side, tensor_to_image
 from . import color, fast_start, tiling
 from .network import StyleNetwork
@@ -194,6 +195,7 @@ class StyleTransfer:
             "precision": self.precision,
             "channels_last": self.network.channels_last,
             "fast_start": self.fast_start is not None,
+            "allocator": allocator.active(),
         }
         return StyleResult(result, reporter.history, timings, stopped, setup)
 
