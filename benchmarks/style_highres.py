@@ -52,6 +52,7 @@ def run_one(
     out_dir: Path,
     smoke: bool,
     extra: Sequence[str] = (),
+    name: Optional[str] = None,
 ) -> Dict[str, Any]:
     """One `neuralens stylize --size SIZE` run: wall time, peak RSS, per-scale timings, output size and a
     preview (downscaled whole image, plus a full-resolution crop from the centre to look for seams)."""
@@ -109,7 +110,7 @@ def run_one(
     if row["ok"]:
         with Image.open(out) as image:
             row["output_size"] = list(image.size)
-            stem = report_name(f"style_highres_{size}", smoke)
+            stem = f"{name}_{size}" if name else report_name(f"style_highres_{size}", smoke)
             preview = image.copy()
             preview.thumbnail((1024, 1024), Image.LANCZOS)
             save_jpeg_under(preview, out_dir / f"{stem}_preview.jpg", 400_000)
@@ -133,16 +134,18 @@ def run(
     memory_limit_gib: Optional[float] = 20.0,
     timeout_s: Optional[float] = None,
     out_dir: Path = RESULTS,
+    name: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Run each size and write style_highres(.md/.json) plus previews. ``timeout_s`` per run (default one
-    hour, ten minutes for --quick); a run past it is killed and reported as timed out."""
+    """Run each size and write style_highres(.md/.json) plus previews, or ``name``(.md/.json) and ``name``_SIZE
+    pictures (e.g. one report per CPU kind). ``timeout_s`` per run (default one hour, ten minutes for
+    --quick); a run past it is killed and reported as timed out."""
     timeout_s = timeout_s or (600 if quick else 3600)
     default_iters = QUICK_ITERATIONS if quick else FULL_ITERATIONS
     iterations = iterations if iterations is not None else default_iters[0]
     coarse_iterations = coarse_iterations if coarse_iterations is not None else default_iters[1]
     info = machine_info()
     rows = [
-        run_one(s, iterations, coarse_iterations, memory_limit_gib, timeout_s, out_dir, quick)
+        run_one(s, iterations, coarse_iterations, memory_limit_gib, timeout_s, out_dir, quick, name=name)
         for s in (sizes or FULL_SIZES)
     ]
     data = {
@@ -154,7 +157,12 @@ def run(
         "end_load_average": [round(x, 2) for x in os.getloadavg()],
     }
     paths = write_report(
-        out_dir, report_name("style_highres", quick), "Style transfer: high resolution", _markdown(data), data, quick
+        out_dir,
+        name or report_name("style_highres", quick),
+        "Style transfer: high resolution",
+        _markdown(data),
+        data,
+        quick,
     )
     print(f"[highres] wrote {paths['markdown']}", file=sys.stderr)
     return data
@@ -282,8 +290,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--coarse-iterations", type=int)
     p.add_argument("--memory-limit-gib", type=float, default=20.0, help="0 = no cap")
     p.add_argument("--timeout", type=float, help="seconds per run (default 3600, 600 with --quick)")
+    p.add_argument("--name", help="report name (default style_highres); e.g. one per CPU kind")
     args = p.parse_args(argv)
-    run(args.quick, args.sizes, args.iterations, args.coarse_iterations, args.memory_limit_gib, args.timeout)
+    run(
+        args.quick,
+        args.sizes,
+        args.iterations,
+        args.coarse_iterations,
+        args.memory_limit_gib,
+        args.timeout,
+        name=args.name,
+    )
     return 0
 
 

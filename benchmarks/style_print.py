@@ -1,6 +1,7 @@
 """Issue 17: what a code change or a plan buys at print sizes, on the canonical objective at the output size.
 
-    python -m benchmarks.style_print --size 1024 --label after [--set fast_start=false] [--render]
+    python -m benchmarks.style_print --size 1024 --label after [--set fast_start=false] [--evaluations 20,20,40,10]
+    python -m benchmarks.style_print --render
 
 Each call runs ``StyleTransfer(starry_night, size=S, seed=0, **set).run(tubingen)`` in this process (the model
 loaded once, as the CLI does) and appends one row to ``results/style_print.json``: the wall time of the run
@@ -9,6 +10,9 @@ one run shows what any smaller evaluation count at that scale would have reached
 count until it is spent), and the canonical objective of the saved 8-bit image (``style_pastiche``). ``--render``
 writes ``results/style_print.md`` from all rows. A row of the code before a change is measured by running this
 file from a checkout of that commit (the file only needs neuralens's public API and ``style_common``).
+``--evaluations`` replaces the plan's evaluation counts, one per scale coarse to fine, to try another plan without
+changing neuralens (it stands in for ``neuralens.style.plan.scale_iterations`` in this process). The benchmark
+runs under the allocator the `neuralens` command would use (``neuralens.allocator``); rows record it.
 """
 
 from __future__ import annotations
@@ -40,10 +44,23 @@ def parse_fields(items: List[str]) -> Dict[str, Any]:
     return fields
 
 
+def use_evaluations(counts: List[int]) -> None:
+    """Make every plan in this process use ``counts`` evaluations per scale (coarse to fine)."""
+    from neuralens.style import plan
+
+    def fixed(sizes, iterations=None, coarse_iterations=None) -> List[int]:
+        if len(sizes) != len(counts):
+            raise SystemExit(f"error: --evaluations: {len(counts)} counts for {len(sizes)} scales {list(sizes)}")
+        return list(counts)
+
+    plan.scale_iterations = fixed
+
+
 def run(size: int, label: str, fields: Dict[str, Any]) -> Dict[str, Any]:
     """One run; returns its row."""
     from neuralens.style import StyleOptions, StyleTransfer
 
+    from .style_common import own_max_rss_mib
     from .style_pastiche import CanonicalObjective
 
     content, style = image_path("content", "tubingen"), image_path("style", "starry_night")
@@ -55,6 +72,10 @@ def run(size: int, label: str, fields: Dict[str, Any]) -> Dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{size}_{label}.png"
     result.image.save(out)
+    peak_rss_mib = own_max_rss_mib()
+    per_scale: Dict[str, int] = {}
+    for h in result.history:
+        per_scale[str(h["scale"])] = per_scale.get(str(h["scale"]), 0) + 1
     last_scale = result.history[-1]["scale"]
     curve = [h["loss"] for h in result.history if h["scale"] == last_scale]
     reference = folder / f"content_{size}.png"
@@ -75,6 +96,8 @@ def run(size: int, label: str, fields: Dict[str, Any]) -> Dict[str, Any]:
         "fields": fields,
         "seconds": round(seconds, 1),
         "evaluations": len(result.history),
+        "evaluations_per_scale": list(per_scale.values()),
+        "peak_rss_mib_before_scoring": round(peak_rss_mib),
         "timings": {k: round(v, 2) for k, v in result.timings.items()},
         "setup": getattr(result, "setup", {}),
         "last_scale_curve": curve,
@@ -102,7 +125,8 @@ def render(rows: List[Dict[str, Any]]) -> str:
                 ", ".join(r["machine"].get("cpu_bf16") or []) or "none",
                 r.get("setup", {}).get("precision", "?"),
                 "channels-last" if r.get("setup", {}).get("channels_last") else "NCHW",
-                r["evaluations"],
+                r.get("setup", {}).get("allocator", "system"),
+                ", ".join(map(str, r["evaluations_per_scale"])) if "evaluations_per_scale" in r else r["evaluations"],
                 r["seconds"],
                 at[5],
                 at[10],
@@ -110,7 +134,8 @@ def render(rows: List[Dict[str, Any]]) -> str:
                 r["objective"],
             ]
         )
-    header = ["size", "label", "settings", "commit", "CPU's bf16 units", "precision", "layout", "evaluations", "run s"]
+    header = ["size", "label", "settings", "commit", "CPU's bf16 units", "precision", "layout", "allocator"]
+    header += ["evaluations (per scale)", "run s"]
     header += ["loss after 5 at output scale"]
     header += ["after 10", "after 19", "canonical objective of the saved image"]
     lines += [markdown_table(header, table), ""]
@@ -123,12 +148,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--label", default="run")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="StyleOptions fields")
+    parser.add_argument(
+        "--evaluations", help="evaluations per scale, coarse to fine, e.g. 20,20,40,10,10 (default: the plan's)"
+    )
     parser.add_argument("--render", action="store_true", help="only write the Markdown report from the JSON")
     parser.add_argument("--data", type=Path, default=DATA)
     args = parser.parse_args()
     rows = json.loads(args.data.read_text()) if args.data.exists() else []
     if not args.render:
+        from neuralens import allocator
+
+        allocator.use_jemalloc()
         fields = parse_fields(args.set)
+        if args.evaluations:
+            use_evaluations([int(n) for n in args.evaluations.split(",")])
         row = run(args.size, args.label, fields)
         rows.append(row)
         args.data.parent.mkdir(parents=True, exist_ok=True)

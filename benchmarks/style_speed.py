@@ -2,12 +2,14 @@
 
 One evaluation = what every optimiser step of neuralens costs: the real style objective (VGG19 cut after
 relu5_1, frozen; content relu4_2 + Gram losses relu1_1..relu5_1) forward, then backward to the input
-pixels only. Each (size, precision, layout) runs in a fresh child process (``--child``), so the peak RSS
-it reports is that configuration's alone. Also per size: seconds per megapixel and its ratio to 512 px (does
-the cost per pixel grow with the image?), a 1024x1024 crop as a tiled scale optimises it (``--tile``), and
-where the time goes (``--breakdown``: torch's profiler, convolution forward/backward per VGG block - block 1
-at full resolution ... block 5 at 1/16 - the Gram products and the rest). bf16 is measured only where the CPU
-has bf16 units: emulated, one evaluation at 384 px did not finish in 5 minutes on an AVX2-only AMD EPYC.
+pixels only. Each (size, precision, layout, allocator) runs in a fresh child process (``--child``), so the
+peak RSS it reports is that configuration's alone; ``--allocators system jemalloc`` measures glibc's malloc
+beside jemalloc (``neuralens.allocator``), ``--only 'bf16 channels_last'`` keeps one configuration. Also per
+size: seconds per megapixel and its ratio to 512 px (does the cost per pixel grow with the image?), a
+1024x1024 crop as a tiled scale optimises it (``--tile``), and where the time goes (``--breakdown``: torch's
+profiler, convolution forward/backward per VGG block - block 1 at full resolution ... block 5 at 1/16 - the
+Gram products and the rest). bf16 is measured only where the CPU has bf16 units: emulated, one evaluation at
+384 px did not finish in 5 minutes on an AVX2-only AMD EPYC.
 """
 
 from __future__ import annotations
@@ -40,8 +42,25 @@ QUICK_SIZES = (128, 256)
 MARKER = "SPEED-RESULT "
 
 
-def config_name(precision: str, channels_last: bool) -> str:
-    return f"{precision} {'channels_last' if channels_last else 'NCHW'}"
+def config_name(precision: str, channels_last: bool, allocator: str = "system") -> str:
+    """E.g. 'bf16 channels_last', 'fp32 NCHW + jemalloc'."""
+    name = f"{precision} {'channels_last' if channels_last else 'NCHW'}"
+    return name if allocator == "system" else f"{name} + {allocator}"
+
+
+def child_environment(allocator_name: str) -> Dict[str, str]:
+    """The environment of a child measured under ``allocator_name`` ('system' or 'jemalloc')."""
+    import os
+
+    from neuralens import allocator
+
+    env = {k: v for k, v in os.environ.items() if k != allocator.RESTORE}
+    if allocator_name == "system":
+        return env
+    library = allocator.find_jemalloc()
+    if library is None:
+        raise SystemExit("error: --allocators jemalloc: no jemalloc on this machine (apt-get install libjemalloc2)")
+    return allocator.jemalloc_environment(env, library)
 
 
 def measure_in_this_process(
@@ -60,6 +79,7 @@ def measure_in_this_process(
     tiled scale evaluates it. ``breakdown`` adds one profiled evaluation's split by VGG block."""
     import torch
 
+    from neuralens import allocator
     from neuralens.imageio import image_to_tensor, load_image, resize_long_side
     from neuralens.style import StyleTransfer
 
@@ -105,6 +125,7 @@ def measure_in_this_process(
         "precision": precision,
         "channels_last": channels_last,
         "threads": torch.get_num_threads(),
+        "allocator": allocator.active(),
         "median_s": statistics.median(times),
         "min_s": min(times),
         "max_s": max(times),
@@ -151,19 +172,27 @@ def run(
     tile: Optional[int] = None,
     breakdown: Sequence[int] = (),
     name: Optional[str] = None,
+    allocators: Optional[Sequence[str]] = None,
+    only: Sequence[str] = (),
 ) -> Dict[str, Any]:
-    """Measure every (size, configuration) in its own child process (and a ``tile`` crop at the largest size);
-    write style_speed(.md/.json), or ``name``(.md/.json)."""
+    """Measure every (size, configuration, allocator) in its own child process (and a ``tile`` crop at the largest
+    size); write style_speed(.md/.json), or ``name``(.md/.json). ``allocators``: 'system' and/or 'jemalloc'
+    (default: the one the `neuralens` command uses here); ``only``: configuration names to keep, e.g.
+    'bf16 channels_last'."""
+    from neuralens import allocator as allocator_module
+
     sizes = list(sizes or (QUICK_SIZES if quick else FULL_SIZES))
     repeats = repeats or (2 if quick else 5)
     content, style = image_path("content", "tubingen"), image_path("style", "starry_night")
     info = machine_info()
-    configs = [c for c in CONFIGS if c[0] != "bf16" or info["cpu_bf16"]]
+    configs = [c for c in CONFIGS if (c[0] != "bf16" or info["cpu_bf16"]) and (not only or config_name(*c) in only)]
+    command_allocator = "jemalloc" if allocator_module.find_jemalloc() else "system"
+    allocators = list(allocators or [command_allocator])
     results: List[Dict[str, Any]] = []
     cases = [(size, None) for size in sizes] + ([(max(sizes), tile)] if tile else [])
     for size, crop in cases:
-        for precision, channels_last in configs:
-            name_ = config_name(precision, channels_last)
+        for (precision, channels_last), allocator_name in [(c, a) for c in configs for a in allocators]:
+            name_ = config_name(precision, channels_last, allocator_name)
             print(f"[speed] {size} px{f' tile {crop}' if crop else ''} {name_} ...", file=sys.stderr, flush=True)
             args = json.dumps(
                 {
@@ -182,12 +211,14 @@ def run(
                 [python(), "-m", "benchmarks.style_speed", "--child", args],
                 timeout_s=1800,
                 memory_limit_gib=safe_memory_limit(memory_limit_gib),
+                env=child_environment(allocator_name),
             )
             row: Dict[str, Any] = {
                 "size": size,
                 "config": name_,
                 "precision": precision,
                 "channels_last": channels_last,
+                "allocator_asked": allocator_name,
                 "child": m.as_dict(),
             }
             lines = [line for line in m.stdout.splitlines() if line.startswith(MARKER)]
@@ -214,6 +245,7 @@ def run(
         "bf16_skipped": not info["cpu_bf16"],
         "repeats": repeats,
         "warmup": warmup,
+        "command_allocator": command_allocator,
         "results": results,
         "end_load_average": _load(),
     }
@@ -276,7 +308,7 @@ def _add_relative(results: List[Dict[str, Any]]) -> None:
         if "median_s" not in row:
             continue
         row["s_per_mpx"] = row["median_s"] / (row["width"] * row["height"] / 1e6)
-        ref = find(row["size"], row.get("tile"), config_name("fp32", False))
+        ref = find(row["size"], row.get("tile"), config_name("fp32", False, row.get("allocator_asked", "system")))
         if ref is not None:
             row["speedup_vs_fp32_nchw"] = ref["median_s"] / row["median_s"]
             row["loss_rel_diff_vs_fp32"] = abs(row["loss_at_content"] - ref["loss_at_content"]) / abs(
@@ -365,7 +397,7 @@ def _markdown(data: Dict[str, Any]) -> str:
         [
             "size",
             "W×H",
-            "precision / layout",
+            "precision / layout (allocator)",
             "median s/eval",
             "min–max s",
             "s/Mpx",
@@ -385,7 +417,9 @@ def _markdown(data: Dict[str, Any]) -> str:
         [[r["size"], r["config"]] + [f"{100 * r['breakdown'].get(k, 0):.0f} %" for k in parts] for r in splits],
     )
     tune = data.get("autotune") or {}
-    chosen = config_name(data.get("auto_precision") or "fp32", bool(tune.get("channels_last")))
+    chosen = config_name(
+        data.get("auto_precision") or "fp32", bool(tune.get("channels_last")), data.get("command_allocator", "system")
+    )
     estimate = markdown_table(
         ["output", "scale", "W×H", "evaluations", "predicted s"], plan_estimate(data["results"], chosen)
     )
@@ -415,6 +449,8 @@ after the network was built, i.e. roughly what activations, targets and gradient
 correctness check for bf16 and channels_last. On this machine `--precision auto` resolves to
 **{data.get("auto_precision")}** (device {data.get("auto_device")}); `StyleOptions.channels_last` defaults to
 `{data.get("default_channels_last")}` (None: neuralens picks the layout from the precision and device).
+"+ jemalloc": the child ran under jemalloc (`neuralens.allocator`; what the `neuralens` command does where the
+library is installed, here: **{data.get("command_allocator", "system")}**); without it, glibc's malloc.
 
 ## Results
 
@@ -446,6 +482,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--tile", type=int, help="also a TILE x TILE crop of the largest size, as a tiled scale")
     p.add_argument("--breakdown", type=int, nargs="*", default=[], help="sizes to profile by VGG block")
     p.add_argument("--name", help="report name (default style_speed); e.g. one per CPU kind")
+    p.add_argument(
+        "--allocators",
+        nargs="+",
+        choices=("system", "jemalloc"),
+        help="measure each configuration under these (default: the one the neuralens command uses here)",
+    )
+    p.add_argument("--only", nargs="+", default=[], metavar="CONFIG", help="e.g. 'bf16 channels_last'")
     p.add_argument("--render", type=Path, metavar="JSON", help="only write the .md again from a report's .json")
     args = p.parse_args(argv)
     if args.render:
@@ -465,6 +508,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         tile=args.tile,
         breakdown=args.breakdown,
         name=args.name,
+        allocators=args.allocators,
+        only=args.only,
     )
     return 0
 
