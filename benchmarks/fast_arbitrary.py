@@ -66,7 +66,15 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
     size, runs = spec["size"], spec["runs"]
     cpu = torch.device("cpu")
     precision = devices.pick_precision(spec["precision"], cpu)
-    out: Dict[str, Any] = {"size": size, "threads": torch.get_num_threads(), "precision": precision, "parts": []}
+    from neuralens import allocator
+
+    out: Dict[str, Any] = {
+        "size": size,
+        "threads": torch.get_num_threads(),
+        "precision": precision,
+        "allocator": allocator.active(),
+        "parts": [],
+    }
     x = torch.rand(1, 3, size, size)
     if spec["parts"] and size * size <= MAX_WHOLE_PIXELS:
         with torch.inference_mode(), devices.autocast(cpu, precision):
@@ -208,6 +216,9 @@ def quality(size: int, refine: Sequence[int], peer: bool, out: Path, pairs: int,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from neuralens import allocator
+
+    allocator.use_jemalloc()  # measure what the `neuralens` command runs under (NEURALENS_ALLOCATOR=system: glibc's)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
         print(json.dumps(_child(json.loads(argv[1]))))
@@ -260,9 +271,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 rows.append([f"(failed at {result['size']})", result["error"].splitlines()[-1], None, None, None, None])
         load_end = [round(x, 2) for x in os.getloadavg()]
         precisions = sorted({r["precision"] for r in mine if "precision" in r}) or [args.precision]
+        allocators = sorted({r["allocator"] for r in mine if "allocator" in r}) or ["?"]
         busy = " (the machine was shared with other work)" if max(load_start[0], load_end[0]) > 2.5 else ""
         body += (
-            f"Square crops of the photos, {', '.join(precisions)} (`--precision {args.precision}`), {args.runs} timed "
+            f"Square crops of the photos, {', '.join(precisions)} (`--precision {args.precision}`), allocator "
+            f"{', '.join(allocators)} (`neuralens.allocator`), {args.runs} timed "
             f"runs after one warm-up (median); load average {load_start} at start, {load_end} at end{busy}.\n\n"
             "## Encoder and decoders alone\n\n"
             + markdown_table(["size", "part", "layout", "median ms"], part_rows)
