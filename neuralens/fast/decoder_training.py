@@ -46,6 +46,7 @@ from .loop import LoopState
 from .network import parameter_count
 from .photos import MAX_HELD_OUT, Photos, held_out_indices, holdout_folder_indices, load_photos
 from .training import (
+    RESUMABLE,
     TrainResult,
     check_output,
     machine,
@@ -59,8 +60,6 @@ CHECKPOINT_FORMAT = "neuralens-decoder-checkpoint"
 CHECKPOINT_VERSION = 1
 MAX_PREVIEW_PAINTINGS = 3
 PREVIEW_SIZE = 192  # long side of the preview tiles (the crops themselves are small)
-# Settings a resumed run takes from its caller; the others come from the checkpoint.
-RESUMABLE = ("minutes", "iterations", "checkpoint_every", "preview_every", "device", "precision", "progress")
 
 Stats = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
 

@@ -49,6 +49,9 @@ from .photos import MAX_HELD_OUT, Photos, held_out_indices, holdout_folder_indic
 
 CHECKPOINT_FORMAT = "neuralens-fast-checkpoint"
 CHECKPOINT_VERSION = 1
+# Settings a resumed run takes from its caller (train-style and train-decoder alike); the others come from the
+# checkpoint.
+RESUMABLE = ("minutes", "iterations", "checkpoint_every", "preview_every", "device", "precision", "progress")
 
 
 @dataclass
@@ -216,7 +219,7 @@ def train(
         checkpoint = _read_checkpoint(resume)
         saved = dict(checkpoint["options"])
         saved.setdefault("architecture", "johnson")  # checkpoints from before ShuffleNet
-        for key in ("minutes", "iterations", "checkpoint_every", "preview_every", "device", "precision", "progress"):
+        for key in RESUMABLE:
             saved[key] = getattr(options, key)
         options = TrainOptions(**{k: v for k, v in saved.items() if k in TrainOptions.__dataclass_fields__})
         options.validate()
