@@ -83,13 +83,14 @@ def active() -> str:
 
 
 def use_jemalloc() -> None:
-    """Re-execute this process under jemalloc (see the module's docstring) unless it already runs under it, the
-    user chose ``NEURALENS_ALLOCATOR=system``, or the library is not installed. Call it first thing in a
+    """Re-execute this process under jemalloc (see the module's docstring) unless the user chose
+    ``NEURALENS_ALLOCATOR=system`` or already preloads an allocator of their own (jemalloc, tcmalloc, mimalloc:
+    any ``LD_PRELOAD`` entry with "malloc" in its name), or the library is not installed. Call it first thing in a
     command's entry point: when it re-executes, it does not return. An unknown choice is ignored (auto)."""
     if RESTORE in os.environ:  # this is the re-executed process
         restore_environment()
         return
-    if os.environ.get(ENV, "auto") == "system" or "jemalloc" in os.environ.get("LD_PRELOAD", ""):
+    if os.environ.get(ENV, "auto") == "system" or "malloc" in os.environ.get("LD_PRELOAD", ""):
         return
     library = find_jemalloc()
     argv = getattr(sys, "orig_argv", None)

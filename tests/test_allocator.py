@@ -25,7 +25,9 @@ def run_probe(**env_changes: str | None):
     for name, value in env_changes.items():
         if value is not None:
             env[name] = value
-    child = subprocess.Popen([sys.executable, "-c", PROBE], env=env, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", PROBE], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     out, _ = child.communicate(timeout=60)
     assert child.returncode == 0
     kind, preload, conf, pid, marker = json.loads(out)
@@ -49,6 +51,12 @@ def test_restore_puts_the_users_variables_back(monkeypatch):
     allocator.restore_environment()
     assert os.environ["LD_PRELOAD"] == "/x/libfoo.so"
     assert "MALLOC_CONF" not in os.environ and allocator.RESTORE not in os.environ
+
+
+def test_an_allocator_the_user_preloads_is_left_alone():
+    # ld.so warns about the missing library and runs on; the probe must not have replaced the user's choice
+    kind, preload, conf, same_process, marker = run_probe(LD_PRELOAD="libtcmalloc_not_installed.so")
+    assert (kind, preload, conf, same_process, marker) == ("system", "libtcmalloc_not_installed.so", None, True, False)
 
 
 def test_system_choice_keeps_the_process_as_it_is():
