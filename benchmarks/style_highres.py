@@ -136,18 +136,10 @@ def canonical_score(out: Path, content: Path, style: Path) -> Dict[str, Any]:
     import resource
     import time
 
-    from neuralens.imageio import load_image, resize_long_side
+    from .style_pastiche import score_at_own_size
 
-    from .style_pastiche import CanonicalObjective
-
-    folder = WORK / "highres"
-    with Image.open(out) as image:
-        side = max(image.size)
-    reference, painting = folder / f"content_{side}.png", folder / f"style_{side}.png"
-    resize_long_side(load_image(content), side).save(reference)
-    resize_long_side(load_image(style), side).save(painting)
     started = time.perf_counter()
-    score = CanonicalObjective(reference, painting).score(out)
+    score = score_at_own_size(out, content, style, WORK / "highres")
     score["seconds"] = round(time.perf_counter() - started, 1)
     score["scorer_peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     return score

@@ -178,6 +178,22 @@ def pastiche_loss(
     return float(artist.loss)
 
 
+def score_at_own_size(
+    image: Union[str, Path], content: Union[str, Path], style: Union[str, Path], folder: Path
+) -> Dict[str, float]:
+    """The canonical objective of a saved ``image`` at its own size: ``content`` and ``style`` are resized so that
+    their long side is the image's (written to ``folder`` as content_SIDE.png and style_SIDE.png, which
+    ``CanonicalObjective`` needs), then scored. Returns ``CanonicalObjective.score``'s dict."""
+    from neuralens.imageio import load_image, resize_long_side
+
+    with Image.open(image) as saved:
+        side = max(saved.size)
+    reference, painting = folder / f"content_{side}.png", folder / f"style_{side}.png"
+    resize_long_side(load_image(content), side).save(reference)
+    resize_long_side(load_image(style), side).save(painting)
+    return CanonicalObjective(reference, painting).score(image)
+
+
 def check_conversion(
     content: Union[str, Path],
     style: Union[str, Path],

@@ -58,10 +58,12 @@ def use_evaluations(counts: List[int]) -> None:
 
 def run(size: int, label: str, fields: Dict[str, Any]) -> Dict[str, Any]:
     """One run; returns its row."""
+    from PIL import Image
+
     from neuralens.style import StyleOptions, StyleTransfer
 
     from .style_common import own_max_rss_mib
-    from .style_pastiche import CanonicalObjective
+    from .style_pastiche import score_at_own_size
 
     content, style = image_path("content", "tubingen"), image_path("style", "starry_night")
     started = time.perf_counter()
@@ -78,15 +80,7 @@ def run(size: int, label: str, fields: Dict[str, Any]) -> Dict[str, Any]:
         per_scale[str(h["scale"])] = per_scale.get(str(h["scale"]), 0) + 1
     last_scale = result.history[-1]["scale"]
     curve = [h["loss"] for h in result.history if h["scale"] == last_scale]
-    reference = folder / f"content_{size}.png"
-    from PIL import Image
-
-    from neuralens.imageio import load_image, resize_long_side
-
-    resize_long_side(load_image(content), size).save(reference)
-    painting = folder / f"style_{size}.png"
-    resize_long_side(load_image(style), size).save(painting)
-    score = CanonicalObjective(reference, painting).score(out)
+    score = score_at_own_size(out, content, style, folder)
     Image.open(out).crop((0, 0, min(512, result.image.width), min(384, result.image.height))).save(
         folder / f"{size}_{label}_crop.png"
     )
