@@ -58,7 +58,7 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
     import torch
     from PIL import ImageOps
 
-    from neuralens import devices
+    from neuralens import allocator, devices
     from neuralens.fast.adain import Decoder, Encoder
     from neuralens.fast.arbitrary import MAX_WHOLE_PIXELS, load_arbitrary
     from neuralens.imageio import image_to_tensor, load_image
@@ -66,8 +66,6 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
     size, runs = spec["size"], spec["runs"]
     cpu = torch.device("cpu")
     precision = devices.pick_precision(spec["precision"], cpu)
-    from neuralens import allocator
-
     out: Dict[str, Any] = {
         "size": size,
         "threads": torch.get_num_threads(),

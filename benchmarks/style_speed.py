@@ -186,7 +186,7 @@ def run(
     content, style = image_path("content", "tubingen"), image_path("style", "starry_night")
     info = machine_info()
     configs = [c for c in CONFIGS if (c[0] != "bf16" or info["cpu_bf16"]) and (not only or config_name(*c) in only)]
-    command_allocator = "jemalloc" if allocator_module.find_jemalloc() else "system"
+    command_allocator = "jemalloc" if allocator_module.library_to_preload() else "system"
     allocators = list(allocators or [command_allocator])
     results: List[Dict[str, Any]] = []
     cases = [(size, None) for size in sizes] + ([(max(sizes), tile)] if tile else [])

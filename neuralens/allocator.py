@@ -82,17 +82,23 @@ def active() -> str:
     return "jemalloc" if "libjemalloc" in maps else "system"
 
 
+def library_to_preload() -> Optional[str]:
+    """The jemalloc library a command started now would run under, or None: the user chose
+    ``NEURALENS_ALLOCATOR=system``, already preloads an allocator of their own (jemalloc, tcmalloc, mimalloc: any
+    ``LD_PRELOAD`` entry with "malloc" in its name), or the library is not installed. An unknown choice is
+    ignored (auto)."""
+    if os.environ.get(ENV, "auto") == "system" or "malloc" in os.environ.get("LD_PRELOAD", ""):
+        return None
+    return find_jemalloc()
+
+
 def use_jemalloc() -> None:
-    """Re-execute this process under jemalloc (see the module's docstring) unless the user chose
-    ``NEURALENS_ALLOCATOR=system`` or already preloads an allocator of their own (jemalloc, tcmalloc, mimalloc:
-    any ``LD_PRELOAD`` entry with "malloc" in its name), or the library is not installed. Call it first thing in a
-    command's entry point: when it re-executes, it does not return. An unknown choice is ignored (auto)."""
+    """Re-execute this process under jemalloc (see the module's docstring) where :func:`library_to_preload`
+    names one. Call it first thing in a command's entry point: when it re-executes, it does not return."""
     if RESTORE in os.environ:  # this is the re-executed process
         restore_environment()
         return
-    if os.environ.get(ENV, "auto") == "system" or "malloc" in os.environ.get("LD_PRELOAD", ""):
-        return
-    library = find_jemalloc()
+    library = library_to_preload()
     argv = getattr(sys, "orig_argv", None)
     if not library or not argv:
         return
