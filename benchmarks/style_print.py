@@ -143,7 +143,9 @@ def main() -> None:
     parser.add_argument("--label", default="run")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="StyleOptions fields")
     parser.add_argument(
-        "--evaluations", help="evaluations per scale, coarse to fine, e.g. 20,20,40,10,10 (default: the plan's)"
+        "--evaluations",
+        type=lambda text: [int(n) for n in text.split(",")],  # argparse turns a ValueError into a usage error
+        help="evaluations per scale, coarse to fine, e.g. 20,20,40,10,10 (default: the plan's)",
     )
     parser.add_argument("--render", action="store_true", help="only write the Markdown report from the JSON")
     parser.add_argument("--data", type=Path, default=DATA)
@@ -155,7 +157,7 @@ def main() -> None:
         allocator.use_jemalloc()
         fields = parse_fields(args.set)
         if args.evaluations:
-            use_evaluations([int(n) for n in args.evaluations.split(",")])
+            use_evaluations(args.evaluations)
         row = run(args.size, args.label, fields)
         rows.append(row)
         args.data.parent.mkdir(parents=True, exist_ok=True)
