@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import List
 
 import pytest
+import torch
 from PIL import Image
 
 SAMPLES = Path(__file__).resolve().parents[2] / "neuralens" / "samples"
 START_SECONDS = 90.0  # a worker imports torch and Celery: slow on a busy 2-core machine
+WORKER_THREADS = "1"  # each worker's OMP_NUM_THREADS: two of them share the 2 cores
 
 
 def _free_port() -> int:
@@ -83,7 +85,7 @@ class Workers:
 
     def start(self, count: int, *flags: str) -> List[subprocess.Popen]:
         """Start ``count`` workers and wait until each says it is ready. Returns them."""
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", NEURALENS_WORKER_LOGLEVEL="INFO")
+        env = dict(os.environ, OMP_NUM_THREADS=WORKER_THREADS, PYTHONUNBUFFERED="1", NEURALENS_WORKER_LOGLEVEL="INFO")
         started = []
         for _ in range(count):
             log = self.folder / f"worker-{len(self.processes)}.log"
@@ -166,3 +168,16 @@ def photos(tmp_path_factory) -> List[Path]:
 def two_workers(workers):
     """Two workers of one process each on this module's broker and storage."""
     return workers.start(2)
+
+
+@pytest.fixture()
+def threads_of_a_worker(monkeypatch):
+    """This process on the workers' thread count while the test runs, for a run in-process that must give the
+    workers' pixels: across thread counts sums round differently (VGG's in an optimisation; a fast network's in
+    bf16 on some CPUs), and a lossy video encoder turns a 1-level change into changes of up to 28 levels in
+    whole frames (seen once in CI, 2026-12-07, with this process on 2 threads and the workers on 1)."""
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", WORKER_THREADS)  # devices.configure_threads leaves the count alone then
+    torch.set_num_threads(int(WORKER_THREADS))
+    yield
+    torch.set_num_threads(threads)

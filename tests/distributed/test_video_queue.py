@@ -18,7 +18,9 @@ def _frames(path) -> np.ndarray:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
 
 
-def test_a_video_on_a_worker_matches_in_process(two_workers, redis_url, storage_url, photos, run_cli, tmp_path):
+def test_a_video_on_a_worker_matches_in_process(
+    two_workers, redis_url, storage_url, photos, run_cli, tmp_path, threads_of_a_worker
+):
     with Image.open(photos[0]) as photo:
         frames, _ = pan_clip(photo.convert("RGB").resize((96, 72)), (64, 48), 6, (3, 1))
     clip = tmp_path / "clip.mp4"
@@ -32,7 +34,7 @@ def test_a_video_on_a_worker_matches_in_process(two_workers, redis_url, storage_
     assert run_cli("video", clip, *flags, "-o", tmp_path / "local.mp4")[0] == 0
     queued, local = _frames(tmp_path / "queued.mp4"), _frames(tmp_path / "local.mp4")
     assert queued.shape == local.shape and queued.shape[0] == 6
-    differ = queued != local  # said in full if it fails: once (2026-12-07) it did in a full run and never alone
+    differ = queued != local  # said in full if it fails
     assert not differ.any(), (
         f"{int(differ.sum())} values differ, by up to {int(np.abs(queued.astype(int) - local.astype(int)).max())}, "
         f"in frames {sorted(set(np.nonzero(differ)[0].tolist()))}"
