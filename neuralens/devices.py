@@ -43,6 +43,17 @@ def cpu_has_fast_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+@functools.cache
+def cpu_has_fast_int8() -> bool:
+    """True when the CPU multiplies 8-bit integers in dot products natively (x86 VNNI or AMX-INT8, Arm's dot
+    product instructions), where an int8 network runs several times faster than fp32 (``fast/quantized.py``)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
+
+
 def pick_precision(name: str, device: torch.device) -> str:
     """Resolve 'auto' to 'bf16' where the device runs it natively and fast, else 'fp32'."""
     if name not in PRECISIONS:

@@ -17,6 +17,10 @@ from .errors import NeuralensError
 
 ImageLike = Union[str, os.PathLike, Image.Image]
 
+# The photos and paintings shipped inside the package (credits in its CREDITS.md): the demo, the web app's
+# samples, export checks and calibration use them.
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
 # Refuse images above this many pixels before decoding them (decompression bombs, accidental huge scans).
 # NEURALENS_MAX_PIXELS overrides it.
 MAX_PIXELS = int(os.environ.get("NEURALENS_MAX_PIXELS", 100_000_000))

@@ -22,11 +22,10 @@ from .. import __version__
 from ..errors import NeuralensError
 from ..fast.export import quiet_exporter
 from ..fast.export_check import onnxruntime_runner
-from ..imageio import check_output_path
+from ..imageio import SAMPLES, check_output_path
 from .features import image_batch
 from .model import Classifier
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 # Probabilities are in [0, 1]; measured differences from PyTorch are about 1e-6.
 TOLERANCE = 1e-4
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ..errors import NeuralensError
-from ..imageio import image_to_tensor
+from ..imageio import SAMPLES, image_to_tensor
 from .network import StyleNetwork
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ TOLERANCE = 1e-3
 # The check runs on the Tübingen photo at these (height, width): 4:3 with the long side 256, and both sides odd
 # (the in-graph padding is exercised).
 CHECK_SIZES: Tuple[Tuple[int, int], ...] = ((192, 256), (189, 251))
-CHECK_IMAGE = Path(__file__).resolve().parent.parent / "samples" / "tubingen.jpg"
+CHECK_IMAGE = SAMPLES / "tubingen.jpg"
 INSTALL_HINT = "pip install neuralens[export]"
 
 

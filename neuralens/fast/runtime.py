@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import tempfile
 from pathlib import Path
+from typing import Dict
 
 import numpy as np
 import torch
@@ -54,11 +55,16 @@ def network_key(network: StyleNetwork) -> str:
     """A name for the exported file: the architecture, width and a hash of the weights and of the versions that
     wrote it (a new torch or neuralens exports afresh), and of the graph around the network (its border margin)."""
     versions = f"{network.architecture}/{network.width}/{torch.__version__}/{__version__}/margin{network.border_margin}"
-    digest = hashlib.sha256(versions.encode())
-    for name, value in sorted(network.state_dict().items()):
+    return f"{network.architecture}-{network.width}-{state_digest(versions, network.state_dict())}"
+
+
+def state_digest(text: str, state: Dict[str, torch.Tensor]) -> str:
+    """20 hex digits of a SHA-256 of ``text`` and every tensor of ``state`` (names and fp32 values)."""
+    digest = hashlib.sha256(text.encode())
+    for name, value in sorted(state.items()):
         digest.update(name.encode())
         digest.update(value.detach().cpu().float().contiguous().numpy().tobytes())
-    return f"{network.architecture}-{network.width}-{digest.hexdigest()[:20]}"
+    return digest.hexdigest()[:20]
 
 
 def exported_file(network: StyleNetwork) -> Path:
@@ -80,21 +86,26 @@ def exported_file(network: StyleNetwork) -> Path:
         return path
 
 
+def cpu_session(path: Path):
+    """An onnxruntime session for the ONNX file ``path`` on the CPU, with torch's thread count."""
+    import onnxruntime  # noqa: PLC0415
+
+    settings = onnxruntime.SessionOptions()
+    settings.intra_op_num_threads = torch.get_num_threads()
+    # Idle worker threads sleep instead of spinning: spinning ones took the cores from whatever ran next (the
+    # video's flow, torch, other processes). Measured on the shared 2-core machine, a 320x240 pass took 34 ms
+    # spinning and 18 ms sleeping (95 and 52 when it was loaded; benchmarks/results/video_flicker_speed*.md).
+    settings.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    settings.log_severity_level = 3  # errors only
+    return onnxruntime.InferenceSession(str(path), settings, providers=["CPUExecutionProvider"])
+
+
 class OnnxRunner:
     """An onnxruntime session for one network, on the CPU with torch's thread count."""
 
     def __init__(self, network: StyleNetwork):
-        import onnxruntime  # noqa: PLC0415
-
         self.path = exported_file(network)
-        settings = onnxruntime.SessionOptions()
-        settings.intra_op_num_threads = torch.get_num_threads()
-        # Idle worker threads sleep instead of spinning: spinning ones took the cores from whatever ran next (the
-        # video's flow, torch, other processes). Measured on the shared 2-core machine, a 320x240 pass took 34 ms
-        # spinning and 18 ms sleeping (95 and 52 when it was loaded; benchmarks/results/video_flicker_speed*.md).
-        settings.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        settings.log_severity_level = 3  # errors only
-        self.session = onnxruntime.InferenceSession(str(self.path), settings, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(self.path)
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] -> the stylized batch, clamped to [0, 1] (the graph clamps)."""

@@ -20,12 +20,18 @@ from ..distributed.options import QueueOptions
 from ..errors import Interrupted, NeuralensError
 from ..fast.apply import ApplyOptions, stylize_files
 from ..fast.arbitrary import ArbitraryOptions
-from ..imageio import check_output_path, check_writable_folder, find_images, is_image_name, save_image, save_result
+from ..imageio import (
+    SAMPLES,
+    check_output_path,
+    check_writable_folder,
+    find_images,
+    is_image_name,
+    save_image,
+    save_result,
+)
 from .options import RECONSTRUCT_DEFAULTS, StyleOptions
 from .results import StyleResult
 from .transfer import StyleTransfer, reconstruct_options
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 STYLIZE_EXAMPLES = """examples:
   neuralens stylize photo.jpg starry_night.jpg -o out.png

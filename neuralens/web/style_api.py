@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import NeuralensError
-from ..imageio import is_image_name, load_image, resize_long_side
+from ..imageio import SAMPLES, is_image_name, load_image, resize_long_side
 from ..style import StyleOptions, check_shape, parse_layers, plan_scales
 from ..style.plan import smallest_side
 from .jobs import FINISHED, Job, JobManager
@@ -27,7 +27,6 @@ from .shapes import Deleted, JobStatusOut
 from .style_form import options_form, options_from_form
 from .uploads import read_image
 
-SAMPLES = FilePath(__file__).resolve().parent.parent / "samples"
 # The role of each bundled sample (credits in samples/CREDITS.md): photos to repaint ("content") and
 # paintings to take a style from ("style"). The page shows each in its own picker; the API accepts any
 # sample in either role. A sample missing here is offered in both pickers (and a test asks for its entry).
