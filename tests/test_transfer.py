@@ -23,15 +23,20 @@ def test_scale_sizes_grow_by_sqrt2_to_the_output():
     assert scale_sizes(4000, None, 256) == [250, 354, 500, 1000, 2000, 4000]
 
 
-def test_most_evaluations_go_to_the_512_px_scale():
+def test_most_evaluations_go_to_the_512_px_scale_or_to_a_larger_output():
     assert scale_iterations([256, 362, 512]) == [20, 20, 75]
     assert scale_iterations([200]) == [75]
-    # above 512 px: fewer with the pixel count, at least 10
-    assert scale_iterations([256, 362, 512, 1024]) == [20, 20, 75, 19]
-    assert scale_iterations([250, 354, 500, 1000, 2000, 4000]) == [20, 20, 75, 20, 10, 10]
+    # a larger output: 40 at 512 px, 10 at the scales between, and at the output 75 x (512/side)^2 (at least 10)
+    # plus the 35 the 512-px scale gave up, at the same cost in pixels
+    assert scale_iterations([256, 362, 512, 1024]) == [20, 20, 40, 19 + 8]
+    assert scale_iterations([256, 362, 512, 1024, 2048]) == [20, 20, 40, 10, 10 + 2]
+    assert scale_iterations([250, 354, 500, 1000, 2000, 4000]) == [20, 20, 40, 10, 10, 10]
     assert scale_iterations([256, 362, 512], 35) == [20, 20, 35]
     assert scale_iterations([256, 362, 512], 35, 5) == [5, 5, 35]
+    assert scale_iterations([256, 362, 512, 1024], 30) == [20, 20, 40, 30]
+    # the other scales' counts given: nothing is moved to the output scale
     assert scale_iterations([512, 724, 1024], None, 0) == [0, 0, 19]
+    assert scale_iterations([1024, 1448, 2048]) == [19, 10, 10]  # no 512-px scale (--scales 3): none moved
 
 
 def test_short_optimisation_lowers_the_loss(content_image, style_image):

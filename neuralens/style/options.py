@@ -116,14 +116,14 @@ class StyleOptions:
         "loss evaluations at the output size",
         kind="int",
         above=0,
-        none_help="75 up to 512 px, fewer above, at least 10",
+        none_help="75 up to 512 px; above, 75 x (512/size)^2 (at least 10) plus the 512-px scale's 35 given up",
     )
     coarse_iterations: Optional[int] = option(
         None,
         "loss evaluations at each coarser scale",
         kind="int",
         minimum=0,
-        none_help="20 below 512 px, 75 at the 512-px scale",
+        none_help="20 below 512 px; 40 at the 512-px scale and 10 at each scale above it when the output is larger",
     )
     fast_start: Optional[bool] = option(
         None,

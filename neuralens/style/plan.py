@@ -20,6 +20,9 @@ from .options import StyleOptions
 
 ANCHOR_SIZE = 512  # coarse-to-fine scales grow by sqrt(2) up to here, then double
 ANCHOR_ITERATIONS = 75  # evaluations at the 512-px scale (or the output, when it is smaller)
+# ... and when the output is larger: the anchor then only shapes the picture, and the evaluations it gives up buy
+# more at the output scale (measured: see scale_iterations).
+ANCHOR_ITERATIONS_BELOW_OUTPUT = 40
 COARSE_ITERATIONS = 20  # evaluations at each scale below that (they only give the next scale a start)
 MIN_ITERATIONS = 10  # at least this many at every scale above 512 px
 MAX_AUTO_TILE = 1024  # automatic tiles are at most this big (px), however much memory there is
@@ -49,24 +52,45 @@ def scale_iterations(
     """Loss evaluations for each scale of ``sizes`` (coarse to fine).
 
     By default the work goes where it pays, as measured on the objective (benchmarks/README.md): the scale
-    closest to ANCHOR_SIZE from below (the output itself when it is that small) gets ANCHOR_ITERATIONS -
-    there the picture takes shape at a modest cost per evaluation; each smaller scale gets COARSE_ITERATIONS
-    (more evaluations there only bake in coarse brush strokes that the fine scale has to undo); each larger
-    scale refines detail with evaluations shrinking with its pixel count: ANCHOR_ITERATIONS x (512/side)^2,
-    at least MIN_ITERATIONS. ``iterations`` fixes the output scale's count, ``coarse_iterations`` every other.
+    closest to ANCHOR_SIZE from below (the anchor) is where the picture takes shape at a modest cost per
+    evaluation, and each smaller scale gets COARSE_ITERATIONS (more there only bake in coarse brush strokes that
+    the fine scale has to undo). When the anchor is the output it gets ANCHOR_ITERATIONS. When the output is
+    larger, the anchor gets ANCHOR_ITERATIONS_BELOW_OUTPUT, each scale between it and the output MIN_ITERATIONS,
+    and the output scale ANCHOR_ITERATIONS x (512/side)^2 (at least MIN_ITERATIONS) plus the anchor's given-up
+    evaluations at the same cost in pixels (the cost per pixel is flat across sizes since the command runs
+    under jemalloc, ``neuralens/allocator.py``). Measured on the canonical objective at full resolution
+    (benchmarks/results/style_print.md, 2026-12-08): at 1024 px 20,20,40,27 gave 2.48e12 in 136 s against
+    the former 20,20,75,19's 2.87e12 in 143 s; at 2048 px 20,20,40,10,12 6.29e12 in 245 s against
+    20,20,75,19,10's 6.46e12 in 304 s; lower in less time at 700, 1500 and 4000 px too (benchmarks/README.md).
+    ``iterations`` fixes the output scale's count, ``coarse_iterations`` every other (and then the output scale's
+    default count has nothing handed to it).
 
     >>> scale_iterations([256, 362, 512]), scale_iterations([250, 354, 500, 1000, 2000, 4000])
-    ([20, 20, 75], [20, 20, 75, 20, 10, 10])
+    ([20, 20, 75], [20, 20, 40, 10, 10, 10])
+    >>> scale_iterations([256, 362, 512, 1024]), scale_iterations([256, 362, 512, 1024, 2048])
+    ([20, 20, 40, 27], [20, 20, 40, 10, 12])
     """
     anchor = max([s for s in sizes if s <= ANCHOR_SIZE], default=sizes[0])
+    output = sizes[-1]
 
     def default(side: int) -> int:
         if side < anchor:
             return COARSE_ITERATIONS
         return max(MIN_ITERATIONS, round(ANCHOR_ITERATIONS * min(1.0, (ANCHOR_SIZE / side) ** 2)))
 
-    plan = [coarse_iterations if coarse_iterations is not None else default(s) for s in sizes[:-1]]
-    return plan + [iterations if iterations is not None else default(sizes[-1])]
+    plan = [default(s) for s in sizes]
+    if anchor < output and anchor <= ANCHOR_SIZE and coarse_iterations is None:
+        given_up = ANCHOR_ITERATIONS - ANCHOR_ITERATIONS_BELOW_OUTPUT
+        plan = [
+            ANCHOR_ITERATIONS_BELOW_OUTPUT if s == anchor else MIN_ITERATIONS if s > anchor else n
+            for s, n in zip(sizes, plan)
+        ]
+        plan[-1] = default(output) + int(given_up * (anchor / output) ** 2)
+    if coarse_iterations is not None:
+        plan[:-1] = [coarse_iterations] * (len(sizes) - 1)
+    if iterations is not None:
+        plan[-1] = iterations
+    return plan
 
 
 def plan_scales(options: StyleOptions) -> List[Tuple[int, int]]:
