@@ -1,24 +1,29 @@
-"""The arbitrary-style networks in 8-bit integers on the CPU (onnxruntime), made once per machine.
+"""Networks in 8-bit integers on the CPU (onnxruntime), made once per machine: the arbitrary-style encoder and
+decoder (``quantize``) and the per-style models (``fast.model.StyleModel``, the same ``quantized_file``).
 
 Why: VGG19 up to relu4_1 is most of a ``--fast`` pass, and a CPU with 8-bit dot-product instructions runs it in
 int8 far faster than in bf16. On the 2-core AMD EPYC with AVX512-BF16 and AVX512-VNNI, a 512x340 photo: the
 encoder 250 ms in torch bf16, 360 ms in onnxruntime fp32, 100 ms in onnxruntime int8; the decoder (width 32) 71
 -> 45 ms. The pictures stay: 33-35 dB PSNR against the bf16 result on 4 held-out photos x a held-out painting,
-none told apart by eye at 2x (benchmarks/results/fast_arbitrary_int8.md).
+none told apart by eye at 2x (benchmarks/README.md section 8, results/fast_arbitrary_amd_avx512bf16_int8.md).
 
 How: each network is exported to ONNX in fp32, then onnxruntime's static quantizer writes the 8-bit graph
 (QDQ; weights int8 per output channel, activations uint8 with the ranges (min/max) they take on the bundled
 sample photos and paintings; the decoder's on each sample's features given each sample's style; padding and
-upsampling kept on the 8-bit values, ``copy_in_int8``) into the cache
-folder, named by a digest of the weights and of the versions. That takes about 10 s the first time on 2 cores;
+upsampling kept on the 8-bit values, ``copy_in_int8``) into the cache folder, named by a digest of the weights
+and of the versions. That takes about 10 s the first time on 2 cores for the AdaIN pair, 2 s for a style model;
 later runs load the file at once. On x86 CPUs without VNNI the weights keep 7 bits (the quantizer's
 ``reduce_range``), as onnxruntime advises there against overflowing its 16-bit intermediate sums.
 
     encoder, decoder = quantize(model.encoder, model.decoder)   # Int8Network each: tensor -> tensor
+
+A per-style model (ShuffleNet width 24) runs 2x faster the same way: starry-night at 512x512 36 ms against 74 ms in
+fp32 on that machine, 33-38 dB PSNR against fp32 for the four built-in models (benchmarks/README.md section 6).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import tempfile
@@ -71,16 +76,36 @@ def decoder_inputs(encoder: nn.Module, images: List[torch.Tensor]) -> List[torch
 
 
 class Int8Network:
-    """A network quantized to int8, run by onnxruntime on the CPU: (N, C, H, W) float tensor -> float tensor."""
+    """A network quantized to int8, run by onnxruntime on the CPU: (N, C, H, W) float tensor -> float tensor.
+    ``input_name``: the graph's input."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, input_name: str = "input"):
+        self.path, self.input_name = path, input_name
         self.session = cpu_session(path)
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(inputs.detach().cpu().float().numpy())
-        (out,) = self.session.run(None, {"input": array})
+        (out,) = self.session.run(None, {self.input_name: array})
         return torch.from_numpy(out)
+
+
+def torch_export(module: nn.Module) -> Callable[[Path, torch.Tensor], None]:
+    """Writes ``module`` as fp32 ONNX (input 'input', output 'output', any height and width) given an example."""
+
+    def export(path: Path, example: torch.Tensor) -> None:
+        axes = {2: "height", 3: "width"}
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": axes, "output": axes},
+            do_constant_folding=True,
+        )
+
+    return export
 
 
 # Operators that only copy values (reflection padding, nearest-neighbour upsampling, max pooling picks one).
@@ -114,8 +139,11 @@ def copy_in_int8(model) -> int:
     return len(removed)
 
 
-def _write(module: nn.Module, inputs: List[torch.Tensor], output: Path) -> None:
-    """Export ``module`` (fp32, CPU) to ONNX and quantize it, calibrated on ``inputs``, into ``output``."""
+def _write(
+    export: Callable[[Path, torch.Tensor], None], input_name: str, inputs: List[torch.Tensor], output: Path
+) -> None:
+    """Write the fp32 ONNX graph with ``export`` and quantize it, calibrated on ``inputs`` (fed as ``input_name``),
+    into ``output``."""
     import onnx  # noqa: PLC0415
     from onnxruntime.quantization import (  # noqa: PLC0415 -- only when a file is made
         CalibrationDataReader,
@@ -136,53 +164,55 @@ def _write(module: nn.Module, inputs: List[torch.Tensor], output: Path) -> None:
 
         def get_next(self) -> Optional[dict]:
             item = next(self.items, None)
-            return None if item is None else {"input": np.ascontiguousarray(item.float().numpy())}
+            return None if item is None else {input_name: np.ascontiguousarray(item.float().numpy())}
 
-    axes = {2: "height", 3: "width"}
-    with tempfile.TemporaryDirectory(prefix="neuralens-int8-") as folder, quiet_exporter(), torch.no_grad():
-        plain, prepared, qdq = (Path(folder) / name for name in ("fp32.onnx", "prepared.onnx", "qdq.onnx"))
-        torch.onnx.export(
-            module,
-            (inputs[0],),
-            str(plain),
-            dynamo=False,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes={"input": axes, "output": axes},
-            do_constant_folding=True,
-        )
-        quant_pre_process(str(plain), str(prepared))
-        quantize_static(
-            str(prepared),
-            str(qdq),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            reduce_range=reduce_range(),
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
-        model = onnx.load(str(qdq))
-        copy_in_int8(model)
-        onnx.save(model, str(output))
+    # The shape inference and the quantizer log their doubts (a shape they cannot prove, a per-channel axis that a
+    # 1-d weight lacks: it is quantized per tensor then) as warnings on the root logger; the user needs none.
+    logging.disable(logging.WARNING)
+    try:
+        with tempfile.TemporaryDirectory(prefix="neuralens-int8-") as folder, quiet_exporter(), torch.no_grad():
+            plain, prepared, qdq = (Path(folder) / name for name in ("fp32.onnx", "prepared.onnx", "qdq.onnx"))
+            export(plain, inputs[0])
+            quant_pre_process(str(plain), str(prepared))
+            quantize_static(
+                str(prepared),
+                str(qdq),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                reduce_range=reduce_range(),
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
+            model = onnx.load(str(qdq))
+            copy_in_int8(model)
+            onnx.save(model, str(output))
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def quantized_file(
-    module: nn.Module, kind: str, inputs: Callable[[], List[torch.Tensor]], say: Optional[Callable[[str], None]] = None
+    module: nn.Module,
+    kind: str,
+    inputs: Callable[[], List[torch.Tensor]],
+    say: Optional[Callable[[str], None]] = None,
+    export: Optional[Callable[[Path, torch.Tensor], None]] = None,
+    input_name: str = "input",
 ) -> Path:
-    """The int8 ONNX file of ``module`` (fp32, on the CPU; ``kind`` names it in the file name): from the cache, or made into it from
-    the calibration ``inputs()`` (into a temporary folder for this process when the cache cannot be written).
-    ``say`` gets a one-line note before a file is made."""
+    """The int8 ONNX file of ``module`` (fp32, on the CPU; ``kind`` names it, in the file name too): from the
+    cache, or made into it from the calibration ``inputs()`` (into a temporary folder for this process when the
+    cache cannot be written). ``export(path, example)`` writes the fp32 graph, whose input is ``input_name``
+    (default: ``torch_export(module)``). ``say`` gets a one-line note before a file is made."""
     import onnxruntime  # noqa: PLC0415
 
-    versions = f"adain-{kind}/{RECIPE}/{torch.__version__}/{onnxruntime.__version__}/{__version__}/{reduce_range()}"
-    name = f"adain-{kind}-int8-{state_digest(versions, module.state_dict())}.onnx"
+    versions = f"{kind}/{RECIPE}/{torch.__version__}/{onnxruntime.__version__}/{__version__}/{reduce_range()}"
+    name = f"{kind}-int8-{state_digest(versions, module.state_dict())}.onnx"
     path = cache_folder() / "onnx" / name
     if path.is_file():
         return path
     if say is not None:
-        say(f"making the 8-bit {kind} for this machine once (about 10 s); cached in {path.parent}")
+        say(f"making the 8-bit {kind} network for this machine once (seconds); cached in {path.parent}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{name}-", suffix=".onnx")
@@ -191,12 +221,12 @@ def quantized_file(
         path = Path(tempfile.mkdtemp(prefix="neuralens-int8-")) / name
         partial = str(path)
     try:
-        _write(module, inputs(), Path(partial))
+        _write(export or torch_export(module), input_name, inputs(), Path(partial))
         os.replace(partial, path)  # whole or not at all: two processes making it at once each leave a whole file
     except Exception as exc:  # the exporter and the quantizer raise many kinds; the first line says what happened
         Path(partial).unlink(missing_ok=True)
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise NeuralensError(f"could not make the 8-bit {kind}: {detail} (use --precision bf16 or fp32)") from None
+        raise NeuralensError(f"could not make the 8-bit {kind}: {detail} (use --precision fp32)") from None
     return path
 
 
@@ -204,6 +234,6 @@ def quantize(
     encoder: nn.Module, decoder: nn.Module, say: Optional[Callable[[str], None]] = None
 ) -> Tuple[Int8Network, Int8Network]:
     """The AdaIN ``encoder`` and ``decoder`` as Int8Networks (files made once, see ``quantized_file``)."""
-    encoder_file = quantized_file(encoder, "encoder", calibration_images, say)
-    decoder_file = quantized_file(decoder, "decoder", lambda: decoder_inputs(encoder, calibration_images()), say)
+    encoder_file = quantized_file(encoder, "adain-encoder", calibration_images, say)
+    decoder_file = quantized_file(decoder, "adain-decoder", lambda: decoder_inputs(encoder, calibration_images()), say)
     return Int8Network(encoder_file), Int8Network(decoder_file)

@@ -36,11 +36,12 @@ def onnxruntime_available() -> bool:
 
 
 def pick_engine(name: str, device: torch.device, precision: str) -> str:
-    """Resolve 'auto' to 'onnxruntime' for fp32 on the CPU when it is installed, else 'torch'. NeuralensError for
-    an unknown engine, or onnxruntime asked for where it cannot run here (a GPU, bf16, not installed)."""
+    """Resolve 'auto' to 'onnxruntime' for fp32 or int8 on the CPU when it is installed, else 'torch'.
+    NeuralensError for an unknown engine, or onnxruntime asked for where it cannot run here (a GPU, bf16, not
+    installed)."""
     if name not in ENGINES:
         raise NeuralensError(f"unknown engine '{name}' (choose from {', '.join(ENGINES)})")
-    usable = device.type == "cpu" and precision == "fp32"
+    usable = device.type == "cpu" and precision in ("fp32", "int8")
     if name == "auto":
         return "onnxruntime" if usable and onnxruntime_available() else "torch"
     if name == "onnxruntime":

@@ -14,13 +14,14 @@ from neuralens import devices
 from neuralens.errors import NeuralensError
 from neuralens.fast import quantized
 from neuralens.fast.arbitrary import load_arbitrary, pick_precision
+from neuralens.fast.model import load_model
 from neuralens.imageio import SAMPLES
 
 pytestmark = pytest.mark.skipif(quantized.usable(torch.device("cpu")) is not None, reason="onnxruntime missing")
 CPU = torch.device("cpu")
 # Measured on the bundled Tuebingen photo x Starry Night at 256 px (2026-12-07, the AMD EPYC with AVX512-VNNI):
 # int8 against fp32 28.9 dB (bf16 against fp32 44.3 dB); at 512 px 28.0 dB: brush strokes shifted a little, not told
-# apart by eye at 2x (benchmarks/results/fast_arbitrary_int8.md). The bound leaves a margin below the measurement.
+# apart by eye at 2x (benchmarks/README.md section 8). The bound leaves a margin below the measurement.
 INT8_PSNR_BOUND = 25.0
 
 
@@ -132,3 +133,20 @@ def test_padding_and_upsampling_run_on_the_bytes_with_the_same_result(monkeypatc
     plain = quantized.quantized_file(tiny_network(), "tiny", calibration)
     x = calibration()[2]
     assert torch.equal(quantized.Int8Network(copied)(x), quantized.Int8Network(plain)(x))
+
+
+def test_a_style_model_runs_in_int8_where_auto_picks_it(monkeypatch):
+    from PIL import Image
+
+    photo = Image.open(SAMPLES / "chelsea.jpg").convert("RGB").resize((128, 96))
+    monkeypatch.setattr(devices, "cpu_has_fast_int8", lambda: True)
+    model = load_model("starry-night", "cpu")
+    assert (model.to_dict()["precision"], model.to_dict()["engine"]) == ("int8", "onnxruntime")
+    assert load_model("starry-night", "cpu", engine="torch").to_dict()["precision"] == "fp32"
+    monkeypatch.setattr(devices, "cpu_has_fast_int8", lambda: False)
+    reference = load_model("starry-night", "cpu")
+    assert reference.to_dict()["precision"] == "fp32"
+    out = model.stylize(photo)
+    assert out.size == photo.size
+    # measured 33-38 dB for the four built-in models at 512x512 (benchmarks/README.md section 6)
+    assert psnr(np.asarray(out), np.asarray(reference.stylize(photo))) > INT8_PSNR_BOUND
