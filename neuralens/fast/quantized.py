@@ -108,15 +108,25 @@ def torch_export(module: nn.Module) -> Callable[[Path, torch.Tensor], None]:
     return export
 
 
-# Operators that only copy values (reflection padding, nearest-neighbour upsampling, max pooling picks one).
-COPYING_OPS = ("Pad", "Resize", "MaxPool")
+def copies_values(node) -> bool:
+    """Whether an onnx node only copies values of its first input: reflection or edge padding (not constant
+    padding: its 0 is not the quantized 0), nearest-neighbour resizing, max pooling (it picks one)."""
+    from onnx import helper  # noqa: PLC0415
+
+    mode = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"), None)
+    if node.op_type == "Pad":
+        return mode in (b"reflect", b"edge")
+    if node.op_type == "Resize":
+        return mode in (None, b"nearest")
+    return node.op_type == "MaxPool"
 
 
 def copy_in_int8(model) -> int:
-    """Run COPYING_OPS of the onnx ``model`` on its 8-bit values: a DequantizeLinear before such an op and a
-    QuantizeLinear after it with the same scale and zero point give the very bytes the op gives on the bytes, and
-    onnxruntime's CPU otherwise converts to float and back around each one. Measured on the decoder at 512x512:
-    98-110 -> 74-75 ms, outputs identical (the encoder's pools already ran in int8). Returns the nodes removed."""
+    """Run the nodes of the onnx ``model`` that only copy values (``copies_values``) on its 8-bit values: a
+    DequantizeLinear before such a node and a QuantizeLinear after it with the same scale and zero point give the
+    very bytes the node gives on the bytes, and onnxruntime's CPU otherwise converts to float and back around each
+    one. Measured on the decoder at 512x512: 98-110 -> 74-75 ms, outputs identical (the encoder's pools already ran
+    in int8). Returns the nodes removed."""
     producer = {name: node for node in model.graph.node for name in node.output}
     consumers: dict = {}
     for node in model.graph.node:
@@ -125,7 +135,7 @@ def copy_in_int8(model) -> int:
     removed = set()
     for node in model.graph.node:
         before, after = producer.get(node.input[0]) if node.input else None, consumers.get(node.output[0], [])
-        if node.op_type not in COPYING_OPS or before is None or before.op_type != "DequantizeLinear":
+        if not copies_values(node) or before is None or before.op_type != "DequantizeLinear":
             continue
         if len(after) != 1 or after[0].op_type != "QuantizeLinear" or after[0].input[1:] != before.input[1:]:
             continue

@@ -135,6 +135,18 @@ def test_padding_and_upsampling_run_on_the_bytes_with_the_same_result(monkeypatc
     assert torch.equal(quantized.Int8Network(copied)(x), quantized.Int8Network(plain)(x))
 
 
+def test_zero_padding_stays_around_the_float_values(monkeypatch, tmp_path):
+    import onnx
+
+    monkeypatch.setenv("NEURALENS_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.ZeroPad2d(1)).eval()  # nothing to fold it into
+    graph = onnx.load(str(quantized.quantized_file(network, "zero-pad", calibration))).graph
+    producer = {name: node.op_type for name, node in ((n, node) for node in graph.node for n in node.output)}
+    pads = [node for node in graph.node if node.op_type == "Pad"]
+    assert pads and all(producer.get(node.input[0]) == "DequantizeLinear" for node in pads)
+
+
 def test_a_style_model_runs_in_int8_where_auto_picks_it(monkeypatch):
     from PIL import Image
 
