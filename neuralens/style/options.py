@@ -193,7 +193,10 @@ class StyleOptions:
     pooling: str = option("max", "VGG19 pooling", choices=POOLING)
     device: str = option("auto", "where to run", choices=devices.DEVICES, web=SERVER_SETTING)
     precision: str = option(
-        "auto", "bf16 autocast where the CPU/GPU runs it natively (auto), or always/never", choices=devices.PRECISIONS
+        "auto",
+        "bf16 autocast where the CPU/GPU runs it natively (auto), or always/never; with --fast, auto is int8 "
+        "(onnxruntime) where the CPU multiplies bytes natively",
+        choices=devices.PRECISIONS,
     )
     channels_last: Optional[bool] = option(
         None,
