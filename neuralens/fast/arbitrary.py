@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import devices, weightsfile
-from ..autotune import stderr_note
 from ..errors import NeuralensError
 from ..imageio import ImageLike, image_to_tensor, load_image, resize_long_side, tensor_to_image
 from ..options import check, option
@@ -176,10 +175,7 @@ class ArbitraryModel:
         self.decoder.requires_grad_(False)
         self._int8: Optional[Tuple[Callable, Callable]] = None
         if self._precision == "int8":
-            # The once-per-machine wait is said on a terminal only: a pipe or a log (a worker's) keeps its lines.
-            self._int8 = quantized.quantize(
-                self.encoder, self.decoder, say=stderr_note if sys.stderr.isatty() else None
-            )
+            self._int8 = quantized.quantize(self.encoder, self.decoder, say=quantized.note_on_terminal)
 
     # -- the two networks -----------------------------------------------------------------------------------
     def _encode(self, image: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
@@ -26,7 +25,6 @@ import torch
 from PIL import Image
 
 from .. import devices, weightsfile
-from ..autotune import stderr_note
 from ..errors import NeuralensError
 from ..imageio import ImageLike, image_to_tensor, load_image, tensor_to_image
 from ..style import color, tiling
@@ -150,7 +148,7 @@ class StyleModel:
             shutil.copyfile(runtime.exported_file(self.network), path)
 
         kind = f"{self.network.architecture}-{self.network.width}-margin{self.network.border_margin}"
-        say = stderr_note if sys.stderr.isatty() else None
+        say = quantized.note_on_terminal
         path = quantized.quantized_file(self.network, kind, quantized.calibration_images, say, export, "image")
         return quantized.Int8Network(path, "image")
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
@@ -36,6 +37,7 @@ from PIL import Image
 from torch import nn
 
 from .. import __version__, devices
+from ..autotune import stderr_note
 from ..cache import cache_folder
 from ..errors import NeuralensError
 from ..imageio import SAMPLES, image_to_tensor, load_image
@@ -45,6 +47,13 @@ from .runtime import INSTALL_HINT, cpu_session, onnxruntime_available, state_dig
 RECIPE = 2  # how the files are made, in their names: raised when that changes, so that older files are not used
 CALIBRATION_SIZE = (512, 384)  # (W, H): the quantizer stacks its inputs, so the samples share one shape
 X86 = ("x86_64", "amd64", "i386", "i686")
+
+
+def note_on_terminal(message: str) -> None:
+    """Say ``message`` (the once-per-machine wait) on stderr when it is a terminal: a pipe or a log (a worker's, a
+    test's) keeps its lines."""
+    if sys.stderr.isatty():
+        stderr_note(message)
 
 
 def usable(device: torch.device) -> Optional[str]:
