@@ -33,25 +33,30 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 @functools.cache
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags as /proc/cpuinfo lists them (empty where there is no such file)."""
+    try:
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return frozenset()
+
+
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU has native bf16 matrix units (Intel AMX-BF16 or AVX512-BF16), where bf16
     autocast is several times faster than fp32. Elsewhere bf16 on the CPU is emulated and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
 
 
-@functools.cache
+def cpu_has_amx_bf16() -> bool:
+    """True when the CPU has Intel's AMX tiles for bf16: there PyTorch's bf16 convolutions of wide networks
+    beat onnxruntime's int8 ones (measured, ``fast/arbitrary.py``)."""
+    return "amx_bf16" in cpu_flags()
+
+
 def cpu_has_fast_int8() -> bool:
     """True when the CPU multiplies 8-bit integers in dot products natively (x86 VNNI or AMX-INT8, Arm's dot
     product instructions), where an int8 network runs several times faster than fp32 (``fast/quantized.py``)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
 
 
 def pick_precision(name: str, device: torch.device) -> str:

@@ -66,14 +66,18 @@ PRECISIONS = (*devices.PRECISIONS, "int8")
 
 def pick_precision(name: str, device: torch.device) -> str:
     """``name`` (one of PRECISIONS) resolved for ``device``: 'auto' is 'int8' on a CPU that multiplies 8-bit
-    integers natively when onnxruntime is installed (2.5x faster than bf16 for the encoder there, see
-    ``quantized.py``), else ``devices.pick_precision``. NeuralensError for 'int8' where it cannot run."""
+    integers natively when onnxruntime is installed (1.7x faster than bf16 there, see ``quantized.py``), except on
+    one with AMX-bf16 tiles, else ``devices.pick_precision``. NeuralensError for 'int8' where it cannot run."""
     if name == "int8":
         problem = quantized.usable(device)
         if problem is not None:
             raise NeuralensError(problem)
         return name
-    if name == "auto" and devices.cpu_has_fast_int8() and quantized.usable(device) is None:
+    # Measured with the shipped decoder, whole --fast at 512x512 (benchmarks/README.md section 8): on the 2-core
+    # EPYC with AVX512-VNNI and AVX512-BF16 int8 233-264 ms, bf16 423-426 ms; on the 2-core Xeon with AMX
+    # int8 204-215 ms, bf16 151-159 ms (the encoder 129 against 79 ms): AMX's bf16 tiles win there.
+    fast_int8 = devices.cpu_has_fast_int8() and not devices.cpu_has_amx_bf16()
+    if name == "auto" and fast_int8 and quantized.usable(device) is None:
         return "int8"
     return devices.pick_precision(name, device)
 
@@ -153,7 +157,7 @@ class ArbitraryModel:
     """The encoder (VGG19 to relu4_1) and a trained decoder, ready to paint any photo in any painting's style.
 
     ``device`` as in ``stylize``; ``precision`` one of PRECISIONS: 'auto' is int8 (onnxruntime, ``quantized.py``)
-    on a CPU with 8-bit dot-product units, else bf16 where the CPU or GPU runs it natively, else fp32."""
+    on a CPU with 8-bit dot-product units and no AMX, else bf16 where the CPU or GPU runs it natively, else fp32."""
 
     decoder: Decoder
     info: Dict[str, Any] = field(default_factory=dict)

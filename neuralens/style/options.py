@@ -195,7 +195,7 @@ class StyleOptions:
     precision: str = option(
         "auto",
         "bf16 autocast where the CPU/GPU runs it natively (auto), or always/never; with --fast, auto is int8 "
-        "(onnxruntime) where the CPU multiplies bytes natively",
+        "(onnxruntime) where the CPU multiplies bytes natively and has no AMX",
         choices=devices.PRECISIONS,
     )
     channels_last: Optional[bool] = option(

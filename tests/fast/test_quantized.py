@@ -44,11 +44,20 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_auto_is_int8_where_the_cpu_multiplies_bytes_and_onnxruntime_is_there(monkeypatch):
     monkeypatch.setattr(devices, "cpu_has_fast_int8", lambda: True)
+    monkeypatch.setattr(devices, "cpu_has_amx_bf16", lambda: False)
     assert pick_precision("auto", CPU) == "int8"
     assert pick_precision("bf16", CPU) == "bf16" and pick_precision("fp32", CPU) == "fp32"
     monkeypatch.setattr(devices, "cpu_has_fast_int8", lambda: False)
     assert pick_precision("auto", CPU) == devices.pick_precision("auto", CPU)
     assert pick_precision("int8", CPU) == "int8"  # asked for by name: runs without the fast units too
+
+
+def test_auto_keeps_bf16_on_a_cpu_with_amx_tiles(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_fast_int8", lambda: True)  # AMX CPUs have VNNI and AMX-INT8 too
+    monkeypatch.setattr(devices, "cpu_has_amx_bf16", lambda: True)
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: True)
+    assert pick_precision("auto", CPU) == "bf16"
+    assert pick_precision("int8", CPU) == "int8"  # still there by name
 
 
 def test_int8_where_it_cannot_run_is_one_clear_error(monkeypatch):
