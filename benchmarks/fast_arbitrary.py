@@ -233,7 +233,7 @@ def quality(
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from neuralens import allocator
 
-    allocator.use_jemalloc()  # measure what the `neuralens` command runs under (NEURALENS_ALLOCATOR=system: glibc's)
+    allocator.use_fast_allocator()  # measure what the `neuralens` command runs under (NEURALENS_ALLOCATOR=system: glibc's)
     from neuralens.fast.arbitrary import PRECISIONS  # after the allocator's choice: this imports torch
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -154,7 +154,7 @@ def main() -> None:
     if not args.render:
         from neuralens import allocator
 
-        allocator.use_jemalloc()
+        allocator.use_fast_allocator()
         fields = parse_fields(args.set)
         if args.evaluations:
             use_evaluations(args.evaluations)

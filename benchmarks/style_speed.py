@@ -49,7 +49,7 @@ def config_name(precision: str, channels_last: bool, allocator: str = "system") 
 
 
 def child_environment(allocator_name: str) -> Dict[str, str]:
-    """The environment of a child measured under ``allocator_name`` ('system' or 'jemalloc')."""
+    """The environment of a child measured under ``allocator_name`` ('system', 'jemalloc' or 'mimalloc')."""
     import os
 
     from neuralens import allocator
@@ -57,10 +57,10 @@ def child_environment(allocator_name: str) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != allocator.RESTORE}
     if allocator_name == "system":
         return env
-    library = allocator.find_jemalloc()
+    library = allocator.find_jemalloc() if allocator_name == "jemalloc" else allocator.find_mimalloc()
     if library is None:
-        raise SystemExit("error: --allocators jemalloc: no jemalloc on this machine (apt-get install libjemalloc2)")
-    return allocator.jemalloc_environment(env, library)
+        raise SystemExit(f"error: --allocators {allocator_name}: not found here (libjemalloc2, cmeel-mimalloc)")
+    return allocator.preload_environment(env, allocator_name, library)
 
 
 def measure_in_this_process(
@@ -176,8 +176,8 @@ def run(
     only: Sequence[str] = (),
 ) -> Dict[str, Any]:
     """Measure every (size, configuration, allocator) in its own child process (and a ``tile`` crop at the largest
-    size); write style_speed(.md/.json), or ``name``(.md/.json). ``allocators``: 'system' and/or 'jemalloc'
-    (default: the one the `neuralens` command uses here); ``only``: configuration names to keep, e.g.
+    size); write style_speed(.md/.json), or ``name``(.md/.json). ``allocators``: 'system', 'jemalloc' and/or
+    'mimalloc' (default: the one the `neuralens` command uses here); ``only``: configuration names to keep, e.g.
     'bf16 channels_last'."""
     from neuralens import allocator as allocator_module
 
@@ -186,7 +186,8 @@ def run(
     content, style = image_path("content", "tubingen"), image_path("style", "starry_night")
     info = machine_info()
     configs = [c for c in CONFIGS if (c[0] != "bf16" or info["cpu_bf16"]) and (not only or config_name(*c) in only)]
-    command_allocator = "jemalloc" if allocator_module.library_to_preload() else "system"
+    chosen = allocator_module.library_to_preload()
+    command_allocator = chosen[0] if chosen else "system"
     allocators = list(allocators or [command_allocator])
     results: List[Dict[str, Any]] = []
     cases = [(size, None) for size in sizes] + ([(max(sizes), tile)] if tile else [])
@@ -449,8 +450,9 @@ after the network was built, i.e. roughly what activations, targets and gradient
 correctness check for bf16 and channels_last. On this machine `--precision auto` resolves to
 **{data.get("auto_precision")}** (device {data.get("auto_device")}); `StyleOptions.channels_last` defaults to
 `{data.get("default_channels_last")}` (None: neuralens picks the layout from the precision and device).
-"+ jemalloc": the child ran under jemalloc (`neuralens.allocator`; what the `neuralens` command does where the
-library is installed, here: **{data.get("command_allocator", "system")}**); without it, glibc's malloc.
+"+ jemalloc" / "+ mimalloc": the child ran under that allocator (`neuralens.allocator`; the `neuralens` command
+runs under jemalloc where the system has it, else mimalloc, here: **{data.get("command_allocator", "system")}**);
+without either, glibc's malloc.
 
 ## Results
 
@@ -485,7 +487,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument(
         "--allocators",
         nargs="+",
-        choices=("system", "jemalloc"),
+        choices=("system", "jemalloc", "mimalloc"),
         help="measure each configuration under these (default: the one the neuralens command uses here)",
     )
     p.add_argument("--only", nargs="+", default=[], metavar="CONFIG", help="e.g. 'bf16 channels_last'")

@@ -86,10 +86,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def entry() -> None:
-    """The installed command: under jemalloc where the system has it (``allocator``), then :func:`main`."""
+    """The installed command: under jemalloc or mimalloc where there is one (``allocator``), then :func:`main`."""
     from . import allocator
 
-    allocator.use_jemalloc()
+    allocator.use_fast_allocator()
     sys.exit(main())
 
 
