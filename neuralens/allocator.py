@@ -93,11 +93,6 @@ def preload_environment(environ: Mapping[str, str], name: str, library: str) -> 
     return env
 
 
-def jemalloc_environment(environ: Mapping[str, str], library: str) -> Dict[str, str]:
-    """``preload_environment`` for jemalloc."""
-    return preload_environment(environ, "jemalloc", library)
-
-
 def restore_environment() -> None:
     """In a re-executed process: put ``LD_PRELOAD`` and the allocator's settings back as the user had them, so the
     programs this one starts get the user's environment (the allocator, already loaded, stays in this process)."""

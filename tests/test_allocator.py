@@ -36,7 +36,9 @@ def run_probe(**env_changes: str | None):
 
 
 def test_environment_preloads_the_library_and_records_the_users_own_values():
-    env = allocator.jemalloc_environment({"PATH": "/bin", "LD_PRELOAD": "/x/libfoo.so"}, "/lib/libjemalloc.so.2")
+    env = allocator.preload_environment(
+        {"PATH": "/bin", "LD_PRELOAD": "/x/libfoo.so"}, "jemalloc", "/lib/libjemalloc.so.2"
+    )
     assert env["LD_PRELOAD"] == "/lib/libjemalloc.so.2 /x/libfoo.so"
     assert env["MALLOC_CONF"] == allocator.JEMALLOC_CONF
     assert json.loads(env[allocator.RESTORE]) == {
@@ -46,7 +48,7 @@ def test_environment_preloads_the_library_and_records_the_users_own_values():
     }
     assert env["PATH"] == "/bin"
     # the user's own jemalloc settings win
-    assert allocator.jemalloc_environment({"MALLOC_CONF": "narenas:1"}, "j.so")["MALLOC_CONF"] == "narenas:1"
+    assert allocator.preload_environment({"MALLOC_CONF": "narenas:1"}, "jemalloc", "j.so")["MALLOC_CONF"] == "narenas:1"
 
 
 def test_mimalloc_keeps_its_freed_pages_unless_the_user_says_otherwise():
