@@ -15,7 +15,9 @@ from neuralens.distributed.options import QueueOptions
 from neuralens.style import StyleOptions, StyleTransfer
 
 
-def test_sigkill_of_a_worker_mid_job_still_completes_every_job_once(workers, redis_url, storage_url, photos):
+def test_sigkill_of_a_worker_mid_job_still_completes_every_job_once(
+    workers, redis_url, storage_url, photos, threads_of_a_worker
+):
     first, second = workers.start(2, "--visibility-timeout", "4", "--lease", "2")
     by_pid = {first.pid: first, second.pid: second}
     settings = StyleOptions(size=48, iterations=40, coarse_iterations=0, scales=1, early_stop_patience=0).validate()
@@ -51,6 +53,8 @@ def test_sigkill_of_a_worker_mid_job_still_completes_every_job_once(workers, red
         # The same picture, not to the bit: reruns on a loaded 2-core CI machine ended 1 level off in a few
         # pixels, once 38 levels off at one pixel (mean 3) after 40 L-BFGS steps, which amplify any rounding
         # difference. Bit-equality with the in-process path is tested without a kill (test_cli, test_queue).
+        # In-process on the workers' thread count (threads_of_a_worker): on 2 threads against their 1 the mean
+        # difference was 8.1 levels for The Scream on the 2-core AMX Xeon (2026-12-08), every run.
         difference = np.abs(images[job_id].astype(int) - expected)
         assert images[job_id].shape == expected.shape and difference.mean() < 8, (content.name, difference.mean())
     assert by_pid[worker_pid].poll() is not None
