@@ -76,8 +76,7 @@ def pick_precision(name: str, device: torch.device) -> str:
     # Measured with the shipped decoder, whole --fast at 512x512 (benchmarks/README.md section 8): on the 2-core
     # EPYC with AVX512-VNNI and AVX512-BF16 int8 233-264 ms, bf16 423-426 ms; on the 2-core Xeon with AMX
     # int8 204-215 ms, bf16 151-159 ms (the encoder 129 against 79 ms): AMX's bf16 tiles win there.
-    fast_int8 = devices.cpu_has_fast_int8() and not devices.cpu_has_amx_bf16()
-    if name == "auto" and fast_int8 and quantized.usable(device) is None:
+    if name == "auto" and quantized.fast_here(device) and not devices.cpu_has_amx_bf16():
         return "int8"
     return devices.pick_precision(name, device)
 

@@ -90,7 +90,7 @@ class StyleModel:
             # 884 ms in bf16 (too few channels for the bf16 matrix units to pay for the conversions); width 32
             # runs faster in bf16. ShuffleNet's layers are as narrow.
             self._precision = "fp32"
-            if self.engine != "torch" and devices.cpu_has_fast_int8() and quantized.usable(self._device) is None:
+            if self.engine != "torch" and quantized.fast_here(self._device):
                 # onnxruntime in int8 on a CPU that multiplies bytes natively: measured at 512x512 on the 2-core
                 # EPYC with AVX512-VNNI, starry-night 78-84 ms in fp32, 37-44 ms in int8 (quantized.py).
                 self._precision = "int8"

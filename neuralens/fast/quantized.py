@@ -2,7 +2,7 @@
 decoder (``quantize``) and the per-style models (``fast.model.StyleModel``, the same ``quantized_file``).
 
 Why: VGG19 up to relu4_1 is most of a ``--fast`` pass, and a CPU with 8-bit dot-product instructions runs it in
-int8 far faster than in bf16. On the 2-core AMD EPYC with AVX512-BF16 and AVX512-VNNI, a 512x340 photo: the
+int8 far faster than in bf16 - unless it has Intel's AMX tiles, where PyTorch's bf16 wins (``arbitrary.pick_precision``). On the 2-core AMD EPYC with AVX512-BF16 and AVX512-VNNI, a 512x340 photo: the
 encoder 250 ms in torch bf16, 360 ms in onnxruntime fp32, 100 ms in onnxruntime int8; the decoder (width 32) 71
 -> 45 ms. The pictures stay: 33-35 dB PSNR against the bf16 result on 4 held-out photos x a held-out painting,
 none told apart by eye at 2x (benchmarks/README.md section 8, results/fast_arbitrary_amd_avx512bf16_int8.md).
@@ -42,7 +42,7 @@ from ..cache import cache_folder
 from ..errors import NeuralensError
 from ..imageio import SAMPLES, image_to_tensor, load_image
 from .adain import adain, mean_std
-from .runtime import INSTALL_HINT, cpu_session, onnxruntime_available, state_digest
+from .runtime import INSTALL_HINT, SessionRunner, onnxruntime_available, state_digest
 
 RECIPE = 2  # how the files are made, in their names: raised when that changes, so that older files are not used
 CALIBRATION_SIZE = (512, 384)  # (W, H): the quantizer stacks its inputs, so the samples share one shape
@@ -65,6 +65,12 @@ def usable(device: torch.device) -> Optional[str]:
     return None
 
 
+def fast_here(device: torch.device) -> bool:
+    """Whether 'auto' may pick int8 on ``device``: a CPU that multiplies 8-bit integers natively, with onnxruntime
+    installed (the callers decide for their networks beyond that: ``arbitrary.pick_precision``, ``StyleModel``)."""
+    return devices.cpu_has_fast_int8() and usable(device) is None
+
+
 def reduce_range() -> bool:
     """Whether weights keep 7 bits: on x86 without 8-bit dot-product units (see the module's note)."""
     return platform.machine().lower() in X86 and not devices.cpu_has_fast_int8()
@@ -84,18 +90,12 @@ def decoder_inputs(encoder: nn.Module, images: List[torch.Tensor]) -> List[torch
     return [adain(f, mean, std) for f in features for mean, std in stats]
 
 
-class Int8Network:
-    """A network quantized to int8, run by onnxruntime on the CPU: (N, C, H, W) float tensor -> float tensor.
-    ``input_name``: the graph's input."""
+class Int8Network(SessionRunner):
+    """A network quantized to int8 (a ``quantized_file``), run by onnxruntime on the CPU: (N, C, H, W) float tensor
+    -> float tensor. ``input_name``: the graph's input."""
 
     def __init__(self, path: Path, input_name: str = "input"):
-        self.path, self.input_name = path, input_name
-        self.session = cpu_session(path)
-
-    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        array = np.ascontiguousarray(inputs.detach().cpu().float().numpy())
-        (out,) = self.session.run(None, {self.input_name: array})
-        return torch.from_numpy(out)
+        super().__init__(path, input_name)
 
 
 def torch_export(module: nn.Module) -> Callable[[Path, torch.Tensor], None]:

@@ -101,15 +101,23 @@ def cpu_session(path: Path):
     return onnxruntime.InferenceSession(str(path), settings, providers=["CPUExecutionProvider"])
 
 
-class OnnxRunner:
-    """An onnxruntime session for one network, on the CPU with torch's thread count."""
+class SessionRunner:
+    """The ONNX file ``path`` run by onnxruntime on the CPU (``cpu_session``): (N, C, H, W) float tensor -> float
+    tensor, fed to the graph's input ``input_name``."""
+
+    def __init__(self, path: Path, input_name: str):
+        self.path, self.input_name = path, input_name
+        self.session = cpu_session(path)
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(inputs.detach().cpu().float().numpy())
+        (out,) = self.session.run(None, {self.input_name: array})
+        return torch.from_numpy(out)
+
+
+class OnnxRunner(SessionRunner):
+    """A style network's exported fp32 graph: (N, 3, H, W) float in [0, 1] -> the stylized batch, clamped to
+    [0, 1] (the graph clamps)."""
 
     def __init__(self, network: StyleNetwork):
-        self.path = exported_file(network)
-        self.session = cpu_session(self.path)
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float in [0, 1] -> the stylized batch, clamped to [0, 1] (the graph clamps)."""
-        array = np.ascontiguousarray(image.detach().cpu().float().numpy())
-        (out,) = self.session.run(None, {"image": array})
-        return torch.from_numpy(out)
+        super().__init__(exported_file(network), "image")

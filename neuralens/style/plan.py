@@ -58,7 +58,7 @@ def scale_iterations(
     larger, the anchor gets ANCHOR_ITERATIONS_BELOW_OUTPUT, each scale between it and the output MIN_ITERATIONS,
     and the output scale ANCHOR_ITERATIONS x (512/side)^2 (at least MIN_ITERATIONS) plus the anchor's given-up
     evaluations at the same cost in pixels (the cost per pixel is flat across sizes since the command runs
-    under jemalloc, ``neuralens/allocator.py``). Measured on the canonical objective at full resolution
+    under jemalloc or mimalloc, ``neuralens/allocator.py``). Measured on the canonical objective at full resolution
     (benchmarks/results/style_print.md, 2026-12-08): at 1024 px 20,20,40,27 gave 2.48e12 in 136 s against
     the former 20,20,75,19's 2.87e12 in 143 s; at 2048 px 20,20,40,10,12 6.29e12 in 245 s against
     20,20,75,19,10's 6.46e12 in 304 s; lower in less time at 700, 1500 and 4000 px too (benchmarks/README.md).
